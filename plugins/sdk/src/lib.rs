@@ -1,0 +1,148 @@
+//! The provisioner plugin SDK: the bindings of the WIT package
+//! `provisioner:plugin@0.1.0` plus a few helpers, so that a plugin is one short file.
+//!
+//! ```ignore
+//! use provisioner_plugin_sdk::*;
+//!
+//! struct Hello;
+//!
+//! impl Plugin for Hello {
+//!     fn describe() -> PluginInfo { /* name, version, capabilities … */ }
+//!     fn validate(config: String) -> Result<(), Vec<ConfigProblem>> { Ok(()) }
+//!     fn provision(ctx: Context) -> Result<Vec<Output>, String> { Ok(vec![]) }
+//!     fn ready(ctx: Context) -> Result<Readiness, String> { Ok(Readiness::Ready) }
+//!     fn teardown(ctx: Context, keep_volumes: bool) -> Result<(), String> { Ok(()) }
+//! }
+//!
+//! export_plugin!(Hello);
+//! ```
+//!
+//! Build with `cargo build --target wasm32-wasip2 --release`; the `.wasm` in
+//! `target/wasm32-wasip2/release/` is the plugin.
+
+wit_bindgen::generate!({
+    path: "../../wit/v0.1.0",
+    world: "service-plugin",
+    pub_export_macro: true,
+    export_macro_name: "export_plugin",
+    default_bindings_module: "provisioner_plugin_sdk",
+});
+
+pub use exports::provisioner::plugin::hooks::Guest as Plugin;
+pub use provisioner::plugin::docker::{
+    self, ContainerInfo, ContainerSpec, ContainerState, Deployment, EnsureOutcome, EnvVar,
+    ExecOptions, ExecOutput, HealthCheck, Mount, Port, PublishedPort, Resources,
+};
+pub use provisioner::plugin::log::{self as host_log, Level};
+pub use provisioner::plugin::secrets;
+pub use provisioner::plugin::types::{
+    Capability, ConfigProblem, Context, Error, KeyValue, Output, PluginInfo, Readiness,
+};
+
+/// The WIT version this SDK was generated from; put it in `PluginInfo::wit_version`.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// Parse a service's `config` JSON into `T`, naming the offending key on failure.
+/// Use `#[serde(deny_unknown_fields)]` on `T` so typos are reported too.
+pub fn parse_config<T: serde::de::DeserializeOwned>(config: &str) -> Result<T, Vec<ConfigProblem>> {
+    let mut de = serde_json::Deserializer::from_str(config);
+    serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let key = err.path().to_string();
+        let key = if key == "." { String::new() } else { key };
+        vec![ConfigProblem { key, message: err.into_inner().to_string() }]
+    })
+}
+
+/// Log at info level.
+pub fn info(message: &str) {
+    host_log::log(Level::Info, message);
+}
+
+/// Log at warn level.
+pub fn warn(message: &str) {
+    host_log::log(Level::Warn, message);
+}
+
+/// Log at debug level.
+pub fn debug(message: &str) {
+    host_log::log(Level::Debug, message);
+}
+
+/// Show what a long step is doing on the service's progress line.
+pub fn progress(message: &str) {
+    host_log::progress(message);
+}
+
+impl Output {
+    /// An output the user may see, e.g. a host name.
+    pub fn plain(name: &str, value: impl Into<String>) -> Self {
+        Output { name: name.to_string(), value: value.into(), secret: false }
+    }
+
+    /// An output holding a credential: written to `.env`, never shown.
+    pub fn secret(name: &str, value: impl Into<String>) -> Self {
+        Output { name: name.to_string(), value: value.into(), secret: true }
+    }
+}
+
+impl EnvVar {
+    pub fn plain(name: &str, value: impl Into<String>) -> Self {
+        EnvVar { name: name.to_string(), value: value.into(), secret: false }
+    }
+
+    pub fn secret(name: &str, value: impl Into<String>) -> Self {
+        EnvVar { name: name.to_string(), value: value.into(), secret: true }
+    }
+}
+
+impl ContainerSpec {
+    /// A spec with one replica and everything else empty; fill in what you need.
+    pub fn new(name: &str, image: &str) -> Self {
+        ContainerSpec {
+            name: name.to_string(),
+            image: image.to_string(),
+            command: None,
+            entrypoint: None,
+            env: Vec::new(),
+            ports: Vec::new(),
+            mounts: Vec::new(),
+            health: None,
+            resources: None,
+            user: None,
+            aliases: Vec::new(),
+            labels: Vec::new(),
+            replicas: 1,
+            stop_timeout_ms: None,
+        }
+    }
+}
+
+impl ExecOptions {
+    pub fn none() -> Self {
+        ExecOptions { env: Vec::new(), user: None, workdir: None, stdin: None }
+    }
+}
+
+impl ExecOutput {
+    pub fn success(&self) -> bool {
+        self.exit_code == 0
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+impl ContainerInfo {
+    /// `host:port` where `container_port` is published, if it is.
+    pub fn published(&self, container_port: u16) -> Option<String> {
+        self.ports
+            .iter()
+            .find(|p| p.container_port == container_port)
+            .map(|p| format!("{}:{}", p.host_ip, p.host_port))
+    }
+}
