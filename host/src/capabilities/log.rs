@@ -1,0 +1,39 @@
+//! `log`: always available. Messages go to the host's tracing log tagged with plugin
+//! and service, with any secret the hook has read masked out and the length capped.
+
+use crate::runtime::bindings::v0_1::log::{Host, Level};
+use crate::runtime::state::HookState;
+
+const MAX_MESSAGE: usize = 4096;
+
+impl Host for HookState {
+    fn log(&mut self, level: Level, message: String) {
+        // The no-op path (level filtered out) must stay cheap: plugins log freely.
+        let enabled = match level {
+            Level::Trace => tracing::enabled!(tracing::Level::TRACE),
+            Level::Debug => tracing::enabled!(tracing::Level::DEBUG),
+            _ => true,
+        };
+        if !enabled {
+            return;
+        }
+        let message = self.mask(&message, MAX_MESSAGE);
+        let scope = &self.host.scope;
+        let (plugin, service) = (scope.plugin.as_str(), scope.service.as_str());
+        match level {
+            Level::Trace => tracing::trace!(plugin, service, "{message}"),
+            Level::Debug => tracing::debug!(plugin, service, "{message}"),
+            Level::Info => tracing::info!(plugin, service, "{message}"),
+            Level::Warn => tracing::warn!(plugin, service, "{message}"),
+            Level::Error => tracing::error!(plugin, service, "{message}"),
+        }
+    }
+
+    fn progress(&mut self, message: String) {
+        let message = self.mask(&message, 200);
+        if let Some(sink) = &self.host.progress {
+            sink(&self.host.scope, &message);
+        }
+        tracing::debug!(plugin = %self.host.scope.plugin, service = %self.host.scope.service, "progress: {message}");
+    }
+}

@@ -1,0 +1,157 @@
+//! The container engine as the host sees it: a handful of primitive operations on
+//! fully named, fully labelled resources. Policy (names, labels, ownership, limits)
+//! is decided before a request gets here, in `capabilities::docker`; an engine only
+//! carries requests out.
+
+#[cfg(test)]
+pub mod fake;
+mod unavailable;
+
+pub use unavailable::Unavailable;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// Why an engine operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A container exactly as it will be created. Built only by
+/// `capabilities::docker::container_request`, which applies the invariants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRequest {
+    pub name: String,
+    pub image: String,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<(String, String)>,
+    pub labels: BTreeMap<String, String>,
+    /// (container port, host address, host port or 0 for any)
+    pub ports: Vec<(u16, IpAddr, u16)>,
+    /// (engine volume name, target path, read-only)
+    pub volumes: Vec<(String, String, bool)>,
+    pub network: String,
+    pub aliases: Vec<String>,
+    pub user: Option<String>,
+    pub health: Option<HealthRequest>,
+    pub memory_bytes: u64,
+    pub nano_cpus: u64,
+    pub pids: u32,
+    pub stop_timeout_secs: u32,
+}
+
+impl ContainerRequest {
+    /// Whether anything in the request could reach outside the container's own
+    /// sandbox. Engines must refuse such a request; `container_request` never builds
+    /// one, and this is asserted again right before the engine call.
+    pub fn is_confined(&self) -> bool {
+        self.volumes.iter().all(|(source, _, _)| !source.starts_with('/') && !source.contains(".."))
+            && self.memory_bytes > 0
+            && self.nano_cpus > 0
+            && self.pids > 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthRequest {
+    pub command: Vec<String>,
+    pub interval_ms: u32,
+    pub timeout_ms: u32,
+    pub retries: u32,
+    pub start_period_ms: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Exited,
+    Dead,
+    Removing,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+/// A container as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerDetails {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub labels: BTreeMap<String, String>,
+    pub state: State,
+    pub health: Option<Health>,
+    pub exit_code: Option<i32>,
+    /// (container port, host address, host port)
+    pub ports: Vec<(u16, String, u16)>,
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeDetails {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecRequest {
+    pub command: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub stdin: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecResult {
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// The primitive operations. Every call names resources by their full engine name.
+/// Calls block; the host runs each hook on its own thread.
+pub trait ContainerEngine: Send + Sync {
+    /// A short description for messages, e.g. `unix:///var/run/docker.sock`.
+    fn describe(&self) -> String;
+
+    /// Create the network if missing (labelled as given); return its name.
+    fn ensure_network(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<(), EngineError>;
+    fn remove_network(&self, name: &str) -> Result<(), EngineError>;
+
+    fn inspect_volume(&self, name: &str) -> Result<Option<VolumeDetails>, EngineError>;
+    fn create_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<(), EngineError>;
+    fn remove_volume(&self, name: &str) -> Result<(), EngineError>;
+    /// Volumes carrying all of these labels.
+    fn list_volumes(&self, labels: &BTreeMap<String, String>) -> Result<Vec<VolumeDetails>, EngineError>;
+
+    /// Make the image available locally, pulling it if needed; `progress` gets
+    /// short human-readable updates.
+    fn ensure_image(&self, image: &str, progress: &mut dyn FnMut(&str)) -> Result<(), EngineError>;
+
+    fn create_container(&self, request: &ContainerRequest) -> Result<String, EngineError>;
+    fn start_container(&self, name: &str) -> Result<(), EngineError>;
+    fn stop_container(&self, name: &str, timeout_secs: u32) -> Result<(), EngineError>;
+    fn remove_container(&self, name: &str) -> Result<(), EngineError>;
+    fn inspect_container(&self, name: &str) -> Result<Option<ContainerDetails>, EngineError>;
+    /// Containers (running or not) carrying all of these labels.
+    fn list_containers(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerDetails>, EngineError>;
+
+    fn exec(&self, name: &str, request: &ExecRequest) -> Result<ExecResult, EngineError>;
+    fn write_file(&self, name: &str, path: &str, contents: &[u8], mode: u32) -> Result<(), EngineError>;
+    fn logs(&self, name: &str, lines: u32) -> Result<String, EngineError>;
+}

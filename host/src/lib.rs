@@ -1,0 +1,14 @@
+//! provisioner: brings up an application's backing infrastructure on a container
+//! engine through sandboxed WebAssembly component plugins.
+//!
+//! Where things are:
+//! - `runtime`: the wasmtime engine, per-hook stores and limits, the component cache;
+//! - `capabilities`: declared ∩ granted, one file per host import;
+//! - `engine`: the container engine operations the capabilities use;
+//! - `discovery`: finding and loading plugins;
+//! - `config`: `provisioner.toml`;
+//! - `lifecycle`: the order hooks run in for `run` and `teardown`.
+
+pub mod capabilities;
+pub mod engine;
+pub mod runtime;
