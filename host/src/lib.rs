@@ -10,5 +10,8 @@
 //! - `lifecycle`: the order hooks run in for `run` and `teardown`.
 
 pub mod capabilities;
+pub mod config;
+pub mod discovery;
 pub mod engine;
+pub mod lifecycle;
 pub mod runtime;

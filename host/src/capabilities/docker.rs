@@ -595,7 +595,7 @@ mod tests {
             scope: scope(),
             effective: Effective::new("postgres", declared(), grants),
             engine,
-            ..ServiceHost::sealed("postgres")
+            ..ServiceHost::sealed("postgres", HookLimits::default())
         };
         HookState::new(Arc::new(host), StderrTail::new(64), &HookLimits::default()).unwrap()
     }

@@ -49,8 +49,8 @@ impl Capability {
             Capability::Publish(p) => format!("publish = [{p}]"),
             Capability::Volume(v) => format!("volumes = [\"{v}\"]"),
             Capability::Exec => "exec = true".into(),
-            Capability::NetProbe => "net-probe = true".into(),
-            Capability::StateFiles => "state-files = true".into(),
+            Capability::NetProbe => "net_probe = true".into(),
+            Capability::StateFiles => "state_files = true".into(),
             Capability::Secrets => "secrets = true".into(),
         }
     }
@@ -73,7 +73,7 @@ impl std::fmt::Display for Capability {
 /// What the operator grants one plugin: `[plugins.NAME.grants]` in provisioner.toml,
 /// or the default policy of a first-party plugin.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(deny_unknown_fields)]
 pub struct Grants {
     /// Image patterns (`*` matches any run of characters).
     #[serde(default)]

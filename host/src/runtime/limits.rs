@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Limits for one hook call. Defaults suit the first-party plugins; an environment
 /// may override them (`[environments.NAME.limits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+#[serde(deny_unknown_fields, default)]
 pub struct HookLimits {
     /// Linear memory across all of the plugin's instances, in MiB.
     pub memory_mb: u64,

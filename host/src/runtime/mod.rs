@@ -247,7 +247,7 @@ impl PluginRuntime {
         }
     }
 
-    /// Run one hook in a fresh store with the runtime's limits.
+    /// Run one hook in a fresh store with the service's limits.
     pub fn call<R>(
         &self,
         plugin: &LoadedPlugin,
@@ -257,7 +257,7 @@ impl PluginRuntime {
     ) -> Result<HookCall<R>, HookFailure> {
         let started = Instant::now();
         let stderr = StderrTail::new(16 * 1024);
-        let limits = self.limits;
+        let limits = host.limits;
         let plugin_name = if plugin.info.name.is_empty() { host.scope.plugin.clone() } else { plugin.info.name.clone() };
         let fail = |reason: String, stderr: &StderrTail, denials: Vec<Denial>| HookFailure {
             plugin: plugin_name.clone(),
@@ -293,14 +293,14 @@ impl PluginRuntime {
 
     /// `describe`, with no capabilities at all.
     pub fn describe(&self, plugin: &LoadedPlugin, label: &str) -> Result<PluginInfo, HookFailure> {
-        let host = Arc::new(ServiceHost::sealed(label));
+        let host = Arc::new(ServiceHost::sealed(label, self.limits));
         let call = self.call(plugin, host, Hook::Describe, |hooks, store| hooks.call_describe(store))?;
         Ok(PluginInfo::from(call.value))
     }
 
     /// `validate`, with no capabilities at all. `Ok(problems)`; empty means valid.
     pub fn validate(&self, plugin: &LoadedPlugin, config_json: &str) -> Result<Vec<(String, String)>, HookFailure> {
-        let host = Arc::new(ServiceHost::sealed(&plugin.info.name));
+        let host = Arc::new(ServiceHost::sealed(&plugin.info.name, self.limits));
         let call = self.call(plugin, host, Hook::Validate, |hooks, store| hooks.call_validate(store, config_json))?;
         Ok(match call.value {
             Ok(()) => Vec::new(),

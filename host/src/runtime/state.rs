@@ -67,12 +67,14 @@ pub struct ServiceHost {
     /// `net-probe` may connect to. Filled in as containers are inspected.
     pub probe_targets: Arc<Mutex<HashSet<SocketAddr>>>,
     pub progress: Option<ProgressSink>,
+    /// Sandbox limits of each hook call for this service.
+    pub limits: HookLimits,
 }
 
 impl ServiceHost {
     /// A host for calls that must not touch anything, such as `describe` and
     /// `validate`: no capabilities, no engine, no files.
-    pub fn sealed(plugin: &str) -> Self {
+    pub fn sealed(plugin: &str, limits: HookLimits) -> Self {
         ServiceHost {
             scope: Scope { project: String::new(), environment: String::new(), service: String::new(), plugin: plugin.to_string() },
             effective: Effective::new(plugin, Vec::new(), Default::default()),
@@ -82,6 +84,7 @@ impl ServiceHost {
             secrets_dir: None,
             probe_targets: Arc::default(),
             progress: None,
+            limits,
         }
     }
 }

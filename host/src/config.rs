@@ -1,0 +1,480 @@
+//! `provisioner.toml`: parsing and every check that can be made before anything
+//! starts. Errors name the file, the line and the key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::capabilities::Grants;
+use crate::runtime::is_valid_name;
+use crate::runtime::limits::HookLimits;
+use crate::runtime::state::ContainerDefaults;
+
+pub const FILE_NAME: &str = "provisioner.toml";
+
+/// A problem in provisioner.toml.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}: {key}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    project: RawProject,
+    #[serde(default)]
+    environments: BTreeMap<String, Environment>,
+    #[serde(default)]
+    services: BTreeMap<String, RawService>,
+    #[serde(default)]
+    plugins: BTreeMap<String, PluginSettings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProject {
+    name: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    plugin: Spanned<String>,
+    #[serde(default)]
+    depends_on: Vec<Spanned<String>>,
+    replicas: Option<Spanned<u32>>,
+    #[serde(default)]
+    config: toml::Table,
+}
+
+/// `[environments.NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Where published ports listen on the host.
+    #[serde(default = "localhost")]
+    pub bind_address: IpAddr,
+    /// Sandbox limits per hook call.
+    #[serde(default)]
+    pub limits: HookLimits,
+    /// Default resource limits of every container.
+    #[serde(default)]
+    pub resources: ResourceDefaults,
+    /// Image per service, replacing the plugin's default (e.g. a local build).
+    #[serde(default)]
+    pub images: BTreeMap<String, String>,
+    /// How long a service may take to become ready.
+    #[serde(default = "default_readiness_timeout")]
+    pub readiness_timeout_secs: u64,
+}
+
+fn localhost() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::LOCALHOST)
+}
+
+fn default_readiness_timeout() -> u64 {
+    120
+}
+
+impl Default for Environment {
+    fn default() -> Self {
+        Environment {
+            bind_address: localhost(),
+            limits: HookLimits::default(),
+            resources: ResourceDefaults::default(),
+            images: BTreeMap::new(),
+            readiness_timeout_secs: default_readiness_timeout(),
+        }
+    }
+}
+
+/// `[environments.NAME.resources]`: limits every container gets unless its plugin
+/// asks for other values (which are still capped by the `max_*` ones).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResourceDefaults {
+    pub memory_mb: u32,
+    pub cpu_millis: u32,
+    pub pids: u32,
+    pub max_memory_mb: u32,
+    pub max_cpu_millis: u32,
+    pub max_pids: u32,
+}
+
+impl Default for ResourceDefaults {
+    fn default() -> Self {
+        let d = ContainerDefaults::default();
+        ResourceDefaults {
+            memory_mb: d.memory_mb,
+            cpu_millis: d.cpu_millis,
+            pids: d.pids,
+            max_memory_mb: d.max_memory_mb,
+            max_cpu_millis: d.max_cpu_millis,
+            max_pids: d.max_pids,
+        }
+    }
+}
+
+impl Environment {
+    pub fn container_defaults(&self) -> ContainerDefaults {
+        let r = &self.resources;
+        ContainerDefaults {
+            bind_address: self.bind_address,
+            memory_mb: r.memory_mb,
+            cpu_millis: r.cpu_millis,
+            pids: r.pids,
+            max_memory_mb: r.max_memory_mb,
+            max_cpu_millis: r.max_cpu_millis,
+            max_pids: r.max_pids,
+        }
+    }
+}
+
+/// `[plugins.NAME]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSettings {
+    /// What the operator grants this plugin, replacing any default policy.
+    pub grants: Option<Grants>,
+}
+
+/// `[services.NAME]`, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub plugin: String,
+    pub depends_on: Vec<String>,
+    pub replicas: u32,
+    /// The `config` table as JSON, for the plugin.
+    pub config: serde_json::Value,
+    /// Line of the `plugin = …` key, for messages.
+    pub line: usize,
+}
+
+/// A loaded, checked provisioner.toml.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub file: PathBuf,
+    pub name: String,
+    pub environments: BTreeMap<String, Environment>,
+    pub services: BTreeMap<String, Service>,
+    pub plugins: BTreeMap<String, PluginSettings>,
+}
+
+fn line_of(source: &str, offset: usize) -> usize {
+    source[..offset.min(source.len())].matches('\n').count() + 1
+}
+
+impl Project {
+    /// The folder holding provisioner.toml.
+    pub fn root(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("."))
+    }
+
+    /// `.provisioner/<env>/`: state, secrets and service folders of one environment.
+    pub fn state_dir(&self, environment: &str) -> PathBuf {
+        self.root().join(".provisioner").join(environment)
+    }
+
+    pub fn load(file: &Path) -> Result<Project, ConfigError> {
+        let source = std::fs::read_to_string(file).map_err(|e| ConfigError {
+            file: file.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Project::parse(file, &source)
+    }
+
+    pub fn parse(file: &Path, source: &str) -> Result<Project, ConfigError> {
+        let error = |line: Option<usize>, key: &str, message: String| ConfigError {
+            file: file.to_path_buf(),
+            line,
+            key: key.to_string(),
+            message,
+        };
+        let raw: RawFile = toml::from_str(source).map_err(|e| {
+            let span = e.span();
+            let key = span
+                .clone()
+                .and_then(|s| source.get(s))
+                .map(|k| k.trim().trim_matches(['[', ']', '"']).to_string())
+                .unwrap_or_default();
+            error(span.map(|s| line_of(source, s.start)), &key, e.message().trim().to_string())
+        })?;
+
+        let name_line = line_of(source, raw.project.name.span().start);
+        let name = raw.project.name.into_inner();
+        if !is_valid_name(&name) {
+            return Err(error(
+                Some(name_line),
+                "project.name",
+                format!("`{name}`: use 1 to 40 lower-case letters, digits and `-`, starting with a letter"),
+            ));
+        }
+        for env in raw.environments.keys() {
+            if !is_valid_name(env) {
+                let line = source.find(&format!("environments.{env}")).map(|o| line_of(source, o));
+                return Err(error(line, &format!("environments.{env}"), "environment names are lower-case letters, digits and `-`".into()));
+            }
+        }
+
+        let mut services = BTreeMap::new();
+        for (service_name, raw_service) in &raw.services {
+            let line = line_of(source, raw_service.plugin.span().start);
+            let key = format!("services.{service_name}");
+            if !is_valid_name(service_name) {
+                return Err(error(
+                    Some(line),
+                    &key,
+                    "service names are 1 to 40 lower-case letters, digits and `-`, starting with a letter".into(),
+                ));
+            }
+            let mut depends_on = Vec::new();
+            for dep in &raw_service.depends_on {
+                let dep_line = Some(line_of(source, dep.span().start));
+                let dep_name = dep.get_ref();
+                if dep_name == service_name {
+                    return Err(error(dep_line, &format!("{key}.depends_on"), format!("`{service_name}` depends on itself")));
+                }
+                if !raw.services.contains_key(dep_name) {
+                    return Err(error(
+                        dep_line,
+                        &format!("{key}.depends_on"),
+                        format!(
+                            "`{dep_name}` is not a service here (services: {})",
+                            raw.services.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+                depends_on.push(dep_name.clone());
+            }
+            let replicas = match &raw_service.replicas {
+                Some(r) if *r.get_ref() == 0 || *r.get_ref() > 64 => {
+                    return Err(error(Some(line_of(source, r.span().start)), &format!("{key}.replicas"), "must be 1 to 64".into()))
+                }
+                Some(r) => *r.get_ref(),
+                None => 1,
+            };
+            let config = serde_json::to_value(&raw_service.config)
+                .map_err(|e| error(Some(line), &format!("{key}.config"), e.to_string()))?;
+            services.insert(
+                service_name.clone(),
+                Service {
+                    name: service_name.clone(),
+                    plugin: raw_service.plugin.get_ref().clone(),
+                    depends_on,
+                    replicas,
+                    config,
+                    line,
+                },
+            );
+        }
+
+        for (env_name, env) in &raw.environments {
+            for service in env.images.keys() {
+                if !services.contains_key(service) {
+                    let line = source.find(&format!("{service} =")).map(|o| line_of(source, o));
+                    return Err(error(line, &format!("environments.{env_name}.images.{service}"), format!("`{service}` is not a service here")));
+                }
+            }
+        }
+
+        let project = Project { file: file.to_path_buf(), name, environments: raw.environments, services, plugins: raw.plugins };
+        if let Some(cycle) = project.find_cycle() {
+            let first = &project.services[&cycle[0]];
+            return Err(error(
+                Some(first.line),
+                &format!("services.{}.depends_on", cycle[0]),
+                format!("dependency cycle: {}", cycle.join(" -> ")),
+            ));
+        }
+        Ok(project)
+    }
+
+    /// The environment called `name`. `local` and `ci` exist with defaults even when
+    /// the file does not mention them.
+    pub fn environment(&self, name: &str) -> Result<Environment, ConfigError> {
+        match self.environments.get(name) {
+            Some(env) => Ok(env.clone()),
+            None if name == "local" || name == "ci" => Ok(Environment::default()),
+            None => Err(ConfigError {
+                file: self.file.clone(),
+                line: None,
+                key: format!("environments.{name}"),
+                message: format!(
+                    "no such environment (defined: {}); add a [environments.{name}] table",
+                    if self.environments.is_empty() {
+                        "none".to_string()
+                    } else {
+                        self.environments.keys().cloned().collect::<Vec<_>>().join(", ")
+                    }
+                ),
+            }),
+        }
+    }
+
+    /// Check that every service's plugin is known. `available` are the plugin names
+    /// found on the search path.
+    pub fn check_plugins(&self, available: &BTreeSet<String>) -> Result<(), ConfigError> {
+        for service in self.services.values() {
+            if !available.contains(&service.plugin) {
+                return Err(ConfigError {
+                    file: self.file.clone(),
+                    line: Some(service.line),
+                    key: format!("services.{}.plugin", service.name),
+                    message: format!(
+                        "no plugin called `{}` was found (found: {}); see `provisioner plugins list`",
+                        service.plugin,
+                        if available.is_empty() {
+                            "none".to_string()
+                        } else {
+                            available.iter().cloned().collect::<Vec<_>>().join(", ")
+                        }
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A dependency cycle, as the path of service names that closes it.
+    fn find_cycle(&self) -> Option<Vec<String>> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Active,
+            Done,
+        }
+        fn visit(project: &Project, name: &str, marks: &mut BTreeMap<String, Mark>, path: &mut Vec<String>) -> Option<Vec<String>> {
+            match marks.get(name).copied().unwrap_or(Mark::New) {
+                Mark::Done => return None,
+                Mark::Active => {
+                    let start = path.iter().position(|p| p == name).unwrap_or(0);
+                    let mut cycle = path[start..].to_vec();
+                    cycle.push(name.to_string());
+                    return Some(cycle);
+                }
+                Mark::New => {}
+            }
+            marks.insert(name.to_string(), Mark::Active);
+            path.push(name.to_string());
+            for dep in &project.services[name].depends_on {
+                if let Some(cycle) = visit(project, dep, marks, path) {
+                    return Some(cycle);
+                }
+            }
+            path.pop();
+            marks.insert(name.to_string(), Mark::Done);
+            None
+        }
+        let mut marks = BTreeMap::new();
+        for name in self.services.keys() {
+            if let Some(cycle) = visit(self, name, &mut marks, &mut Vec::new()) {
+                return Some(cycle);
+            }
+        }
+        None
+    }
+
+    /// Services that depend on `name`, directly.
+    pub fn dependents(&self, name: &str) -> Vec<String> {
+        self.services.values().filter(|s| s.depends_on.iter().any(|d| d == name)).map(|s| s.name.clone()).collect()
+    }
+
+    /// The operator's explicit grants for a plugin, if any.
+    pub fn grants(&self, plugin: &str) -> Option<&Grants> {
+        self.plugins.get(plugin).and_then(|p| p.grants.as_ref())
+    }
+}
+
+/// Find provisioner.toml in `dir` or the nearest parent.
+pub fn find_project_file(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors().map(|d| d.join(FILE_NAME)).find(|f| f.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(source: &str) -> Result<Project, ConfigError> {
+        Project::parse(Path::new("provisioner.toml"), source)
+    }
+
+    const GOOD: &str = r#"
+[project]
+name = "ticketing"
+
+[environments.local]
+limits = { hook_timeout_ms = 5000 }
+
+[services.db]
+plugin = "postgres"
+config = { database = "ticketing" }
+
+[services.backend]
+plugin = "container"
+depends_on = ["db"]
+replicas = 2
+
+[plugins.memcached.grants]
+images = ["memcached:1*"]
+publish = [11211]
+"#;
+
+    #[test]
+    fn a_good_file() {
+        let p = parse(GOOD).unwrap();
+        assert_eq!(p.name, "ticketing");
+        assert_eq!(p.services["backend"].depends_on, vec!["db"]);
+        assert_eq!(p.services["backend"].replicas, 2);
+        assert_eq!(p.services["db"].config["database"], "ticketing");
+        assert_eq!(p.environment("local").unwrap().limits.hook_timeout_ms, 5000);
+        assert_eq!(p.environment("local").unwrap().limits.memory_mb, 64);
+        assert_eq!(p.environment("ci").unwrap(), Environment::default());
+        assert!(p.environment("prod").unwrap_err().message.contains("[environments.prod]"));
+        assert_eq!(p.grants("memcached").unwrap().publish, vec![11211]);
+        assert_eq!(p.dependents("db"), vec!["backend"]);
+    }
+
+    #[test]
+    fn bad_files_name_line_and_key() {
+        // (source, line, key contains, message contains)
+        let cases = [
+            ("[project]\nname = \"x\"\n[services.db]\nplugin = \"postgres\"\ncolour = 1\n", Some(5), "colour", "unknown field"),
+            ("[project]\nname = \"x\"\nextra = true\n", Some(3), "extra", "unknown field"),
+            ("[project]\nname = \"Bad Name\"\n", Some(2), "project.name", "lower-case"),
+            ("[project]\nname = \"x\"\n[services.a]\nplugin = \"p\"\ndepends_on = [\"b\"]\n[services.b]\nplugin = \"p\"\ndepends_on = [\"a\"]\n", Some(4), "services.a.depends_on", "cycle: a -> b -> a"),
+            ("[project]\nname = \"x\"\n[services.a]\nplugin = \"p\"\ndepends_on = [\"ghost\"]\n", Some(5), "services.a.depends_on", "`ghost` is not a service"),
+            ("[project]\nname = \"x\"\n[services.a]\nplugin = \"p\"\ndepends_on = [\"a\"]\n", Some(5), "services.a.depends_on", "itself"),
+            ("[project]\nname = \"x\"\n[services.a]\nplugin = \"p\"\nreplicas = 0\n", Some(5), "services.a.replicas", "1 to 64"),
+            ("[project]\nname = \"x\"\n[services.a]\nplugin = 3\n", Some(4), "", "invalid type"),
+            ("[project]\nname = \"x\"\n[environments.local]\nimages = { ghost = \"x:1\" }\n", Some(4), "images.ghost", "not a service"),
+            ("[project]\nname = \"x\"\n[plugins.m.grants]\nimage = [\"x\"]\n", Some(4), "image", "unknown field"),
+        ];
+        for (source, line, key, message) in cases {
+            let err = parse(source).unwrap_err();
+            assert_eq!(err.line, line, "{source}: {err}");
+            assert!(err.key.contains(key), "{source}: key {:?}", err.key);
+            assert!(err.message.contains(message), "{source}: {err}");
+            assert!(err.to_string().starts_with("provisioner.toml:"), "{err}");
+        }
+    }
+
+    #[test]
+    fn unknown_plugins_are_named() {
+        let p = parse(GOOD).unwrap();
+        let available: BTreeSet<String> = ["postgres".to_string()].into();
+        let err = p.check_plugins(&available).unwrap_err();
+        assert_eq!(err.key, "services.backend.plugin");
+        assert_eq!(err.line, Some(13));
+        assert!(err.message.contains("`container`") && err.message.contains("found: postgres"), "{err}");
+    }
+}

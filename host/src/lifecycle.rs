@@ -1,0 +1,532 @@
+//! The run lifecycle: which hook runs when.
+//!
+//! `run`: check every service's config with its plugin's `validate` (nothing starts
+//! if any is wrong), then start each service as soon as everything it depends on is
+//! ready — independent services in parallel, one thread each — with `provision`
+//! followed by `ready` polled every few tens of milliseconds. A service that fails
+//! stops its dependents, never its siblings.
+//!
+//! `teardown`: the same graph backwards — a service goes once all of its dependents
+//! have gone.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::capabilities::docker::service_labels;
+use crate::capabilities::secrets::SecretFile;
+use crate::capabilities::{Denial, Effective};
+use crate::config::{ConfigError, Environment, Project, Service};
+use crate::discovery::Catalog;
+use crate::engine::ContainerEngine;
+use crate::runtime::state::{ProgressSink, Scope, ServiceHost};
+use crate::runtime::{Hook, HookContext, HookFailure, LoadedPlugin, Output, PluginRuntime};
+
+/// How often `ready` is asked while a service comes up.
+const READY_POLL: Duration = Duration::from_millis(40);
+/// Container log lines shown with a failed service.
+const LOG_TAIL_LINES: u32 = 20;
+
+/// What a run acts on.
+pub struct Stack<'a> {
+    pub project: &'a Project,
+    pub environment: &'a str,
+    pub catalog: &'a Catalog,
+    pub runtime: &'a PluginRuntime,
+    pub engine: Arc<dyn ContainerEngine>,
+    pub progress: Option<ProgressSink>,
+}
+
+/// What happened to one service.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "status")]
+pub enum Status {
+    Ready,
+    TornDown,
+    Failed {
+        hook: Hook,
+        message: String,
+        /// The last lines of the service's container logs, when it has containers.
+        log_tail: String,
+    },
+    /// Not attempted because a service it needs failed.
+    Skipped { because: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceReport {
+    pub service: String,
+    pub plugin: String,
+    #[serde(flatten)]
+    pub status: Status,
+    #[serde(skip)]
+    pub outputs: Vec<Output>,
+    pub provision_ms: Option<u128>,
+    pub ready_ms: Option<u128>,
+    pub total_ms: u128,
+    pub denials: Vec<Denial>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub environment: String,
+    pub services: Vec<ServiceReport>,
+    pub elapsed_ms: u128,
+}
+
+impl Summary {
+    pub fn succeeded(&self) -> bool {
+        self.services.iter().all(|s| matches!(s.status, Status::Ready | Status::TornDown))
+    }
+
+    pub fn denials(&self) -> impl Iterator<Item = &Denial> {
+        self.services.iter().flat_map(|s| s.denials.iter())
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |v: Option<u128>| v.map(|v| format!("{v} ms")).unwrap_or_else(|| "-".into());
+        writeln!(f, "{:<16} {:<14} {:<10} {:>10} {:>10} {:>10}", "service", "plugin", "status", "provision", "ready", "total")?;
+        for s in &self.services {
+            let status = match &s.status {
+                Status::Ready => "ready",
+                Status::TornDown => "removed",
+                Status::Failed { .. } => "FAILED",
+                Status::Skipped { .. } => "skipped",
+            };
+            writeln!(
+                f,
+                "{:<16} {:<14} {:<10} {:>10} {:>10} {:>10}",
+                s.service,
+                s.plugin,
+                status,
+                ms(s.provision_ms),
+                ms(s.ready_ms),
+                format!("{} ms", s.total_ms)
+            )?;
+        }
+        for s in &self.services {
+            match &s.status {
+                Status::Failed { hook, message, log_tail } => {
+                    writeln!(f, "\nservice `{}` failed in `{hook}`: {message}", s.service)?;
+                    if !log_tail.trim().is_empty() {
+                        writeln!(f, "  container log (last lines):\n    {}", log_tail.trim_end().replace('\n', "\n    "))?;
+                    }
+                }
+                Status::Skipped { because } => writeln!(f, "\nservice `{}` skipped: {because}", s.service)?,
+                _ => {}
+            }
+        }
+        let denials: Vec<&Denial> = self.denials().collect();
+        if !denials.is_empty() {
+            writeln!(f, "\ndenied ({}):", denials.len())?;
+            for d in denials {
+                writeln!(f, "  {d}")?;
+            }
+        }
+        write!(f, "\n{} in {} ms", if self.succeeded() { "done" } else { "failed" }, self.elapsed_ms)
+    }
+}
+
+/// Problems found before anything started.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    InvalidConfig(Vec<ConfigError>),
+    #[error(transparent)]
+    Hook(#[from] HookFailure),
+}
+
+/// One service, ready to have its hooks called.
+struct Prepared {
+    service: Service,
+    plugin: Arc<LoadedPlugin>,
+    host: Arc<ServiceHost>,
+}
+
+impl Stack<'_> {
+    fn environment(&self) -> Result<Environment, ConfigError> {
+        self.project.environment(self.environment)
+    }
+
+    /// Check everything that can be checked without touching the engine.
+    fn prepare(&self) -> Result<(Environment, BTreeMap<String, Prepared>), PreflightError> {
+        let env = self.environment()?;
+        let names = self.catalog.plugins.keys().cloned().collect();
+        self.project.check_plugins(&names)?;
+
+        let state_dir = self.project.state_dir(self.environment);
+        let mut problems = Vec::new();
+        let mut prepared = BTreeMap::new();
+        for service in self.project.services.values() {
+            let plugin = self.catalog.plugins[&service.plugin].plugin.clone();
+            let config_json = service.config.to_string();
+            for (key, message) in self.runtime.validate(&plugin, &config_json)? {
+                let key = if key.is_empty() { String::new() } else { format!(".{key}") };
+                problems.push(ConfigError {
+                    file: self.project.file.clone(),
+                    line: Some(service.line),
+                    key: format!("services.{}.config{key}", service.name),
+                    message: format!("{message} (checked by plugin `{}`)", service.plugin),
+                });
+            }
+            let (grants, _) = self.catalog.grants(&service.plugin, Some(self.project));
+            let host = ServiceHost {
+                scope: Scope {
+                    project: self.project.name.clone(),
+                    environment: self.environment.to_string(),
+                    service: service.name.clone(),
+                    plugin: service.plugin.clone(),
+                },
+                effective: Effective::new(&service.plugin, plugin.info.capabilities.clone(), grants),
+                engine: self.engine.clone(),
+                defaults: env.container_defaults(),
+                state_dir: Some(state_dir.join("services").join(&service.name)),
+                secrets_dir: Some(state_dir.join("secrets")),
+                probe_targets: Arc::default(),
+                progress: self.progress.clone(),
+                limits: env.limits,
+            };
+            prepared.insert(service.name.clone(), Prepared { service: service.clone(), plugin, host: Arc::new(host) });
+        }
+        if !problems.is_empty() {
+            return Err(PreflightError::InvalidConfig(problems));
+        }
+        Ok((env, prepared))
+    }
+
+    fn context(&self, env: &Environment, service: &Service, config: &serde_json::Value) -> HookContext {
+        HookContext {
+            project: self.project.name.clone(),
+            environment: self.environment.to_string(),
+            service: service.name.clone(),
+            config_json: config.to_string(),
+            replicas: service.replicas,
+            image_override: env.images.get(&service.name).cloned(),
+        }
+    }
+
+    fn note(&self, host: &ServiceHost, message: &str) {
+        if let Some(sink) = &self.progress {
+            sink(&host.scope, message);
+        }
+    }
+
+    /// Bring every service up. `Err` only for problems found before anything started.
+    pub fn run(&self) -> Result<Summary, PreflightError> {
+        let started = Instant::now();
+        let (env, prepared) = self.prepare()?;
+        let deps = |name: &str| prepared[name].service.depends_on.clone();
+        let results = schedule(prepared.keys().cloned().collect(), deps, |name, done| {
+            let p = &prepared[name];
+            let inputs: HashMap<String, Vec<Output>> =
+                p.service.depends_on.iter().map(|d| (d.clone(), done[d].outputs.clone())).collect();
+            self.bring_up(&env, p, &inputs)
+        });
+        Ok(Summary { environment: self.environment.to_string(), services: results, elapsed_ms: started.elapsed().as_millis() })
+    }
+
+    fn bring_up(&self, env: &Environment, p: &Prepared, inputs: &HashMap<String, Vec<Output>>) -> ServiceReport {
+        let started = Instant::now();
+        let mut report = ServiceReport {
+            service: p.service.name.clone(),
+            plugin: p.service.plugin.clone(),
+            status: Status::Ready,
+            outputs: Vec::new(),
+            provision_ms: None,
+            ready_ms: None,
+            total_ms: 0,
+            denials: Vec::new(),
+        };
+        let fail = |report: &mut ServiceReport, hook: Hook, message: String| {
+            report.status = Status::Failed { hook, message: self.mask(p, &message), log_tail: self.log_tail(p) };
+            report.total_ms = started.elapsed().as_millis();
+        };
+        let config = match resolve_references(&p.service.config, inputs) {
+            Ok(config) => config,
+            Err(message) => {
+                fail(&mut report, Hook::Provision, format!("config: {message}"));
+                return report;
+            }
+        };
+        let ctx = self.context(env, &p.service, &config);
+
+        self.note(&p.host, "provisioning");
+        match self.runtime.provision(&p.plugin, p.host.clone(), &ctx) {
+            Ok(call) => {
+                report.denials.extend(call.denials);
+                report.provision_ms = Some(call.elapsed.as_millis());
+                match call.value {
+                    Ok(outputs) => report.outputs = outputs,
+                    Err(message) => {
+                        fail(&mut report, Hook::Provision, message);
+                        return report;
+                    }
+                }
+            }
+            Err(failure) => {
+                report.denials.extend(failure.denials.iter().cloned());
+                fail(&mut report, Hook::Provision, failure.to_string());
+                return report;
+            }
+        }
+
+        self.note(&p.host, "waiting until ready");
+        let ready_started = Instant::now();
+        let deadline = ready_started + Duration::from_secs(env.readiness_timeout_secs);
+        let mut last_reason: String;
+        loop {
+            match self.runtime.ready(&p.plugin, p.host.clone(), &ctx) {
+                Ok(call) => {
+                    report.denials.extend(call.denials);
+                    match call.value {
+                        Ok(None) => break,
+                        Ok(Some(reason)) => last_reason = reason,
+                        Err(message) => {
+                            fail(&mut report, Hook::Ready, message);
+                            return report;
+                        }
+                    }
+                }
+                Err(failure) => {
+                    report.denials.extend(failure.denials.iter().cloned());
+                    fail(&mut report, Hook::Ready, failure.to_string());
+                    return report;
+                }
+            }
+            if Instant::now() >= deadline {
+                let message = format!("not ready after {} s: {last_reason}", env.readiness_timeout_secs);
+                fail(&mut report, Hook::Ready, message);
+                return report;
+            }
+            std::thread::sleep(READY_POLL);
+        }
+        report.ready_ms = Some(ready_started.elapsed().as_millis());
+        report.total_ms = started.elapsed().as_millis();
+        self.note(&p.host, "ready");
+        report
+    }
+
+    /// Remove every service, dependents first.
+    pub fn teardown(&self, keep_volumes: bool) -> Result<Summary, PreflightError> {
+        let started = Instant::now();
+        let (env, prepared) = self.prepare()?;
+        let dependents = |name: &str| self.project.dependents(name);
+        let results = schedule(prepared.keys().cloned().collect(), dependents, |name, _| {
+            let p = &prepared[name];
+            let started = Instant::now();
+            let ctx = self.context(&env, &p.service, &p.service.config);
+            self.note(&p.host, "tearing down");
+            let (status, denials) = match self.runtime.teardown(&p.plugin, p.host.clone(), &ctx, keep_volumes) {
+                Ok(call) => match call.value {
+                    Ok(()) => (Status::TornDown, call.denials),
+                    Err(message) => {
+                        (Status::Failed { hook: Hook::Teardown, message: self.mask(p, &message), log_tail: String::new() }, call.denials)
+                    }
+                },
+                Err(failure) => {
+                    let denials = failure.denials.clone();
+                    (Status::Failed { hook: Hook::Teardown, message: self.mask(p, &failure.to_string()), log_tail: String::new() }, denials)
+                }
+            };
+            ServiceReport {
+                service: p.service.name.clone(),
+                plugin: p.service.plugin.clone(),
+                status,
+                outputs: Vec::new(),
+                provision_ms: None,
+                ready_ms: None,
+                total_ms: started.elapsed().as_millis(),
+                denials,
+            }
+        });
+        Ok(Summary { environment: self.environment.to_string(), services: results, elapsed_ms: started.elapsed().as_millis() })
+    }
+
+    /// `text` with the service's secrets replaced by `***`.
+    fn mask(&self, p: &Prepared, text: &str) -> String {
+        let Some(dir) = &p.host.secrets_dir else { return text.to_string() };
+        let mut text = text.to_string();
+        if let Ok(secrets) = SecretFile::new(dir, &p.service.name).read_all() {
+            for value in secrets.values().filter(|v| !v.is_empty()) {
+                text = text.replace(value.as_str(), "***");
+            }
+        }
+        text
+    }
+
+    /// The last log lines of the service's containers.
+    fn log_tail(&self, p: &Prepared) -> String {
+        let Ok(containers) = self.engine.list_containers(&service_labels(&p.host.scope)) else { return String::new() };
+        let mut tail = String::new();
+        for container in containers {
+            if let Ok(logs) = self.engine.logs(&container.name, LOG_TAIL_LINES) {
+                if !logs.trim().is_empty() {
+                    tail.push_str(&format!("[{}]\n{}", container.name, logs));
+                }
+            }
+        }
+        self.mask(p, &tail)
+    }
+}
+
+/// Run `work` for every name once all of `after(name)` have finished, each on its
+/// own thread. A name whose prerequisite did not succeed is skipped.
+fn schedule(
+    names: Vec<String>,
+    after: impl Fn(&str) -> Vec<String> + Sync,
+    work: impl Fn(&str, &HashMap<String, ServiceReport>) -> ServiceReport + Sync,
+) -> Vec<ServiceReport> {
+    let done: Mutex<HashMap<String, ServiceReport>> = Mutex::new(HashMap::new());
+    let changed = Condvar::new();
+    std::thread::scope(|threads| {
+        for name in &names {
+            let (done, changed, after, work) = (&done, &changed, &after, &work);
+            threads.spawn(move || {
+                let prerequisites = after(name);
+                let mut finished = done.lock().unwrap_or_else(|e| e.into_inner());
+                while !prerequisites.iter().all(|p| finished.contains_key(p)) {
+                    finished = changed.wait(finished).unwrap_or_else(|e| e.into_inner());
+                }
+                let failed: Vec<&String> = prerequisites
+                    .iter()
+                    .filter(|p| !matches!(finished[*p].status, Status::Ready | Status::TornDown))
+                    .collect();
+                let report = if failed.is_empty() {
+                    let snapshot = finished.clone();
+                    drop(finished);
+                    work(name, &snapshot)
+                } else {
+                    let plugin = String::new();
+                    let because = format!(
+                        "{} did not succeed",
+                        failed.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+                    );
+                    drop(finished);
+                    ServiceReport {
+                        service: name.clone(),
+                        plugin,
+                        status: Status::Skipped { because },
+                        outputs: Vec::new(),
+                        provision_ms: None,
+                        ready_ms: None,
+                        total_ms: 0,
+                        denials: Vec::new(),
+                    }
+                };
+                done.lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), report);
+                changed.notify_all();
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    names.iter().filter_map(|n| done.remove(n)).collect()
+}
+
+/// Replace `${service.NAME}` in every string of `config` with that output of a
+/// service this one depends on.
+fn resolve_references(config: &serde_json::Value, inputs: &HashMap<String, Vec<Output>>) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    Ok(match config {
+        Value::String(text) => {
+            let mut out = String::new();
+            let mut rest = text.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                let end = after.find('}').ok_or_else(|| format!("unclosed `${{` in `{text}`"))?;
+                let reference = &after[..end];
+                let (service, name) =
+                    reference.split_once('.').ok_or_else(|| format!("`${{{reference}}}`: write `${{service.OUTPUT}}`"))?;
+                let outputs = inputs
+                    .get(service)
+                    .ok_or_else(|| format!("`${{{reference}}}` refers to `{service}`, which is not in depends_on"))?;
+                let output = outputs
+                    .iter()
+                    .find(|o| o.name == name)
+                    .ok_or_else(|| format!("`${{{reference}}}`: service `{service}` has no output `{name}`"))?;
+                out.push_str(&output.value);
+                rest = &after[end + 1..];
+            }
+            out.push_str(rest);
+            Value::String(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|v| resolve_references(v, inputs)).collect::<Result<_, _>>()?),
+        Value::Object(map) => Value::Object(
+            map.iter().map(|(k, v)| Ok((k.clone(), resolve_references(v, inputs)?))).collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(name: &str, status: Status) -> ServiceReport {
+        ServiceReport {
+            service: name.into(),
+            plugin: "p".into(),
+            status,
+            outputs: vec![Output { name: "URL".into(), value: format!("{name}://x"), secret: false }],
+            provision_ms: None,
+            ready_ms: None,
+            total_ms: 0,
+            denials: vec![],
+        }
+    }
+
+    #[test]
+    fn dependents_of_a_failure_are_skipped_siblings_are_not() {
+        // c depends on a (fails) and b; d depends on b only.
+        let deps: HashMap<&str, Vec<String>> = HashMap::from([
+            ("a", vec![]),
+            ("b", vec![]),
+            ("c", vec!["a".to_string(), "b".to_string()]),
+            ("d", vec!["b".to_string()]),
+        ]);
+        let order = Mutex::new(Vec::new());
+        let results = schedule(
+            vec!["a".into(), "b".into(), "c".into(), "d".into()],
+            |n| deps[n].clone(),
+            |n, done| {
+                order.lock().unwrap().push(n.to_string());
+                for dep in &deps[n] {
+                    assert!(done.contains_key(dep), "{n} started before {dep} finished");
+                }
+                if n == "a" {
+                    report(n, Status::Failed { hook: Hook::Provision, message: "boom".into(), log_tail: String::new() })
+                } else {
+                    report(n, Status::Ready)
+                }
+            },
+        );
+        let status: HashMap<_, _> = results.iter().map(|r| (r.service.as_str(), &r.status)).collect();
+        assert!(matches!(status["b"], Status::Ready));
+        assert!(matches!(status["d"], Status::Ready));
+        assert!(matches!(status["c"], Status::Skipped { because } if because.contains("`a`")));
+        assert!(!order.lock().unwrap().contains(&"c".to_string()));
+    }
+
+    #[test]
+    fn references_resolve_from_dependencies_only() {
+        let inputs = HashMap::from([(
+            "db".to_string(),
+            vec![Output { name: "DATABASE_URL".into(), value: "postgres://app@h/db".into(), secret: true }],
+        )]);
+        let config = serde_json::json!({ "env": { "DATABASE_URL": "${db.DATABASE_URL}", "X": "a${db.DATABASE_URL}b" }, "n": 3 });
+        let resolved = resolve_references(&config, &inputs).unwrap();
+        assert_eq!(resolved["env"]["DATABASE_URL"], "postgres://app@h/db");
+        assert_eq!(resolved["env"]["X"], "apostgres://app@h/dbb");
+        assert_eq!(resolved["n"], 3);
+        for (bad, says) in [("${cache.URL}", "not in depends_on"), ("${db.NOPE}", "no output"), ("${db", "unclosed"), ("${db}", "service.OUTPUT")] {
+            let err = resolve_references(&serde_json::json!(bad), &inputs).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+}
