@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct HookLimits {
     /// Linear memory across all of the plugin's instances, in MiB.
     pub memory_mb: u64,
-    /// Fuel: roughly, WebAssembly instructions executed per hook call.
+    /// Fuel: WebAssembly instructions executed per hook call. Tight code burns
+    /// 10–30 billion a second on this kind of machine, so the default is a CPU
+    /// budget of tens of seconds.
     pub fuel: u64,
     /// Wall-clock time per hook call, including time spent in host calls such as
     /// image pulls.
@@ -20,7 +22,7 @@ pub struct HookLimits {
 
 impl Default for HookLimits {
     fn default() -> Self {
-        HookLimits { memory_mb: 64, fuel: 20_000_000_000, hook_timeout_ms: 600_000 }
+        HookLimits { memory_mb: 64, fuel: 500_000_000_000, hook_timeout_ms: 600_000 }
     }
 }
 
