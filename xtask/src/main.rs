@@ -1,1 +1,114 @@
-fn main() {}
+//! Developer entry points: `cargo xtask plugins | test | bench`.
+//!
+//! Each one installs what it needs that a fresh machine lacks (the `wasm32-wasip2`
+//! target), so the README's commands work as typed.
+
+mod images;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("plugins") => plugins().map(|_| ()),
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        Some("images") => images::build(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 plugins   build every first-party plugin into target/plugins/NAME.wasm\n  \
+                 test      everything the test suite needs, then all tests (what CI runs)\n  \
+                 bench     the platform benchmarks (plugin load, host-import overhead)\n  \
+                 images    build the offline images from Debian packages (skips those present)"
+            );
+            bail!("no command given");
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(command: &mut Command) -> Result<()> {
+    let shown = format!("{command:?}");
+    let status = command.status().with_context(|| format!("starting {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Add the wasm target through rustup when it is missing.
+fn ensure_wasm_target() -> Result<()> {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match installed {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == WASM_TARGET) => Ok(()),
+        Ok(_) => {
+            eprintln!("xtask: installing the {WASM_TARGET} target (rustup target add {WASM_TARGET})");
+            run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+        }
+        // Without rustup the toolchain may still have the target; cargo will say if not.
+        Err(_) => Ok(()),
+    }
+}
+
+/// The first-party plugin crates: folders of plugins/ building a cdylib.
+fn plugin_crates() -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(root().join("plugins"))? {
+        let dir = entry?.path();
+        let manifest = dir.join("Cargo.toml");
+        if manifest.is_file() && std::fs::read_to_string(&manifest)?.contains("cdylib") {
+            if let Some(name) = dir.file_name().and_then(|n| n.to_str()) {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Build plugins/ for wasm32-wasip2 and copy each plugin to target/plugins/NAME.wasm,
+/// the host's own plugin folder.
+fn plugins() -> Result<PathBuf> {
+    ensure_wasm_target()?;
+    let root = root();
+    let target_dir = root.join("target").join("wasm");
+    run(cargo()
+        .args(["build", "--release", "--target", WASM_TARGET, "--manifest-path"])
+        .arg(root.join("plugins/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target_dir))?;
+    let out = root.join("target").join("plugins");
+    std::fs::create_dir_all(&out)?;
+    let built = target_dir.join(WASM_TARGET).join("release");
+    for name in plugin_crates()? {
+        let file = built.join(format!("{}.wasm", name.replace('-', "_")));
+        let dest = out.join(format!("{name}.wasm"));
+        std::fs::copy(&file, &dest).with_context(|| format!("copying {} to {}", file.display(), dest.display()))?;
+        eprintln!("xtask: {}", dest.display());
+    }
+    Ok(out)
+}
+
+/// Everything CI runs: the plugins, then every test of the workspace.
+fn test(extra: &[String]) -> Result<()> {
+    plugins()?;
+    run(cargo().current_dir(root()).args(["test", "--workspace"]).args(extra))
+}
+
+fn bench(extra: &[String]) -> Result<()> {
+    ensure_wasm_target()?;
+    run(cargo().current_dir(root()).args(["bench", "-p", "provisioner", "--bench", "platform"]).args(extra))
+}
