@@ -14,4 +14,6 @@ pub mod config;
 pub mod discovery;
 pub mod engine;
 pub mod lifecycle;
+pub mod progress;
+pub mod state;
 pub mod runtime;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::capabilities::docker::service_labels;
+use crate::capabilities::docker::{environment_labels, service_labels, LABEL_SERVICE};
 use crate::capabilities::secrets::SecretFile;
 use crate::capabilities::{Denial, Effective};
 use crate::config::{ConfigError, Environment, Project, Service};
@@ -67,6 +67,10 @@ pub struct ServiceReport {
     pub ready_ms: Option<u128>,
     pub total_ms: u128,
     pub denials: Vec<Denial>,
+    /// Fingerprint of what the service was provisioned from (plugin, resolved
+    /// config, replicas, image override), for `plan` and state.json.
+    #[serde(skip)]
+    pub config_hash: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -140,6 +144,8 @@ pub enum PreflightError {
     InvalidConfig(Vec<ConfigError>),
     #[error(transparent)]
     Hook(#[from] HookFailure),
+    #[error("container engine: {0}")]
+    Engine(String),
 }
 
 /// One service, ready to have its hooks called.
@@ -242,6 +248,7 @@ impl Stack<'_> {
             ready_ms: None,
             total_ms: 0,
             denials: Vec::new(),
+            config_hash: String::new(),
         };
         let fail = |report: &mut ServiceReport, hook: Hook, message: String| {
             report.status = Status::Failed { hook, message: self.mask(p, &message), log_tail: self.log_tail(p) };
@@ -255,6 +262,7 @@ impl Stack<'_> {
             }
         };
         let ctx = self.context(env, &p.service, &config);
+        report.config_hash = config_hash(&p.plugin.sha256, &self.context(env, &p.service, &p.service.config));
 
         self.note(&p.host, "provisioning");
         match self.runtime.provision(&p.plugin, p.host.clone(), &ctx) {
@@ -343,6 +351,7 @@ impl Stack<'_> {
                 ready_ms: None,
                 total_ms: started.elapsed().as_millis(),
                 denials,
+                config_hash: String::new(),
             }
         });
         Ok(Summary { environment: self.environment.to_string(), services: results, elapsed_ms: started.elapsed().as_millis() })
@@ -373,6 +382,176 @@ impl Stack<'_> {
         }
         self.mask(p, &tail)
     }
+}
+
+/// What a service is provisioned from, as a short fingerprint.
+fn config_hash(plugin_sha256: &str, ctx: &HookContext) -> String {
+    let text = format!("{plugin_sha256}\n{}\n{}\n{:?}", ctx.config_json, ctx.replicas, ctx.image_override);
+    crate::runtime::cache::sha256_hex(text.as_bytes())[..16].to_string()
+}
+
+/// One service as `status` sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    pub service: String,
+    pub plugin: String,
+    pub containers: Vec<ContainerStatus>,
+    pub ready: bool,
+    /// Why not, when not ready.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerStatus {
+    pub name: String,
+    pub state: String,
+    /// `host:port` of each published port.
+    pub endpoints: Vec<String>,
+}
+
+/// What `run` would do to one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Create,
+    Update,
+    Start,
+    Unchanged,
+    Remove,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanItem {
+    pub service: String,
+    pub action: Action,
+    pub detail: String,
+}
+
+impl Stack<'_> {
+    /// Each service's containers and whether its plugin says it is ready.
+    pub fn status(&self) -> Result<Vec<ServiceStatus>, PreflightError> {
+        let (env, prepared) = self.prepare()?;
+        let statuses = std::thread::scope(|threads| {
+            let handles: Vec<_> = prepared
+                .values()
+                .map(|p| {
+                    let env = &env;
+                    threads.spawn(move || {
+                        let containers = self
+                            .engine
+                            .list_containers(&service_labels(&p.host.scope))
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|c| ContainerStatus {
+                                name: c.name,
+                                state: format!("{:?}", c.state).to_lowercase(),
+                                endpoints: c.ports.iter().map(|(_, ip, port)| format!("{ip}:{port}")).collect(),
+                            })
+                            .collect::<Vec<_>>();
+                        let ctx = self.context(env, &p.service, &p.service.config);
+                        let (ready, reason) = if containers.is_empty() {
+                            (false, Some("not provisioned".to_string()))
+                        } else {
+                            match self.runtime.ready(&p.plugin, p.host.clone(), &ctx) {
+                                Ok(call) => match call.value {
+                                    Ok(None) => (true, None),
+                                    Ok(Some(reason)) | Err(reason) => (false, Some(self.mask(p, &reason))),
+                                },
+                                Err(failure) => (false, Some(self.mask(p, &failure.to_string()))),
+                            }
+                        };
+                        ServiceStatus { service: p.service.name.clone(), plugin: p.service.plugin.clone(), containers, ready, reason }
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        Ok(statuses)
+    }
+
+    /// What `run` would create, change or remove. Reads the engine; changes nothing.
+    pub fn plan(&self, state: &crate::state::State) -> Result<Vec<PlanItem>, PreflightError> {
+        let (env, prepared) = self.prepare()?;
+        let labels = environment_labels(&self.project.name, self.environment);
+        let existing = self.engine.list_containers(&labels).map_err(|e| engine_preflight(self.engine.as_ref(), e))?;
+        let mut items = Vec::new();
+        for p in prepared.values() {
+            let name = &p.service.name;
+            let mine: Vec<_> =
+                existing.iter().filter(|c| c.labels.get(LABEL_SERVICE).map(String::as_str) == Some(name.as_str())).collect();
+            let hash = config_hash(&p.plugin.sha256, &self.context(&env, &p.service, &p.service.config));
+            let recorded = state.services.get(name).map(|s| s.config_hash.as_str());
+            let (action, detail) = if mine.is_empty() {
+                (Action::Create, format!("new {} service", p.service.plugin))
+            } else if recorded != Some(hash.as_str()) {
+                (Action::Update, "config, plugin or image changed; containers are replaced, volumes kept".to_string())
+            } else if mine.iter().any(|c| c.state != crate::engine::State::Running) {
+                (Action::Start, "stopped containers are started".to_string())
+            } else {
+                (Action::Unchanged, format!("{} container(s) running", mine.len()))
+            };
+            items.push(PlanItem { service: name.clone(), action, detail });
+        }
+        for orphan in self.orphans(&existing) {
+            items.push(PlanItem {
+                service: orphan.clone(),
+                action: Action::Remove,
+                detail: "no longer in provisioner.toml; containers removed, volumes kept".into(),
+            });
+        }
+        Ok(items)
+    }
+
+    /// Services with containers on the engine that the file no longer names.
+    fn orphans(&self, existing: &[crate::engine::ContainerDetails]) -> Vec<String> {
+        let mut names: Vec<String> = existing
+            .iter()
+            .filter_map(|c| c.labels.get(LABEL_SERVICE))
+            .filter(|s| !self.project.services.contains_key(*s))
+            .cloned()
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Remove the containers of services the file no longer names (volumes stay).
+    pub fn remove_orphans(&self) -> Result<Vec<String>, crate::engine::EngineError> {
+        let labels = environment_labels(&self.project.name, self.environment);
+        let existing = self.engine.list_containers(&labels)?;
+        let orphans = self.orphans(&existing);
+        for container in &existing {
+            if container.labels.get(LABEL_SERVICE).is_some_and(|s| orphans.contains(s)) {
+                self.engine.remove_container(&container.name)?;
+            }
+        }
+        Ok(orphans)
+    }
+
+    /// After the plugins' teardown: remove whatever is still labelled for this project
+    /// and environment (containers, volumes unless kept, the network). Nothing
+    /// without those labels is touched.
+    pub fn sweep(&self, keep_volumes: bool) -> Result<usize, crate::engine::EngineError> {
+        let labels = environment_labels(&self.project.name, self.environment);
+        let mut removed = 0;
+        for container in self.engine.list_containers(&labels)? {
+            self.engine.remove_container(&container.name)?;
+            removed += 1;
+        }
+        if !keep_volumes {
+            for volume in self.engine.list_volumes(&labels)? {
+                self.engine.remove_volume(&volume.name)?;
+                removed += 1;
+            }
+        }
+        let network = format!("{}-{}", self.project.name, self.environment);
+        self.engine.remove_network(&network)?;
+        Ok(removed)
+    }
+}
+
+fn engine_preflight(engine: &dyn ContainerEngine, error: crate::engine::EngineError) -> PreflightError {
+    PreflightError::Engine(format!("{} ({})", error, engine.describe()))
 }
 
 /// Run `work` for every name once all of `after(name)` have finished, each on its
@@ -417,6 +596,7 @@ fn schedule(
                         ready_ms: None,
                         total_ms: 0,
                         denials: Vec::new(),
+                        config_hash: String::new(),
                     }
                 };
                 done.lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), report);
@@ -478,6 +658,7 @@ mod tests {
             ready_ms: None,
             total_ms: 0,
             denials: vec![],
+            config_hash: String::new(),
         }
     }
 

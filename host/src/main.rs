@@ -13,6 +13,10 @@ use provisioner::discovery::{search_path, Catalog, Found, GrantSource};
 use provisioner::runtime::cache::ComponentCache;
 use provisioner::runtime::limits::HookLimits;
 use provisioner::runtime::PluginRuntime;
+use provisioner::engine::{ContainerEngine, Docker};
+use provisioner::lifecycle::{Action, Stack, Status};
+use provisioner::progress::Progress;
+use provisioner::state::{EnvLock, ServiceState, State};
 
 #[derive(Parser)]
 #[command(name = "provisioner", version, about = "Brings up an application's backing infrastructure on Docker through sandboxed WebAssembly plugins")]
@@ -35,6 +39,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Bring every service of ENV up, ready, and write `.env`.
+    Run {
+        /// The environment, e.g. `local`.
+        env: String,
+    },
+    /// Each service's containers, endpoints and readiness; exits non-zero if any
+    /// service is not ready.
+    Status { env: String },
+    /// What `run` would create, change or remove, touching nothing.
+    Plan { env: String },
+    /// Remove every service of ENV (dependents first) and everything labelled for it.
+    Teardown {
+        env: String,
+        /// Keep the volumes, and with them the data, for the next `run`.
+        #[arg(long)]
+        keep_volumes: bool,
+    },
     /// Inspect the plugins on the search path.
     Plugins {
         #[command(subcommand)]
@@ -75,6 +96,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Plugins { command } => plugins(&cli, command),
+        Command::Run { env } => run_env(&cli, env),
+        Command::Status { env } => status(&cli, env),
+        Command::Plan { env } => plan(&cli, env),
+        Command::Teardown { env, keep_volumes } => teardown(&cli, env, *keep_volumes),
     }
 }
 
@@ -223,4 +248,166 @@ fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What every environment command needs: the project, its plugins and the engine.
+struct Session {
+    project: Project,
+    runtime: PluginRuntime,
+    catalog: Catalog,
+    engine: std::sync::Arc<dyn ContainerEngine>,
+}
+
+impl Session {
+    fn open(cli: &Cli, env: &str) -> Result<Session> {
+        let project = project(cli, true)?.context("a project file is required")?;
+        project.environment(env)?;
+        let runtime = runtime()?;
+        let catalog = catalog(cli, &runtime, Some(&project))?;
+        let engine = Docker::connect()?;
+        Ok(Session { project, runtime, catalog, engine: std::sync::Arc::new(engine) })
+    }
+
+    fn stack<'a>(&'a self, env: &'a str, progress: Option<&std::sync::Arc<Progress>>) -> Stack<'a> {
+        Stack {
+            project: &self.project,
+            environment: env,
+            catalog: &self.catalog,
+            runtime: &self.runtime,
+            engine: self.engine.clone(),
+            progress: progress.map(|p| p.sink()),
+        }
+    }
+}
+
+fn run_env(cli: &Cli, env: &str) -> Result<ExitCode> {
+    let session = Session::open(cli, env)?;
+    let state_dir = session.project.state_dir(env);
+    let _lock = EnvLock::acquire(&state_dir)?;
+    let progress = Progress::new(cli.json);
+    let stack = session.stack(env, Some(&progress));
+    let removed = stack.remove_orphans()?;
+    let summary = stack.run()?;
+    progress.finish();
+
+    let mut state = State { project: session.project.name.clone(), environment: env.to_string(), ..State::default() };
+    let mut outputs = std::collections::BTreeMap::new();
+    for report in &summary.services {
+        let ready = matches!(report.status, Status::Ready);
+        if ready {
+            outputs.insert(report.service.clone(), report.outputs.clone());
+        }
+        let plugin_sha256 = session.catalog.plugins.get(&report.plugin).map(|f| f.plugin.sha256.clone()).unwrap_or_default();
+        let entry = ServiceState {
+            plugin: report.plugin.clone(),
+            plugin_sha256,
+            // A failed service keeps its last good fingerprint, so `plan` still
+            // shows it as needing work.
+            config_hash: if ready { report.config_hash.clone() } else { String::new() },
+            outputs: report.outputs.iter().map(|o| o.name.clone()).collect(),
+            ready,
+            provision_ms: report.provision_ms,
+            ready_ms: report.ready_ms,
+        };
+        state.services.insert(report.service.clone(), entry);
+    }
+    state.save(&state_dir)?;
+    let root = session.project.root();
+    provisioner::state::write_private(&root.join(".env"), provisioner::state::dotenv(&outputs).as_bytes())?;
+    provisioner::state::ignore_in_git(root)?;
+
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        if !removed.is_empty() {
+            println!("removed services no longer in {FILE_NAME}: {} (volumes kept)", removed.join(", "));
+        }
+        println!("{summary}");
+        if summary.succeeded() {
+            println!("wrote {}", root.join(".env").display());
+        }
+    }
+    Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn status(cli: &Cli, env: &str) -> Result<ExitCode> {
+    let session = Session::open(cli, env)?;
+    let statuses = session.stack(env, None).status()?;
+    let all_ready = statuses.iter().all(|s| s.ready);
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&statuses)?);
+    } else {
+        println!("{:<16} {:<14} {:<10} {:<10} {}", "service", "plugin", "state", "ready", "endpoints");
+        for s in &statuses {
+            let state = if s.containers.is_empty() {
+                "absent".to_string()
+            } else {
+                let mut states: Vec<&str> = s.containers.iter().map(|c| c.state.as_str()).collect();
+                states.dedup();
+                states.join(",")
+            };
+            let endpoints: Vec<&str> = s.containers.iter().flat_map(|c| c.endpoints.iter().map(String::as_str)).collect();
+            println!(
+                "{:<16} {:<14} {:<10} {:<10} {}",
+                s.service,
+                s.plugin,
+                state,
+                if s.ready { "yes" } else { "no" },
+                endpoints.join(" ")
+            );
+            if let Some(reason) = &s.reason {
+                println!("  {reason}");
+            }
+        }
+    }
+    Ok(if all_ready { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn plan(cli: &Cli, env: &str) -> Result<ExitCode> {
+    let session = Session::open(cli, env)?;
+    let state = State::load(&session.project.state_dir(env))?;
+    let items = session.stack(env, None).plan(&state)?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&items)?);
+    } else {
+        for item in &items {
+            let word = match item.action {
+                Action::Create => "create",
+                Action::Update => "update",
+                Action::Start => "start",
+                Action::Unchanged => "unchanged",
+                Action::Remove => "remove",
+            };
+            println!("{word:<10} {:<16} {}", item.service, item.detail);
+        }
+        let changes = items.iter().filter(|i| i.action != Action::Unchanged).count();
+        println!("{changes} change(s)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn teardown(cli: &Cli, env: &str, keep_volumes: bool) -> Result<ExitCode> {
+    let session = Session::open(cli, env)?;
+    let state_dir = session.project.state_dir(env);
+    let _lock = EnvLock::acquire(&state_dir)?;
+    let progress = Progress::new(cli.json);
+    let stack = session.stack(env, Some(&progress));
+    let summary = stack.teardown(keep_volumes)?;
+    progress.finish();
+    let swept = stack.sweep(keep_volumes)?;
+    State { project: session.project.name.clone(), environment: env.to_string(), ..State::default() }.save(&state_dir)?;
+    let dotenv = session.project.root().join(".env");
+    if std::fs::read_to_string(&dotenv).is_ok_and(|t| t.starts_with(provisioner::state::DOTENV_HEADER)) {
+        std::fs::remove_file(&dotenv).with_context(|| format!("removing {}", dotenv.display()))?;
+    }
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("{summary}");
+        if swept > 0 {
+            println!("also removed {swept} leftover resource(s) labelled for {}-{env}", session.project.name);
+        }
+        println!("{}", if keep_volumes { "volumes kept" } else { "volumes removed" });
+    }
+    Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -3,6 +3,7 @@
 //! Each one installs what it needs that a fresh machine lacks (the `wasm32-wasip2`
 //! target), so the README's commands work as typed.
 
+mod engine;
 mod images;
 
 use std::path::{Path, PathBuf};
@@ -18,14 +19,14 @@ fn main() -> Result<()> {
         Some("plugins") => plugins().map(|_| ()),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
-        Some("images") => images::build(),
+        Some("images") => engine::ensure().and_then(|()| images::build()),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
                  plugins   build every first-party plugin into target/plugins/NAME.wasm\n  \
                  test      everything the test suite needs, then all tests (what CI runs)\n  \
-                 bench     the platform benchmarks (plugin load, host-import overhead)\n  \
+                 bench     the benchmarks (plugin load, host-import overhead, run local cold/warm/teardown)\n  \
                  images    build the offline images from Debian packages (skips those present)"
             );
             bail!("no command given");
@@ -102,13 +103,20 @@ fn plugins() -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Everything CI runs: the plugins, then every test of the workspace.
+/// Everything CI runs: the Docker engine and the offline images, the plugins, then
+/// every test of the workspace.
 fn test(extra: &[String]) -> Result<()> {
+    engine::ensure()?;
+    images::build()?;
     plugins()?;
     run(cargo().current_dir(root()).args(["test", "--workspace"]).args(extra))
 }
 
+/// The benchmarks: the platform's (no engine needed) and `run local` (needs what
+/// `test` prepares).
 fn bench(extra: &[String]) -> Result<()> {
-    ensure_wasm_target()?;
-    run(cargo().current_dir(root()).args(["bench", "-p", "provisioner", "--bench", "platform"]).args(extra))
+    engine::ensure()?;
+    images::build()?;
+    plugins()?;
+    run(cargo().current_dir(root()).args(["bench", "-p", "provisioner"]).args(extra))
 }

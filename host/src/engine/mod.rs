@@ -3,10 +3,12 @@
 //! is decided before a request gets here, in `capabilities::docker`; an engine only
 //! carries requests out.
 
+mod docker;
 #[cfg(test)]
 pub mod fake;
 mod unavailable;
 
+pub use docker::Docker;
 pub use unavailable::Unavailable;
 
 use std::collections::BTreeMap;

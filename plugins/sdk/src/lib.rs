@@ -146,3 +146,71 @@ impl ContainerInfo {
             .map(|p| format!("{}:{}", p.host_ip, p.host_port))
     }
 }
+
+/// Waiting and probing helpers for `provision` and `ready`.
+pub mod wait {
+    use std::time::{Duration, Instant};
+
+    /// Call `attempt` every `every` until it succeeds or `timeout` passes; the error
+    /// is the last attempt's.
+    pub fn until<T>(timeout: Duration, every: Duration, mut attempt: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match attempt() {
+                Ok(value) => return Ok(value),
+                Err(e) if Instant::now() >= deadline => return Err(format!("gave up after {timeout:?}: {e}")),
+                Err(_) => std::thread::sleep(every),
+            }
+        }
+    }
+}
+
+/// TCP to the service's own published ports (needs the `net-probe` capability).
+pub mod probe {
+    use std::io;
+    use std::net::{SocketAddr, TcpStream};
+    use std::time::Duration;
+
+    /// Connect to `addr` (`host:port`) with read and write timeouts, so a server
+    /// that accepts but never answers cannot hang the hook.
+    pub fn connect(addr: &str, timeout: Duration) -> io::Result<TcpStream> {
+        let addr: SocketAddr = addr.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{addr}: {e}")))?;
+        let stream = match TcpStream::connect_timeout(&addr, timeout) {
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => TcpStream::connect(addr)?,
+            other => other?,
+        };
+        for result in [stream.set_read_timeout(Some(timeout)), stream.set_write_timeout(Some(timeout))] {
+            match result {
+                Err(e) if e.kind() != io::ErrorKind::Unsupported => return Err(e),
+                _ => {}
+            }
+        }
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+}
+
+/// Small files in the service's own state folder (needs `state-files`).
+pub mod state {
+    const DIR: &str = "/state";
+
+    pub fn read(name: &str) -> Option<String> {
+        std::fs::read_to_string(format!("{DIR}/{name}")).ok()
+    }
+
+    pub fn write(name: &str, contents: &str) -> Result<(), String> {
+        std::fs::write(format!("{DIR}/{name}"), contents).map_err(|e| format!("writing {DIR}/{name}: {e}"))
+    }
+
+    pub fn remove(name: &str) {
+        let _ = std::fs::remove_file(format!("{DIR}/{name}"));
+    }
+}
+
+/// `Ok` when `result` succeeded or failed only because the thing was already gone.
+pub fn gone_is_fine(result: Result<(), Error>) -> Result<(), String> {
+    match result {
+        Ok(()) | Err(Error::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}

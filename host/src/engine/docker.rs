@@ -1,0 +1,701 @@
+//! The real engine: Docker (or anything speaking its API) through `bollard`.
+//!
+//! The trait is synchronous and called from many plain OS threads at once, so the
+//! engine owns a small tokio runtime and every operation is one `block_on`. Callers
+//! must never be inside a tokio runtime themselves (the host runs each hook on its
+//! own thread, so they are not).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Display;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bollard::container::LogOutput;
+use bollard::errors::Error as BollardError;
+use bollard::exec::{StartExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, CreateImageInfo, EndpointSettings,
+    ExecConfig, HealthConfig, HealthStatusEnum, HostConfig, Mount, MountType, NetworkCreateRequest, NetworkingConfig,
+    PortBinding, PortMap, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptions, StartContainerOptions, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::runtime::Runtime;
+
+use super::*;
+
+const DEFAULT_ADDRESS: &str = "unix:///var/run/docker.sock";
+/// Long enough for a busy local daemon, short enough that a missing one is reported
+/// before anyone wonders whether the tool hung.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Exec output and logs end up in plugin memory; a runaway command must not take
+/// the host down with it.
+const OUTPUT_CAP: usize = 16 << 20;
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+/// The exec stream can close a moment before the engine records the exit code.
+const EXEC_EXIT_WAIT: Duration = Duration::from_secs(10);
+
+pub struct Docker {
+    runtime: Runtime,
+    client: bollard::Docker,
+    address: String,
+    /// Engines older than API 1.44 happily create a second network with a name that
+    /// is already taken, so concurrent `ensure_network` calls from this process take
+    /// turns instead of relying on a 409.
+    network_lock: Mutex<()>,
+}
+
+impl Docker {
+    /// Connect to `DOCKER_HOST`, or to the default local socket when it is unset.
+    pub fn connect() -> Result<Docker, EngineError> {
+        let address =
+            std::env::var("DOCKER_HOST").ok().filter(|a| !a.is_empty()).unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
+        Docker::connect_to(&address)
+    }
+
+    /// Connect to the engine at `address` (`unix://…`, `tcp://…`, `http://…`) and
+    /// check that it answers.
+    pub fn connect_to(address: &str) -> Result<Docker, EngineError> {
+        let unreachable = |reason: &dyn Display| {
+            EngineError::Failed(format!("cannot reach the Docker engine at {address}: is dockerd running? ({reason})"))
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("docker-engine")
+            .enable_all()
+            .build()
+            .map_err(|e| EngineError::Failed(format!("cannot start the Docker client's runtime: {e}")))?;
+        let client = runtime.block_on(async {
+            let client = bollard::Docker::connect_with_host(address).map_err(|e| unreachable(&e))?;
+            let handshake = async {
+                client.ping().await?;
+                // bollard speaks the newest API by default and older engines refuse
+                // it outright, so settle on the engine's version up front.
+                client.negotiate_version().await
+            };
+            match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
+                Ok(Ok(client)) => Ok(client),
+                Ok(Err(e)) => Err(unreachable(&e)),
+                Err(_) => Err(unreachable(&format_args!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))),
+            }
+        })?;
+        Ok(Docker { runtime, client, address: address.to_string(), network_lock: Mutex::new(()) })
+    }
+
+    async fn container_details(&self, id_or_name: &str) -> Result<Option<ContainerDetails>, EngineError> {
+        match self.client.inspect_container(id_or_name, None::<InspectContainerOptions>).await {
+            Ok(response) => Ok(Some(container_details(response))),
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(classify(e, &format!("container {id_or_name}"))),
+        }
+    }
+
+    async fn pull(&self, image: &str, progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+        let mut options = CreateImageOptionsBuilder::new().from_image(image);
+        // A bare repository name would make the engine pull every tag it has.
+        if !has_tag_or_digest(image) {
+            options = options.tag("latest");
+        }
+        progress(&format!("pulling {image}"));
+        let mut stream = self.client.create_image(Some(options.build()), None, None);
+        let mut last_report = Instant::now();
+        let mut unreported = None;
+        while let Some(info) = stream.next().await {
+            let info = info.map_err(|e| message_of(&e))?;
+            if let Some(message) = info.error_detail.as_ref().and_then(|d| d.message.clone()) {
+                return Err(message);
+            }
+            let Some(line) = progress_line(&info) else { continue };
+            if last_report.elapsed() >= PROGRESS_INTERVAL {
+                progress(&line);
+                last_report = Instant::now();
+                unreported = None;
+            } else {
+                unreported = Some(line);
+            }
+        }
+        if let Some(line) = unreported {
+            progress(&line);
+        }
+        Ok(())
+    }
+}
+
+impl ContainerEngine for Docker {
+    fn describe(&self) -> String {
+        self.address.clone()
+    }
+
+    fn ensure_network(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<(), EngineError> {
+        let _turn = self.network_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.runtime.block_on(async {
+            match self.client.inspect_network(name, None::<InspectNetworkOptions>).await {
+                // The engine also resolves ID prefixes; only an exact name match counts.
+                Ok(network) if network.name.as_deref() == Some(name) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if status(&e) == Some(404) => {}
+                Err(e) => return Err(classify(e, &format!("network {name}"))),
+            }
+            let request = NetworkCreateRequest {
+                name: name.to_string(),
+                driver: Some("bridge".into()),
+                labels: Some(hash_map(labels)),
+                ..Default::default()
+            };
+            match self.client.create_network(request).await {
+                // Another process got there first; the network exists, which is all we want.
+                Err(e) if status(&e) == Some(409) => Ok(()),
+                other => other.map(drop).map_err(|e| classify(e, &format!("network {name}"))),
+            }
+        })
+    }
+
+    fn remove_network(&self, name: &str) -> Result<(), EngineError> {
+        self.runtime.block_on(async {
+            match self.client.remove_network(name).await {
+                Err(e) if status(&e) == Some(404) => Ok(()),
+                other => other.map_err(|e| classify(e, &format!("network {name}"))),
+            }
+        })
+    }
+
+    fn inspect_volume(&self, name: &str) -> Result<Option<VolumeDetails>, EngineError> {
+        self.runtime.block_on(async {
+            match self.client.inspect_volume(name).await {
+                Ok(volume) => {
+                    Ok(Some(VolumeDetails { name: volume.name, labels: volume.labels.into_iter().collect() }))
+                }
+                Err(e) if status(&e) == Some(404) => Ok(None),
+                Err(e) => Err(classify(e, &format!("volume {name}"))),
+            }
+        })
+    }
+
+    fn create_volume(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<(), EngineError> {
+        let request = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            driver: Some("local".into()),
+            labels: Some(hash_map(labels)),
+            ..Default::default()
+        };
+        self.runtime.block_on(async {
+            self.client.create_volume(request).await.map(drop).map_err(|e| classify(e, &format!("volume {name}")))
+        })
+    }
+
+    fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
+        self.runtime.block_on(async {
+            self.client
+                .remove_volume(name, None::<RemoveVolumeOptions>)
+                .await
+                .map_err(|e| classify(e, &format!("volume {name}")))
+        })
+    }
+
+    fn list_volumes(&self, labels: &BTreeMap<String, String>) -> Result<Vec<VolumeDetails>, EngineError> {
+        let options = ListVolumesOptionsBuilder::new().filters(&label_filter(labels)).build();
+        self.runtime.block_on(async {
+            let response = self.client.list_volumes(Some(options)).await.map_err(|e| classify(e, "volumes"))?;
+            Ok(response
+                .volumes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| VolumeDetails { name: v.name, labels: v.labels.into_iter().collect() })
+                .collect())
+        })
+    }
+
+    fn ensure_image(&self, image: &str, progress: &mut dyn FnMut(&str)) -> Result<(), EngineError> {
+        self.runtime.block_on(async {
+            match self.client.inspect_image(image).await {
+                Ok(_) => return Ok(()),
+                Err(e) if status(&e) == Some(404) => {}
+                Err(e) => return Err(classify(e, &format!("image {image}"))),
+            }
+            self.pull(image, progress).await.map_err(|err| {
+                EngineError::NotFound(format!(
+                    "image {image} is not on this machine and could not be pulled ({err}). Supply it with an image \
+                     override in provisioner.toml ([environments.NAME.images]), or build the offline images with \
+                     `cargo xtask images`"
+                ))
+            })
+        })
+    }
+
+    fn create_container(&self, request: &ContainerRequest) -> Result<String, EngineError> {
+        // `container_request` never builds such a request; this is the last line of
+        // defence should that ever change.
+        if !request.is_confined() {
+            return Err(EngineError::Failed("refusing an unconfined container request".into()));
+        }
+        let options = CreateContainerOptionsBuilder::new().name(&request.name).build();
+        let body = create_body(request);
+        self.runtime.block_on(async {
+            let created = self.client.create_container(Some(options), body).await.map_err(|e| match status(&e) {
+                // The name is free (a 409 says otherwise), so a 404 is about the image.
+                Some(404) => EngineError::NotFound(format!("image {}", request.image)),
+                _ => classify(e, &format!("container {}", request.name)),
+            })?;
+            for warning in &created.warnings {
+                tracing::warn!(container = %request.name, "{warning}");
+            }
+            Ok(created.id)
+        })
+    }
+
+    fn start_container(&self, name: &str) -> Result<(), EngineError> {
+        self.runtime.block_on(async {
+            // An already running container answers 304, which bollard counts as success.
+            self.client
+                .start_container(name, None::<StartContainerOptions>)
+                .await
+                .map_err(|e| classify(e, &format!("container {name}")))
+        })
+    }
+
+    fn stop_container(&self, name: &str, timeout_secs: u32) -> Result<(), EngineError> {
+        let options = StopContainerOptionsBuilder::new().t(i32::try_from(timeout_secs).unwrap_or(i32::MAX)).build();
+        // The engine answers only once the container is down, which may take the whole
+        // grace period: the client's request timeout must outlast it.
+        let grace = Duration::from_secs(u64::from(timeout_secs) + 30);
+        let client = self.client.clone().with_timeout(self.client.timeout().max(grace));
+        self.runtime.block_on(async {
+            client.stop_container(name, Some(options)).await.map_err(|e| classify(e, &format!("container {name}")))
+        })
+    }
+
+    fn remove_container(&self, name: &str) -> Result<(), EngineError> {
+        // Volumes hold the data a service keeps across recreations; they go only
+        // through `remove_volume`.
+        let options = RemoveContainerOptionsBuilder::new().force(true).v(false).build();
+        self.runtime.block_on(async {
+            self.client
+                .remove_container(name, Some(options))
+                .await
+                .map_err(|e| classify(e, &format!("container {name}")))
+        })
+    }
+
+    fn inspect_container(&self, name: &str) -> Result<Option<ContainerDetails>, EngineError> {
+        self.runtime.block_on(async {
+            // The engine falls back to ID prefixes when no name matches; that would be
+            // somebody else's container.
+            Ok(self.container_details(name).await?.filter(|d| d.name == name))
+        })
+    }
+
+    fn list_containers(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerDetails>, EngineError> {
+        let options = ListContainersOptionsBuilder::new().all(true).filters(&label_filter(labels)).build();
+        self.runtime.block_on(async {
+            let summaries = self.client.list_containers(Some(options)).await.map_err(|e| classify(e, "containers"))?;
+            let mut found = Vec::with_capacity(summaries.len());
+            for id in summaries.into_iter().filter_map(|s| s.id) {
+                // A container removed between the listing and the inspection is simply gone.
+                if let Some(details) = self.container_details(&id).await? {
+                    found.push(details);
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    fn exec(&self, name: &str, request: &ExecRequest) -> Result<ExecResult, EngineError> {
+        let config = ExecConfig {
+            attach_stdin: Some(request.stdin.is_some()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            privileged: Some(false),
+            env: Some(request.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            cmd: Some(request.command.clone()),
+            user: request.user.clone(),
+            working_dir: request.workdir.clone(),
+            ..Default::default()
+        };
+        self.runtime.block_on(async {
+            let exec =
+                self.client.create_exec(name, config).await.map_err(|e| classify(e, &format!("container {name}")))?;
+            let start = StartExecOptions { detach: false, tty: false, output_capacity: None };
+            let started = self.client.start_exec(&exec.id, Some(start)).await.map_err(|e| classify(e, "exec"))?;
+            let StartExecResults::Attached { mut output, mut input } = started else {
+                return Err(EngineError::Failed("the engine ran the command detached".into()));
+            };
+            let feed = async {
+                if let Some(stdin) = &request.stdin {
+                    // A command may exit without reading all of its input; that is its
+                    // business, and its exit code says how it went.
+                    if input.write_all(stdin).await.is_ok() {
+                        // Closing our half of the connection is how the command sees EOF.
+                        let _ = input.shutdown().await;
+                    }
+                }
+            };
+            let collect = async {
+                let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+                while let Some(frame) = output.next().await {
+                    match frame? {
+                        LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                            append_capped(&mut stdout, &message)
+                        }
+                        LogOutput::StdErr { message } => append_capped(&mut stderr, &message),
+                        LogOutput::StdIn { .. } => {}
+                    }
+                }
+                Ok::<_, BollardError>((stdout, stderr))
+            };
+            let ((), collected) = futures_util::future::join(feed, collect).await;
+            let (stdout, stderr) = collected.map_err(|e| classify(e, "exec"))?;
+
+            let deadline = Instant::now() + EXEC_EXIT_WAIT;
+            let exit_code = loop {
+                let inspected = self.client.inspect_exec(&exec.id).await.map_err(|e| classify(e, "exec"))?;
+                if inspected.running != Some(true) {
+                    break inspected.exit_code;
+                }
+                if Instant::now() >= deadline {
+                    break None;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            let exit_code = exit_code.ok_or_else(|| {
+                EngineError::Failed(format!("the engine did not report how `{}` exited", request.command.join(" ")))
+            })?;
+            Ok(ExecResult { exit_code: i32::try_from(exit_code).unwrap_or(-1), stdout, stderr })
+        })
+    }
+
+    fn write_file(&self, name: &str, path: &str, contents: &[u8], mode: u32) -> Result<(), EngineError> {
+        let (folder, file) = match path.rsplit_once('/') {
+            Some((folder, file)) if !file.is_empty() => (if folder.is_empty() { "/" } else { folder }, file),
+            _ => return Err(EngineError::Failed(format!("file path `{path}` must be absolute and name a file"))),
+        };
+        let archive = single_file_tar(file, contents, mode)
+            .map_err(|e| EngineError::Failed(format!("cannot pack {path} for the engine: {e}")))?;
+        let options = UploadToContainerOptionsBuilder::new().path(folder).build();
+        let failure = |e: BollardError| match &e {
+            BollardError::DockerResponseServerError { status_code: 404, message }
+                if !message.contains("No such container") =>
+            {
+                EngineError::NotFound(format!("folder {folder} in container {name}"))
+            }
+            _ => classify(e, &format!("container {name}")),
+        };
+        self.runtime.block_on(async {
+            self.client
+                .upload_to_container(name, Some(options), bollard::body_full(archive.into()))
+                .await
+                .map_err(failure)
+        })
+    }
+
+    fn logs(&self, name: &str, lines: u32) -> Result<String, EngineError> {
+        let options =
+            LogsOptionsBuilder::new().stdout(true).stderr(true).follow(false).tail(&lines.to_string()).build();
+        self.runtime.block_on(async {
+            let mut stream = self.client.logs(name, Some(options));
+            let mut text = Vec::new();
+            while let Some(frame) = stream.next().await {
+                let frame = frame.map_err(|e| classify(e, &format!("container {name}")))?;
+                append_capped(&mut text, &frame.into_bytes());
+            }
+            Ok(String::from_utf8_lossy(&text).into_owned())
+        })
+    }
+}
+
+/// The engine's HTTP status, when it answered with an error.
+fn status(err: &BollardError) -> Option<u16> {
+    match err {
+        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// The engine's own words when it gave any; bollard's wrapper text adds nothing.
+fn message_of(err: &BollardError) -> String {
+    match err {
+        BollardError::DockerResponseServerError { message, .. } if !message.is_empty() => message.clone(),
+        BollardError::DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `subject` names what was missing, for `NotFound` (whose message appends "not found").
+fn classify(err: BollardError, subject: &str) -> EngineError {
+    match status(&err) {
+        Some(404) => EngineError::NotFound(subject.to_string()),
+        Some(409) => EngineError::Conflict(message_of(&err)),
+        _ => EngineError::Failed(message_of(&err)),
+    }
+}
+
+fn hash_map(labels: &BTreeMap<String, String>) -> HashMap<String, String> {
+    labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn label_filter(labels: &BTreeMap<String, String>) -> HashMap<String, Vec<String>> {
+    let mut filters = HashMap::new();
+    if !labels.is_empty() {
+        filters.insert("label".to_string(), labels.iter().map(|(k, v)| format!("{k}={v}")).collect());
+    }
+    filters
+}
+
+fn append_capped(buffer: &mut Vec<u8>, bytes: &[u8]) {
+    let room = OUTPUT_CAP.saturating_sub(buffer.len());
+    buffer.extend_from_slice(&bytes[..bytes.len().min(room)]);
+}
+
+fn saturating_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn nanos(millis: u32) -> i64 {
+    i64::from(millis) * 1_000_000
+}
+
+/// Whether an image reference pins a tag or digest (a `:` after the last `/` is a
+/// tag; one before it belongs to a registry's port).
+fn has_tag_or_digest(image: &str) -> bool {
+    image.contains('@') || image.rsplit('/').next().is_some_and(|last| last.contains(':'))
+}
+
+/// One short line for a pull event, e.g. `3f4ca61aafcd: Downloading 12.5/31.4 MB`.
+fn progress_line(info: &CreateImageInfo) -> Option<String> {
+    let status = info.status.as_deref().filter(|s| !s.is_empty())?;
+    let mut line = match info.id.as_deref().filter(|id| !id.is_empty()) {
+        Some(id) => format!("{id}: {status}"),
+        None => status.to_string(),
+    };
+    if let Some(detail) = &info.progress_detail {
+        if let (Some(current), Some(total)) = (detail.current, detail.total) {
+            if total > 0 {
+                let mb = |bytes: i64| bytes as f64 / 1_000_000.0;
+                line.push_str(&format!(" {:.1}/{:.1} MB", mb(current), mb(total)));
+            }
+        }
+    }
+    Some(line)
+}
+
+/// The engine's health-check `Test`: an argv runs directly (`CMD`), unless the plugin
+/// already used one of the engine's own forms.
+fn health_test(command: &[String]) -> Vec<String> {
+    match command.first().map(String::as_str) {
+        Some("CMD" | "CMD-SHELL" | "NONE") => command.to_vec(),
+        _ => std::iter::once("CMD".to_string()).chain(command.iter().cloned()).collect(),
+    }
+}
+
+fn create_body(request: &ContainerRequest) -> ContainerCreateBody {
+    let mut exposed_ports = Vec::new();
+    let mut bindings: HashMap<String, Vec<PortBinding>> = HashMap::new();
+    for (container_port, address, host_port) in &request.ports {
+        let key = format!("{container_port}/tcp");
+        if !exposed_ports.contains(&key) {
+            exposed_ports.push(key.clone());
+        }
+        bindings.entry(key).or_default().push(PortBinding {
+            host_ip: Some(address.to_string()),
+            // Empty lets the engine pick a free port.
+            host_port: Some(if *host_port == 0 { String::new() } else { host_port.to_string() }),
+        });
+    }
+    let port_bindings: PortMap = bindings.into_iter().map(|(k, v)| (k, Some(v))).collect();
+
+    let mounts = request
+        .volumes
+        .iter()
+        .map(|(source, target, read_only)| Mount {
+            typ: Some(MountType::VOLUME),
+            source: Some(source.clone()),
+            target: Some(target.clone()),
+            read_only: Some(*read_only),
+            ..Default::default()
+        })
+        .collect();
+
+    let (network_mode, networking_config) = if request.network.is_empty() {
+        (None, None)
+    } else {
+        let endpoint = EndpointSettings {
+            aliases: (!request.aliases.is_empty()).then(|| request.aliases.clone()),
+            ..Default::default()
+        };
+        let endpoints = HashMap::from([(request.network.clone(), endpoint)]);
+        (Some(request.network.clone()), Some(NetworkingConfig { endpoints_config: Some(endpoints) }))
+    };
+
+    let healthcheck = request.health.as_ref().map(|h| HealthConfig {
+        test: Some(health_test(&h.command)),
+        interval: Some(nanos(h.interval_ms)),
+        timeout: Some(nanos(h.timeout_ms)),
+        retries: Some(i64::from(h.retries)),
+        start_period: Some(nanos(h.start_period_ms)),
+        ..Default::default()
+    });
+
+    let host_config = HostConfig {
+        memory: Some(saturating_i64(request.memory_bytes)),
+        nano_cpus: Some(saturating_i64(request.nano_cpus)),
+        pids_limit: Some(i64::from(request.pids)),
+        port_bindings: Some(port_bindings),
+        publish_all_ports: Some(false),
+        mounts: Some(mounts),
+        network_mode,
+        // Spelled out rather than left to defaults: nothing from the host gets in and
+        // nothing gains privileges. Capabilities stay at the engine's default set,
+        // which images such as postgres need to chown their data at start.
+        privileged: Some(false),
+        binds: None,
+        devices: None,
+        cap_add: None,
+        security_opt: Some(vec!["no-new-privileges:true".into()]),
+        ..Default::default()
+    };
+
+    ContainerCreateBody {
+        image: Some(request.image.clone()),
+        cmd: request.command.clone(),
+        entrypoint: request.entrypoint.clone(),
+        env: Some(request.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(hash_map(&request.labels)),
+        exposed_ports: Some(exposed_ports),
+        user: request.user.clone(),
+        healthcheck,
+        stop_timeout: Some(i64::from(request.stop_timeout_secs)),
+        host_config: Some(host_config),
+        networking_config,
+        ..Default::default()
+    }
+}
+
+fn container_details(response: ContainerInspectResponse) -> ContainerDetails {
+    let state = response.state.unwrap_or_default();
+    let mapped = match state.status {
+        Some(ContainerStateStatusEnum::RUNNING | ContainerStateStatusEnum::STOPPING) => State::Running,
+        Some(ContainerStateStatusEnum::PAUSED) => State::Paused,
+        Some(ContainerStateStatusEnum::RESTARTING) => State::Restarting,
+        Some(ContainerStateStatusEnum::EXITED) => State::Exited,
+        Some(ContainerStateStatusEnum::DEAD) => State::Dead,
+        Some(ContainerStateStatusEnum::REMOVING) => State::Removing,
+        Some(ContainerStateStatusEnum::CREATED | ContainerStateStatusEnum::EMPTY) | None => State::Created,
+    };
+    let health = match state.health.and_then(|h| h.status) {
+        Some(HealthStatusEnum::STARTING) => Some(Health::Starting),
+        Some(HealthStatusEnum::HEALTHY) => Some(Health::Healthy),
+        Some(HealthStatusEnum::UNHEALTHY) => Some(Health::Unhealthy),
+        Some(HealthStatusEnum::NONE | HealthStatusEnum::EMPTY) | None => None,
+    };
+    let exit_code = match mapped {
+        State::Exited | State::Dead => state.exit_code.map(|c| i32::try_from(c).unwrap_or(-1)),
+        _ => None,
+    };
+
+    let config = response.config.unwrap_or_default();
+    let settings = response.network_settings.unwrap_or_default();
+    let mut ports: Vec<(u16, String, u16)> = settings
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(key, bindings)| {
+            let container_port = key.split('/').next()?.parse::<u16>().ok()?;
+            Some(bindings.unwrap_or_default().into_iter().filter_map(move |b| {
+                let host_port = b.host_port?.parse::<u16>().ok()?;
+                Some((container_port, b.host_ip.unwrap_or_default(), host_port))
+            }))
+        })
+        .flatten()
+        .collect();
+    ports.sort();
+
+    // Prefer the network the container was created on; the map's order is arbitrary.
+    let own_network = response.host_config.and_then(|h| h.network_mode);
+    let mut networks: Vec<_> = settings.networks.unwrap_or_default().into_iter().collect();
+    networks.sort_by_key(|(name, _)| (Some(name) != own_network.as_ref(), name.clone()));
+    let address = networks.into_iter().filter_map(|(_, endpoint)| endpoint.ip_address).find(|ip| !ip.is_empty());
+
+    ContainerDetails {
+        id: response.id.unwrap_or_default(),
+        name: response.name.unwrap_or_default().trim_start_matches('/').to_string(),
+        image: config.image.or(response.image).unwrap_or_default(),
+        labels: config.labels.unwrap_or_default().into_iter().collect(),
+        state: mapped,
+        health,
+        exit_code,
+        ports,
+        address,
+    }
+}
+
+fn single_file_tar(name: &str, contents: &[u8], mode: u32) -> std::io::Result<Vec<u8>> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(contents.len() as u64);
+    header.set_mode(mode);
+    header.set_mtime(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
+    let mut archive = tar::Builder::new(Vec::new());
+    archive.append_data(&mut header, name, contents)?;
+    archive.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_repositories_get_a_tag_and_registry_ports_are_not_tags() {
+        assert!(!has_tag_or_digest("postgres"));
+        assert!(!has_tag_or_digest("localhost:5000/team/postgres"));
+        assert!(has_tag_or_digest("postgres:16"));
+        assert!(has_tag_or_digest("localhost:5000/postgres:16"));
+        assert!(has_tag_or_digest("postgres@sha256:abc"));
+    }
+
+    #[test]
+    fn health_commands_run_as_argv_unless_already_in_engine_form() {
+        let argv = vec!["pg_isready".to_string(), "-q".to_string()];
+        assert_eq!(health_test(&argv), ["CMD", "pg_isready", "-q"]);
+        let shell = vec!["CMD-SHELL".to_string(), "pg_isready || exit 1".to_string()];
+        assert_eq!(health_test(&shell), shell);
+    }
+
+    #[test]
+    fn published_ports_let_the_engine_pick_when_zero() {
+        let request = ContainerRequest {
+            name: "p-db".into(),
+            image: "postgres:16".into(),
+            command: None,
+            entrypoint: None,
+            env: vec![("A".into(), "1".into())],
+            labels: BTreeMap::new(),
+            ports: vec![(5432, "127.0.0.1".parse().unwrap(), 0), (80, "127.0.0.1".parse().unwrap(), 8080)],
+            volumes: vec![("p-data".into(), "/data".into(), false)],
+            network: "p-net".into(),
+            aliases: vec!["db".into()],
+            user: None,
+            health: None,
+            memory_bytes: 1 << 20,
+            nano_cpus: 1,
+            pids: 10,
+            stop_timeout_secs: 5,
+        };
+        let body = create_body(&request);
+        let host = body.host_config.unwrap();
+        let bindings = host.port_bindings.unwrap();
+        let db = bindings["5432/tcp"].as_ref().unwrap();
+        assert_eq!(db[0].host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(db[0].host_port.as_deref(), Some(""));
+        assert_eq!(bindings["80/tcp"].as_ref().unwrap()[0].host_port.as_deref(), Some("8080"));
+        assert_eq!(host.privileged, Some(false));
+        assert_eq!(host.network_mode.as_deref(), Some("p-net"));
+        assert_eq!(body.env.unwrap(), ["A=1"]);
+        let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(endpoints["p-net"].aliases.as_deref(), Some(&["db".to_string()][..]));
+    }
+}

@@ -1,0 +1,87 @@
+//! The Docker engine the end-to-end tests run against. On a fresh machine (as root,
+//! with apt) this installs Debian's `docker.io`, `debootstrap` (for the offline
+//! images) and `busybox-static` (for the engine tests' tiny image), and starts
+//! `dockerd` when no engine answers, so `cargo xtask test` needs no manual step.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+const DOCKERD_LOG: &str = "/tmp/provisioner-dockerd.log";
+
+fn quiet(command: &mut Command) -> bool {
+    command.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+fn found(program: &str) -> bool {
+    quiet(Command::new("sh").args(["-c", &format!("command -v {program}")]))
+}
+
+fn engine_answers() -> bool {
+    quiet(Command::new("docker").arg("info"))
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Install what is missing, then make sure an engine answers.
+pub fn ensure() -> Result<()> {
+    let mut packages = Vec::new();
+    if !found("dockerd") && !engine_answers() {
+        packages.push("docker.io");
+    }
+    if !found("debootstrap") {
+        packages.push("debootstrap");
+    }
+    if !Path::new("/bin/busybox").exists() {
+        packages.push("busybox-static");
+    }
+    if !packages.is_empty() {
+        if !is_root() || !found("apt-get") {
+            bail!("the tests need {}: install them (e.g. `sudo apt-get install {}`) and retry", packages.join(", "), packages.join(" "));
+        }
+        eprintln!("xtask: installing {} with apt-get", packages.join(", "));
+        let update = Command::new("apt-get").args(["update", "-qq"]).status()?;
+        if !update.success() {
+            bail!("apt-get update failed");
+        }
+        let install = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&packages)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()?;
+        if !install.success() {
+            bail!("apt-get install {} failed", packages.join(" "));
+        }
+    }
+    if engine_answers() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!("no Docker engine answers: start dockerd (e.g. `sudo systemctl start docker`) and retry");
+    }
+    eprintln!("xtask: starting dockerd (log: {DOCKERD_LOG})");
+    let log = std::fs::File::create(DOCKERD_LOG).with_context(|| format!("creating {DOCKERD_LOG}"))?;
+    use std::os::unix::process::CommandExt;
+    Command::new("dockerd")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: a Ctrl-C of the test run must not take the engine down.
+        .process_group(0)
+        .spawn()
+        .context("starting dockerd")?;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if engine_answers() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let tail = std::fs::read_to_string(DOCKERD_LOG).unwrap_or_default();
+    let tail: Vec<&str> = tail.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+    bail!("dockerd did not answer within 60 s; the end of its log:\n{}", tail.join("\n"))
+}

@@ -1,0 +1,398 @@
+//! `cargo xtask images`: the container images the first-party plugins run, built offline.
+//!
+//! This machine and CI reach no container registry (`docker pull` fails), only Debian's
+//! package mirrors. So the images are built here from Debian bookworm packages:
+//!
+//! | tag                                 | what                                                    |
+//! |-------------------------------------|---------------------------------------------------------|
+//! | `provisioner-offline/base:bookworm` | `debootstrap --variant=minbase` + every package below, `docker import`ed |
+//! | `provisioner-offline/postgres:15`   | `images/postgres`: drop-in for upstream `postgres:15` (PostgreSQL 15) |
+//! | `provisioner-offline/redis:7`       | `images/redis`: drop-in for upstream `redis:7` (Redis 7.0) |
+//!
+//! The plugins name these tags explicitly (their grants match `*/postgres:*`, `*/redis:*`).
+//! The base holds the packages of the later images too (RabbitMQ, nginx, Python with its
+//! clients), so debootstrap runs once; each image's Dockerfile starts
+//! `FROM provisioner-offline/base:bookworm` and needs no network.
+//!
+//! An image already present (`docker image inspect TAG`) is skipped; remove it
+//! (`docker rmi TAG`) to rebuild it, and the base too to rebuild from fresh packages.
+//! `PROVISIONER_DEBIAN_MIRROR` overrides the mirror, which is otherwise this machine's
+//! own (the first bookworm entry of /etc/apt/sources.list{,.d}).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+const SUITE: &str = "bookworm";
+const BASE: &str = "provisioner-offline/base:bookworm";
+const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
+
+/// What the base image holds beyond minbase: everything any image below (or a later one) needs.
+const PACKAGES: &[&str] = &[
+    "postgresql",   // 15 in bookworm
+    "redis-server", // 7.0 in bookworm
+    "ca-certificates",
+    "bash",
+    "procps",
+    "rabbitmq-server",
+    "nginx",
+    "python3",
+    "python3-psycopg2",
+    "python3-redis",
+    "python3-pika",
+    "python3-boto3",
+];
+
+/// (folder of images/, tag)
+const IMAGES: &[(&str, &str)] =
+    &[("postgres", "provisioner-offline/postgres:15"), ("redis", "provisioner-offline/redis:7")];
+
+/// Environment of the imported base (an imported rootfs has none; Dockerfiles extend it).
+const BASE_CHANGES: &[&str] =
+    &["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "ENV LANG=C.UTF-8", "CMD [\"bash\"]"];
+
+pub fn build() -> Result<()> {
+    if !quiet(Command::new("docker").arg("info")) {
+        bail!("the Docker engine is not reachable: start dockerd (`cargo xtask test` starts it when run as root) and retry");
+    }
+
+    let mut missing = Vec::new();
+    for &(name, tag) in IMAGES {
+        if present(tag) {
+            eprintln!("xtask: image {tag} present, skipping");
+        } else {
+            missing.push((name, tag));
+        }
+    }
+    let mut built: Vec<(&str, Duration)> = Vec::new();
+    if !missing.is_empty() {
+        if present(BASE) {
+            eprintln!("xtask: base image {BASE} present, reusing it");
+        } else {
+            let started = Instant::now();
+            build_base()?;
+            built.push((BASE, started.elapsed()));
+        }
+    }
+    for (name, tag) in missing {
+        let dir = super::root().join("images").join(name);
+        eprintln!("xtask: docker build -t {tag} {}", dir.display());
+        let started = Instant::now();
+        // --network=none: the Dockerfiles only arrange what the base already holds.
+        super::run(Command::new("docker").args(["build", "--network=none", "-t", tag]).arg(&dir))?;
+        built.push((tag, started.elapsed()));
+    }
+
+    for &tag in std::iter::once(&BASE).chain(IMAGES.iter().map(|(_, t)| t)) {
+        let Some(size) = size(tag) else { continue };
+        match built.iter().find(|(t, _)| *t == tag) {
+            Some((_, took)) => eprintln!("xtask: {tag}: {size}, built in {:.0?}", took),
+            None => eprintln!("xtask: {tag}: {size}"),
+        }
+    }
+    Ok(())
+}
+
+/// debootstrap the rootfs into a temporary folder, then `docker import` it as BASE.
+fn build_base() -> Result<()> {
+    let mirror = mirror();
+    let tmp = TempDir::new()?;
+    let rootfs = tmp.path.join("rootfs");
+
+    eprintln!("xtask: debootstrap {SUITE} (about a minute) from {mirror} into {}…", rootfs.display());
+    let started = Instant::now();
+    debootstrap(&rootfs, &mirror)?;
+    eprintln!("xtask: debootstrap done in {:.0?}", started.elapsed());
+
+    eprintln!("xtask: cleaning the rootfs (apt caches and lists, the packaged PostgreSQL cluster)…");
+    clean_rootfs(&rootfs)?;
+
+    eprintln!("xtask: docker import {BASE}…");
+    let started = Instant::now();
+    let mut tar = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["--numeric-owner", "-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting tar")?;
+    // The Command holds the pipe's read end until dropped: drop it with docker's exit,
+    // or a failed import would leave tar blocked on a pipe nobody reads.
+    let imported = {
+        let mut import = Command::new("docker");
+        import.arg("import");
+        for change in BASE_CHANGES {
+            import.args(["--change", change]);
+        }
+        import.args(["-", BASE]).stdin(tar.stdout.take().expect("piped")).stdout(Stdio::null()).status()
+    };
+    let imported = match imported {
+        Ok(status) => status,
+        Err(e) => {
+            let _ = tar.kill();
+            let _ = tar.wait();
+            return Err(e).context("starting docker import");
+        }
+    };
+    let tarred = tar.wait().context("waiting for tar")?;
+    if !imported.success() {
+        bail!("docker import - {BASE} failed ({imported})");
+    }
+    if !tarred.success() {
+        bail!("tar -C {} -c . failed ({tarred})", rootfs.display());
+    }
+    eprintln!("xtask: imported {BASE} in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn debootstrap(rootfs: &Path, mirror: &str) -> Result<()> {
+    // Through sh only to merge stderr into stdout: one stream, read line by line.
+    let mut child = Command::new("sh")
+        .args(["-c", "exec debootstrap \"$@\" 2>&1", "sh", "--variant=minbase"])
+        .arg(format!("--include={}", PACKAGES.join(",")))
+        .arg(SUITE)
+        .arg(rootfs)
+        .arg(mirror)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting debootstrap (is it installed? apt-get install debootstrap)")?;
+    let mut output = Vec::new();
+    let (mut fetched, mut configured, mut shown) = (0, 0, (0, 0));
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line.context("reading debootstrap's output")?;
+        // Lines per package (`I: Retrieving NAME VERSION`, `I: Unpacking NAME...`, …)
+        // are noise: count them, show the rest.
+        match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["I:", "Retrieving", _, _] => fetched += 1,
+            ["I:", "Validating", _, _] | ["I:", "Extracting" | "Unpacking", _] => {}
+            ["I:", "Configuring", _] => configured += 1,
+            _ => {
+                if (fetched, configured) != shown {
+                    eprintln!("  debootstrap: … {fetched} packages fetched, {configured} configured");
+                    shown = (fetched, configured);
+                }
+                eprintln!("  debootstrap: {line}");
+            }
+        }
+        output.push(line);
+    }
+    let status = child.wait().context("waiting for debootstrap")?;
+    if status.success() {
+        return Ok(());
+    }
+
+    let not_found: Vec<&str> = output
+        .iter()
+        .filter_map(|l| l.split_once("Couldn't find these debs:"))
+        .flat_map(|(_, names)| names.split_whitespace())
+        .collect();
+    if !not_found.is_empty() {
+        bail!("debootstrap failed ({status}): no package named {} in {SUITE} at {mirror}", not_found.join(", "));
+    }
+    // Failures inside the chroot (a maintainer script, dpkg) are detailed in its log.
+    let log = rootfs.join("debootstrap/debootstrap.log");
+    if let Ok(text) = std::fs::read_to_string(&log) {
+        eprintln!("  {} ends:", log.display());
+        let lines: Vec<&str> = text.lines().collect();
+        for line in &lines[lines.len().saturating_sub(30)..] {
+            eprintln!("  | {line}");
+        }
+    }
+    if let Some(error) = output.iter().rev().find(|l| l.starts_with("E: ")) {
+        bail!("debootstrap failed ({status}): {}", &error[3..]);
+    }
+    bail!("debootstrap failed ({status})");
+}
+
+/// Drop what the image does not need: apt's downloads and lists (apt-get update restores
+/// the lists) and the cluster postgresql's postinst creates (images initialise their own).
+fn clean_rootfs(rootfs: &Path) -> Result<()> {
+    for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
+        let Ok(entries) = std::fs::read_dir(rootfs.join(dir)) else { continue };
+        for entry in entries {
+            let path = entry?.path();
+            let is_deb = path.extension().is_some_and(|e| e == "deb");
+            if path.is_file() && (dir.ends_with("lists") || is_deb) {
+                std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            } else if path.is_dir() && dir.ends_with("lists") {
+                // lists/partial: emptied, kept (apt expects it).
+                for inner in std::fs::read_dir(&path)? {
+                    let inner = inner?.path();
+                    if inner.is_file() {
+                        std::fs::remove_file(&inner)?;
+                    }
+                }
+            }
+        }
+    }
+    for dir in ["etc/postgresql/15", "var/lib/postgresql/15"] {
+        let path = rootfs.join(dir);
+        if path.exists() {
+            std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `$PROVISIONER_DEBIAN_MIRROR`, else this machine's own bookworm mirror, else deb.debian.org.
+fn mirror() -> String {
+    if let Ok(m) = std::env::var("PROVISIONER_DEBIAN_MIRROR") {
+        if !m.trim().is_empty() {
+            return m.trim().to_string();
+        }
+    }
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(entries) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut more: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "list" || e == "sources"))
+            .collect();
+        more.sort();
+        files.extend(more);
+    }
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else { continue };
+        let found = if file.extension().is_some_and(|e| e == "sources") {
+            mirror_from_deb822(&text)
+        } else {
+            mirror_from_one_line(&text)
+        };
+        if let Some(m) = found {
+            return m;
+        }
+    }
+    DEFAULT_MIRROR.to_string()
+}
+
+/// The first `deb [options] URI bookworm …` line's URI.
+fn mirror_from_one_line(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let line = line.split('#').next().unwrap_or("");
+        let mut words = line.split_whitespace();
+        if words.next() != Some("deb") {
+            return None;
+        }
+        let mut uri = words.next()?;
+        if uri.starts_with('[') {
+            // Options: `[arch=amd64 signed-by=…]`, possibly several words.
+            while !uri.ends_with(']') {
+                uri = words.next()?;
+            }
+            uri = words.next()?;
+        }
+        (words.next()? == SUITE && usable(uri)).then(|| uri.to_string())
+    })
+}
+
+/// The first URI of the first deb822 stanza with `Types: deb` and `Suites: bookworm`.
+fn mirror_from_deb822(text: &str) -> Option<String> {
+    let uncommented: Vec<&str> = text.lines().filter(|l| !l.trim_start().starts_with('#')).collect();
+    uncommented.join("\n").split("\n\n").find_map(|stanza| {
+        let field = |name: &str| {
+            stanza.lines().find_map(|l| {
+                let (key, value) = l.split_once(':')?;
+                key.trim().eq_ignore_ascii_case(name).then(|| value.split_whitespace().collect::<Vec<_>>())
+            })
+        };
+        let enabled = field("Enabled").is_none_or(|v| v.first().is_none_or(|v| *v != "no"));
+        let deb = field("Types")?.contains(&"deb");
+        let suite = field("Suites")?.contains(&SUITE);
+        let uri = field("URIs")?.into_iter().find(|u| usable(u))?;
+        (enabled && deb && suite).then(|| uri.to_string())
+    })
+}
+
+/// What debootstrap can fetch from (not cdrom:, mirror+file:, …).
+fn usable(uri: &str) -> bool {
+    uri.starts_with("http://") || uri.starts_with("https://") || uri.starts_with("file:/")
+}
+
+fn present(tag: &str) -> bool {
+    quiet(Command::new("docker").args(["image", "inspect", tag]))
+}
+
+fn size(tag: &str) -> Option<String> {
+    let out = Command::new("docker").args(["image", "inspect", "-f", "{{.Size}}", tag]).output().ok()?;
+    let bytes: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    Some(format!("{:.0} MB", bytes / 1e6))
+}
+
+/// Whether the command succeeds, its output discarded.
+fn quiet(command: &mut Command) -> bool {
+    command.stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// A folder under the system temp dir, removed on drop, after unmounting anything
+/// debootstrap may have left mounted in it (a failed run can leave proc/sys behind).
+struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    fn new() -> Result<Self> {
+        let path = std::env::temp_dir().join(format!("provisioner-images-{}", std::process::id()));
+        if path.exists() {
+            TempDir { path: path.clone() }.remove();
+        }
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(TempDir { path })
+    }
+
+    fn remove(&self) {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let mut inside: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|m| Path::new(m).starts_with(&self.path))
+            .collect();
+        inside.sort_by_key(|m| std::cmp::Reverse(m.len())); // deepest first
+        for mount in &inside {
+            let _ = Command::new("umount").args(["-l", mount]).status();
+        }
+        let still = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        if still.lines().filter_map(|l| l.split_whitespace().nth(1)).any(|m| Path::new(m).starts_with(&self.path)) {
+            eprintln!("xtask: {} still has mounts; left in place", self.path.display());
+            return;
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            eprintln!("xtask: could not remove {}: {e}", self.path.display());
+        }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_sources() {
+        let text = "# deb http://old.example/debian bookworm main\n\
+                    deb cdrom:[Debian 12]/ bookworm main\n\
+                    deb-src http://src.example/debian bookworm main\n\
+                    deb http://security.debian.org/debian-security bookworm-security main\n\
+                    deb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian bookworm main contrib\n\
+                    deb http://later.example/debian bookworm main\n";
+        assert_eq!(mirror_from_one_line(text).as_deref(), Some("http://mirror.example/debian"));
+        assert_eq!(mirror_from_one_line("deb http://x/debian trixie main\n"), None);
+    }
+
+    #[test]
+    fn deb822_sources() {
+        let text = "Types: deb-src\nURIs: http://src.example/debian\nSuites: bookworm\n\n\
+                    Types: deb\n# http://snapshot.debian.org/archive/debian/20250520T000000Z\n\
+                    URIs: http://deb.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n\
+                    Types: deb\nURIs: http://deb.example/debian-security\nSuites: bookworm-security\n";
+        assert_eq!(mirror_from_deb822(text).as_deref(), Some("http://deb.example/debian"));
+        let disabled = "Enabled: no\nTypes: deb\nURIs: http://a/debian\nSuites: bookworm\n";
+        assert_eq!(mirror_from_deb822(disabled), None);
+    }
+}
