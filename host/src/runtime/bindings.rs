@@ -9,8 +9,8 @@ pub mod v0_1 {
         world: "service-plugin",
     });
 
-    pub use exports::provisioner::plugin::hooks;
-    pub use provisioner::plugin::{docker, log, secrets, types};
+    pub use self::exports::provisioner::plugin::hooks;
+    pub use self::provisioner::plugin::{docker, log, secrets, types};
 }
 
 /// The WIT versions this host serves, as `major.minor` prefixes: while the major is 0,
