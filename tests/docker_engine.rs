@@ -92,6 +92,7 @@ fn request(name: &str, network: &str, run: &BTreeMap<String, String>) -> Contain
         volumes: vec![],
         network: network.into(),
         aliases: vec![],
+        files: vec![],
         user: None,
         health: None,
         memory_bytes: 64 << 20,

@@ -73,6 +73,10 @@ pub struct Environment {
     /// How long a service may take to become ready.
     #[serde(default = "default_readiness_timeout")]
     pub readiness_timeout_secs: u64,
+    /// A registry that stands in for Docker Hub, e.g. `registry.local:5000`: every
+    /// image that names no registry is pulled from there instead.
+    #[serde(default)]
+    pub mirror: Option<String>,
 }
 
 fn localhost() -> IpAddr {
@@ -91,6 +95,7 @@ impl Default for Environment {
             resources: ResourceDefaults::default(),
             images: BTreeMap::new(),
             readiness_timeout_secs: default_readiness_timeout(),
+            mirror: None,
         }
     }
 }
@@ -133,6 +138,7 @@ impl Environment {
             max_memory_mb: r.max_memory_mb,
             max_cpu_millis: r.max_cpu_millis,
             max_pids: r.max_pids,
+            mirror: self.mirror.clone(),
         }
     }
 }

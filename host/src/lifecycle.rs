@@ -21,8 +21,8 @@ use crate::capabilities::{Denial, Effective};
 use crate::config::{ConfigError, Environment, Project, Service};
 use crate::discovery::Catalog;
 use crate::engine::ContainerEngine;
-use crate::runtime::state::{ProgressSink, Scope, ServiceHost};
-use crate::runtime::{Hook, HookContext, HookFailure, LoadedPlugin, Output, PluginRuntime};
+use crate::runtime::state::{Phases, ProgressSink, Scope, ServiceHost};
+use crate::runtime::{Hook, HookCall, HookContext, HookFailure, LoadedPlugin, Output, PluginRuntime};
 
 /// How often `ready` is asked while a service comes up.
 const READY_POLL: Duration = Duration::from_millis(40);
@@ -63,7 +63,14 @@ pub struct ServiceReport {
     pub status: Status,
     #[serde(skip)]
     pub outputs: Vec<Output>,
+    /// When the service started, counted from the start of the run.
+    pub started_at_ms: u128,
+    /// The `provision` hook, and within it the engine's pull / create / start.
     pub provision_ms: Option<u128>,
+    pub pull_ms: u128,
+    pub create_ms: u128,
+    pub start_ms: u128,
+    /// From the end of `provision` until `ready` said so.
     pub ready_ms: Option<u128>,
     pub total_ms: u128,
     pub denials: Vec<Denial>,
@@ -78,6 +85,8 @@ pub struct Summary {
     pub environment: String,
     pub services: Vec<ServiceReport>,
     pub elapsed_ms: u128,
+    /// The chain of dependencies that decided how long the run took.
+    pub critical_path: Vec<String>,
 }
 
 impl Summary {
@@ -93,7 +102,11 @@ impl Summary {
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ms = |v: Option<u128>| v.map(|v| format!("{v} ms")).unwrap_or_else(|| "-".into());
-        writeln!(f, "{:<16} {:<14} {:<10} {:>10} {:>10} {:>10}", "service", "plugin", "status", "provision", "ready", "total")?;
+        writeln!(
+            f,
+            "{:<16} {:<14} {:<8} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9}",
+            "service", "plugin", "status", "pull", "create", "start", "provision", "ready", "total"
+        )?;
         for s in &self.services {
             let status = match &s.status {
                 Status::Ready => "ready",
@@ -101,12 +114,16 @@ impl std::fmt::Display for Summary {
                 Status::Failed { .. } => "FAILED",
                 Status::Skipped { .. } => "skipped",
             };
+            let engine_ms = |v: u128| if s.provision_ms.is_some() { format!("{v} ms") } else { "-".into() };
             writeln!(
                 f,
-                "{:<16} {:<14} {:<10} {:>10} {:>10} {:>10}",
+                "{:<16} {:<14} {:<8} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9}",
                 s.service,
                 s.plugin,
                 status,
+                engine_ms(s.pull_ms),
+                engine_ms(s.create_ms),
+                engine_ms(s.start_ms),
                 ms(s.provision_ms),
                 ms(s.ready_ms),
                 format!("{} ms", s.total_ms)
@@ -123,6 +140,15 @@ impl std::fmt::Display for Summary {
                 Status::Skipped { because } => writeln!(f, "\nservice `{}` skipped: {because}", s.service)?,
                 _ => {}
             }
+        }
+        if !self.critical_path.is_empty() {
+            let steps: Vec<String> = self
+                .critical_path
+                .iter()
+                .filter_map(|name| self.services.iter().find(|s| &s.service == name))
+                .map(|s| format!("{} ({} ms)", s.service, s.total_ms))
+                .collect();
+            writeln!(f, "\ncritical path: {}", steps.join(" -> "))?;
         }
         let denials: Vec<&Denial> = self.denials().collect();
         if !denials.is_empty() {
@@ -232,24 +258,35 @@ impl Stack<'_> {
             let p = &prepared[name];
             let inputs: HashMap<String, Vec<Output>> =
                 p.service.depends_on.iter().map(|d| (d.clone(), done[d].outputs.clone())).collect();
-            self.bring_up(&env, p, &inputs)
+            self.bring_up(&env, p, &inputs, started)
         });
-        Ok(Summary { environment: self.environment.to_string(), services: results, elapsed_ms: started.elapsed().as_millis() })
+        let critical_path = critical_path(&results, |name| prepared[name].service.depends_on.clone());
+        Ok(Summary {
+            environment: self.environment.to_string(),
+            services: results,
+            elapsed_ms: started.elapsed().as_millis(),
+            critical_path,
+        })
     }
 
-    fn bring_up(&self, env: &Environment, p: &Prepared, inputs: &HashMap<String, Vec<Output>>) -> ServiceReport {
+    fn bring_up(&self, env: &Environment, p: &Prepared, inputs: &HashMap<String, Vec<Output>>, run_started: Instant) -> ServiceReport {
         let started = Instant::now();
         let mut report = ServiceReport {
             service: p.service.name.clone(),
             plugin: p.service.plugin.clone(),
             status: Status::Ready,
             outputs: Vec::new(),
+            started_at_ms: 0,
             provision_ms: None,
+            pull_ms: 0,
+            create_ms: 0,
+            start_ms: 0,
             ready_ms: None,
             total_ms: 0,
             denials: Vec::new(),
             config_hash: String::new(),
         };
+        report.started_at_ms = started.duration_since(run_started).as_millis();
         let fail = |report: &mut ServiceReport, hook: Hook, message: String| {
             report.status = Status::Failed { hook, message: self.mask(p, &message), log_tail: self.log_tail(p) };
             report.total_ms = started.elapsed().as_millis();
@@ -265,21 +302,16 @@ impl Stack<'_> {
         report.config_hash = config_hash(&p.plugin.sha256, &self.context(env, &p.service, &p.service.config));
 
         self.note(&p.host, "provisioning");
-        match self.runtime.provision(&p.plugin, p.host.clone(), &ctx) {
-            Ok(call) => {
-                report.denials.extend(call.denials);
-                report.provision_ms = Some(call.elapsed.as_millis());
-                match call.value {
-                    Ok(outputs) => report.outputs = outputs,
-                    Err(message) => {
-                        fail(&mut report, Hook::Provision, message);
-                        return report;
-                    }
-                }
+        match settle(&mut report, self.runtime.provision(&p.plugin, p.host.clone(), &ctx)) {
+            Ok((outputs, elapsed, phases)) => {
+                report.provision_ms = Some(elapsed.as_millis());
+                report.pull_ms = phases.pull.as_millis();
+                report.create_ms = phases.create.as_millis();
+                report.start_ms = phases.start.as_millis();
+                report.outputs = outputs;
             }
-            Err(failure) => {
-                report.denials.extend(failure.denials.iter().cloned());
-                fail(&mut report, Hook::Provision, failure.to_string());
+            Err(message) => {
+                fail(&mut report, Hook::Provision, message);
                 return report;
             }
         }
@@ -289,21 +321,11 @@ impl Stack<'_> {
         let deadline = ready_started + Duration::from_secs(env.readiness_timeout_secs);
         let mut last_reason: String;
         loop {
-            match self.runtime.ready(&p.plugin, p.host.clone(), &ctx) {
-                Ok(call) => {
-                    report.denials.extend(call.denials);
-                    match call.value {
-                        Ok(None) => break,
-                        Ok(Some(reason)) => last_reason = reason,
-                        Err(message) => {
-                            fail(&mut report, Hook::Ready, message);
-                            return report;
-                        }
-                    }
-                }
-                Err(failure) => {
-                    report.denials.extend(failure.denials.iter().cloned());
-                    fail(&mut report, Hook::Ready, failure.to_string());
+            match settle(&mut report, self.runtime.ready(&p.plugin, p.host.clone(), &ctx)) {
+                Ok((None, ..)) => break,
+                Ok((Some(reason), ..)) => last_reason = reason,
+                Err(message) => {
+                    fail(&mut report, Hook::Ready, message);
                     return report;
                 }
             }
@@ -347,14 +369,23 @@ impl Stack<'_> {
                 plugin: p.service.plugin.clone(),
                 status,
                 outputs: Vec::new(),
+                started_at_ms: 0,
                 provision_ms: None,
+                pull_ms: 0,
+                create_ms: 0,
+                start_ms: 0,
                 ready_ms: None,
                 total_ms: started.elapsed().as_millis(),
                 denials,
                 config_hash: String::new(),
             }
         });
-        Ok(Summary { environment: self.environment.to_string(), services: results, elapsed_ms: started.elapsed().as_millis() })
+        Ok(Summary {
+            environment: self.environment.to_string(),
+            services: results,
+            elapsed_ms: started.elapsed().as_millis(),
+            critical_path: Vec::new(),
+        })
     }
 
     /// `text` with the service's secrets replaced by `***`.
@@ -382,6 +413,39 @@ impl Stack<'_> {
         }
         self.mask(p, &tail)
     }
+}
+
+/// A hook call's value with its denials added to `report`; any failure, of the hook
+/// or of the sandbox, as the message to show.
+fn settle<T>(
+    report: &mut ServiceReport,
+    call: Result<HookCall<Result<T, String>>, HookFailure>,
+) -> Result<(T, Duration, Phases), String> {
+    match call {
+        Ok(call) => {
+            report.denials.extend(call.denials);
+            call.value.map(|value| (value, call.elapsed, call.phases))
+        }
+        Err(failure) => {
+            report.denials.extend(failure.denials.iter().cloned());
+            Err(failure.to_string())
+        }
+    }
+}
+
+/// The dependency chain that ended last: from the service that finished last, step
+/// back each time to the prerequisite that finished last.
+fn critical_path(reports: &[ServiceReport], depends_on: impl Fn(&str) -> Vec<String>) -> Vec<String> {
+    let end = |r: &ServiceReport| r.started_at_ms + r.total_ms;
+    let by_name: HashMap<&str, &ServiceReport> = reports.iter().map(|r| (r.service.as_str(), r)).collect();
+    let mut path = Vec::new();
+    let mut current = reports.iter().filter(|r| matches!(r.status, Status::Ready)).max_by_key(|r| end(r));
+    while let Some(report) = current {
+        path.push(report.service.clone());
+        current = depends_on(&report.service).iter().filter_map(|d| by_name.get(d.as_str()).copied()).max_by_key(|r| end(r));
+    }
+    path.reverse();
+    path
 }
 
 /// What a service is provisioned from, as a short fingerprint.
@@ -592,7 +656,11 @@ fn schedule(
                         plugin,
                         status: Status::Skipped { because },
                         outputs: Vec::new(),
+                        started_at_ms: 0,
                         provision_ms: None,
+                        pull_ms: 0,
+                        create_ms: 0,
+                        start_ms: 0,
                         ready_ms: None,
                         total_ms: 0,
                         denials: Vec::new(),
@@ -654,7 +722,11 @@ mod tests {
             plugin: "p".into(),
             status,
             outputs: vec![Output { name: "URL".into(), value: format!("{name}://x"), secret: false }],
+            started_at_ms: 0,
             provision_ms: None,
+            pull_ms: 0,
+            create_ms: 0,
+            start_ms: 0,
             ready_ms: None,
             total_ms: 0,
             denials: vec![],
@@ -692,6 +764,23 @@ mod tests {
         assert!(matches!(status["d"], Status::Ready));
         assert!(matches!(status["c"], Status::Skipped { because } if because.contains("`a`")));
         assert!(!order.lock().unwrap().contains(&"c".to_string()));
+    }
+
+    #[test]
+    fn the_critical_path_follows_the_latest_prerequisite() {
+        // db (0..900) and cache (0..300) feed backend (900..1400); lb after backend.
+        let timed = |name: &str, at: u128, total: u128| ServiceReport { started_at_ms: at, total_ms: total, ..report(name, Status::Ready) };
+        let reports = vec![timed("db", 0, 900), timed("cache", 0, 300), timed("backend", 900, 500), timed("lb", 1400, 50)];
+        let deps: HashMap<&str, Vec<String>> = HashMap::from([
+            ("db", vec![]),
+            ("cache", vec![]),
+            ("backend", vec!["db".to_string(), "cache".to_string()]),
+            ("lb", vec!["backend".to_string()]),
+        ]);
+        assert_eq!(critical_path(&reports, |n| deps[n].clone()), ["db", "backend", "lb"]);
+        // Independent services: the path is just the slowest one.
+        let alone = vec![timed("db", 0, 900), timed("cache", 0, 300)];
+        assert_eq!(critical_path(&alone, |_| vec![]), ["db"]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The Docker engine the end-to-end tests run against. On a fresh machine (as root,
 //! with apt) this installs Debian's `docker.io`, `debootstrap` (for the offline
-//! images) and `busybox-static` (for the engine tests' tiny image), and starts
-//! `dockerd` when no engine answers, so `cargo xtask test` needs no manual step.
+//! images), `busybox-static` (for the engine tests' tiny image) and the Python S3 and
+//! AMQP clients the tests check with, and starts `dockerd` when no engine answers, so
+//! `cargo xtask test` needs no manual step.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -38,6 +39,11 @@ pub fn ensure() -> Result<()> {
     }
     if !Path::new("/bin/busybox").exists() {
         packages.push("busybox-static");
+    }
+    for (module, package) in [("boto3", "python3-boto3"), ("pika", "python3-pika")] {
+        if !quiet(Command::new("/usr/bin/python3").args(["-c", &format!("import {module}")])) {
+            packages.push(package);
+        }
     }
     if !packages.is_empty() {
         if !is_root() || !found("apt-get") {

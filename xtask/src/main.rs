@@ -19,11 +19,13 @@ fn main() -> Result<()> {
         Some("plugins") => plugins().map(|_| ()),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("demo") => demo(),
         Some("images") => engine::ensure().and_then(|()| images::build()),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
+                 demo      bring up the example stack (examples/ticketing) with provisioner run local\n  \
                  plugins   build every first-party plugin into target/plugins/NAME.wasm\n  \
                  test      everything the test suite needs, then all tests (what CI runs)\n  \
                  bench     the benchmarks (plugin load, host-import overhead, run local cold/warm/teardown)\n  \
@@ -119,4 +121,23 @@ fn bench(extra: &[String]) -> Result<()> {
     images::build()?;
     plugins()?;
     run(cargo().current_dir(root()).args(["bench", "-p", "provisioner"]).args(extra))
+}
+
+/// The example stack: everything it needs, then `provisioner run local` in
+/// examples/ticketing.
+fn demo() -> Result<()> {
+    engine::ensure()?;
+    images::build()?;
+    plugins()?;
+    let root = root();
+    run(cargo().current_dir(&root).args(["build", "-p", "provisioner"]))?;
+    let example = root.join("examples/ticketing");
+    run(Command::new(root.join("target/debug/provisioner")).args(["run", "local"]).current_dir(&example))?;
+    eprintln!(
+        "\nxtask: the stack is up; its credentials are in {}.\n\
+         xtask: `provisioner status local` shows it; `provisioner teardown local --keep-volumes` stops it and keeps the data \
+         (run these in examples/ticketing with target/debug/provisioner).",
+        example.join(".env").display()
+    );
+    Ok(())
 }

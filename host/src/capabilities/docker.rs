@@ -105,6 +105,7 @@ struct HashedSpec<'a> {
     env: &'a [(String, String)],
     ports: Vec<(u16, String, u16)>,
     volumes: &'a [(String, String, bool)],
+    files: Vec<(&'a str, String, u32)>,
     aliases: &'a [String],
     user: &'a Option<String>,
     health: Option<(&'a [String], u32, u32, u32, u32)>,
@@ -120,6 +121,7 @@ fn spec_hash(request: &ContainerRequest) -> String {
         env: &request.env,
         ports: request.ports.iter().map(|(c, ip, h)| (*c, ip.to_string(), *h)).collect(),
         volumes: &request.volumes,
+        files: request.files.iter().map(|(p, c, m)| (p.as_str(), crate::runtime::cache::sha256_hex(c), *m)).collect(),
         aliases: &request.aliases,
         user: &request.user,
         health: request
@@ -153,6 +155,7 @@ pub fn container_request(
         return Err(Refused::Invalid(format!("container `{}` has an empty image", spec.name)));
     }
     effective.check_image(&spec.image)?;
+    let image = mirrored(&spec.image, defaults.mirror.as_deref());
 
     let mut ports = Vec::new();
     for port in &spec.ports {
@@ -190,6 +193,14 @@ pub fn container_request(
         env.push((var.name.clone(), var.value.clone()));
     }
 
+    let mut files = Vec::new();
+    for file in &spec.files {
+        if !file.path.starts_with('/') || file.path.ends_with('/') || file.path.split('/').any(|p| p == "..") {
+            return Err(Refused::Invalid(format!("file path `{}` must be absolute, without `..`", file.path)));
+        }
+        files.push((file.path.clone(), file.contents.clone(), file.mode & 0o7777));
+    }
+
     let mut labels = BTreeMap::new();
     for label in &spec.labels {
         if label.key.starts_with("provisioner.") {
@@ -220,7 +231,7 @@ pub fn container_request(
     };
     let mut request = ContainerRequest {
         name: engine_name(scope, &short),
-        image: spec.image.clone(),
+        image,
         command: spec.command.clone(),
         entrypoint: spec.entrypoint.clone(),
         env,
@@ -229,6 +240,7 @@ pub fn container_request(
         volumes,
         network: network_name(scope),
         aliases,
+        files,
         user: spec.user.clone(),
         health: spec.health.as_ref().map(|h| HealthRequest {
             command: h.command.clone(),
@@ -245,6 +257,23 @@ pub fn container_request(
     let hash = spec_hash(&request);
     request.labels.insert(LABEL_SPEC_HASH.to_string(), hash);
     Ok(request)
+}
+
+/// `image` as pulled through `mirror`: only images that name no registry move
+/// (Docker Hub's official images live under `library/`).
+pub fn mirrored(image: &str, mirror: Option<&str>) -> String {
+    let Some(mirror) = mirror.map(|m| m.trim_end_matches('/')).filter(|m| !m.is_empty()) else {
+        return image.to_string();
+    };
+    let first = image.split('/').next().unwrap_or_default();
+    let names_registry = image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    if names_registry {
+        image.to_string()
+    } else if image.contains('/') {
+        format!("{mirror}/{image}")
+    } else {
+        format!("{mirror}/library/{image}")
+    }
 }
 
 fn to_state(state: State) -> ContainerState {
@@ -350,7 +379,9 @@ impl HookState {
                     return Ok((EnsureOutcome::Unchanged, d.clone()));
                 }
                 self.progress_note(&format!("starting {}", request.name));
+                let started = std::time::Instant::now();
                 engine.start_container(&request.name).map_err(engine_error)?;
+                self.phases.start += started.elapsed();
                 EnsureOutcome::Started
             }
             other => {
@@ -362,7 +393,9 @@ impl HookState {
                             sink(&scope, m);
                         }
                     };
+                    let started = std::time::Instant::now();
                     engine.ensure_image(&request.image, &mut report).map_err(engine_error)?;
+                    self.phases.pull += started.elapsed();
                     *pulled = true;
                 }
                 let outcome = if other.is_some() {
@@ -376,8 +409,16 @@ impl HookState {
                     return Err(Error::Denied(format!("container {} would not be confined", request.name)));
                 }
                 self.progress_note(&format!("creating {}", request.name));
+                let started = std::time::Instant::now();
                 engine.create_container(request).map_err(engine_error)?;
+                for (path, contents, mode) in &request.files {
+                    engine.write_file(&request.name, path, contents, *mode).map_err(engine_error)?;
+                }
+                self.phases.create += started.elapsed();
+                self.progress_note(&format!("starting {}", request.name));
+                let started = std::time::Instant::now();
                 engine.start_container(&request.name).map_err(engine_error)?;
+                self.phases.start += started.elapsed();
                 outcome
             }
         };
@@ -609,6 +650,7 @@ mod tests {
             env: vec![EnvVar { name: "POSTGRES_PASSWORD".into(), value: "s3cret".into(), secret: true }],
             ports: vec![Port { container_port: 5432, host_port: None }],
             mounts: vec![Mount { volume: "data".into(), target: "/var/lib/postgresql/data".into(), read_only: false }],
+            files: vec![],
             health: None,
             resources: None,
             user: None,
@@ -675,6 +717,21 @@ mod tests {
                 (Err(Refused::Invalid(m)), Some(want)) => assert!(m.contains(want), "{what}: {m}"),
                 (Err(_), None) => panic!("{what}: refused"),
             }
+        }
+    }
+
+    #[test]
+    fn images_move_to_the_mirror_unless_they_name_a_registry() {
+        let cases = [
+            ("postgres:16", None, "postgres:16"),
+            ("postgres:16", Some("mirror.local:5000"), "mirror.local:5000/library/postgres:16"),
+            ("dxflrs/garage:v1", Some("mirror.local:5000/"), "mirror.local:5000/dxflrs/garage:v1"),
+            ("ghcr.io/x/y:1", Some("mirror.local:5000"), "ghcr.io/x/y:1"),
+            ("localhost/y:1", Some("m"), "localhost/y:1"),
+            ("postgres:16", Some(""), "postgres:16"),
+        ];
+        for (image, mirror, expected) in cases {
+            assert_eq!(mirrored(image, mirror), expected, "{image} via {mirror:?}");
         }
     }
 

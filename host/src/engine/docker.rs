@@ -678,6 +678,7 @@ mod tests {
             volumes: vec![("p-data".into(), "/data".into(), false)],
             network: "p-net".into(),
             aliases: vec!["db".into()],
+            files: vec![],
             user: None,
             health: None,
             memory_bytes: 1 << 20,

@@ -53,6 +53,7 @@ impl Fake {
             volumes: vec![],
             network: String::new(),
             aliases: vec![],
+            files: vec![],
             user: None,
             health: None,
             memory_bytes: 1,

@@ -41,6 +41,8 @@ pub struct ContainerRequest {
     pub volumes: Vec<(String, String, bool)>,
     pub network: String,
     pub aliases: Vec<String>,
+    /// (path, contents, mode): written after create, before the first start.
+    pub files: Vec<(String, Vec<u8>, u32)>,
     pub user: Option<String>,
     pub health: Option<HealthRequest>,
     pub memory_bytes: u64,

@@ -133,6 +133,8 @@ pub struct HookCall<R> {
     pub value: R,
     pub denials: Vec<Denial>,
     pub elapsed: Duration,
+    /// Time spent pulling, creating and starting containers within `elapsed`.
+    pub phases: state::Phases,
 }
 
 pub struct PluginRuntime {
@@ -278,8 +280,9 @@ impl PluginRuntime {
 
         let result = self.pre_instantiate(plugin, &mut store).and_then(|instance| f(instance.provisioner_plugin_hooks(), &mut store));
         let denials = std::mem::take(&mut store.data_mut().denials);
+        let phases = store.data().phases;
         match result {
-            Ok(value) => Ok(HookCall { value, denials, elapsed: started.elapsed() }),
+            Ok(value) => Ok(HookCall { value, denials, elapsed: started.elapsed(), phases }),
             Err(error) => {
                 let reason = explain_trap(&error, &store, &limits);
                 Err(fail(reason, &stderr, denials))
@@ -322,6 +325,7 @@ impl PluginRuntime {
             }),
             denials: call.denials,
             elapsed: call.elapsed,
+            phases: call.phases,
         })
     }
 
@@ -341,6 +345,7 @@ impl PluginRuntime {
             }),
             denials: call.denials,
             elapsed: call.elapsed,
+            phases: call.phases,
         })
     }
 

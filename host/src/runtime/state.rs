@@ -34,6 +34,9 @@ pub struct ContainerDefaults {
     pub max_memory_mb: u32,
     pub max_cpu_millis: u32,
     pub max_pids: u32,
+    /// Registry that stands in for Docker Hub (`registry.local:5000`), for machines
+    /// that cannot reach it.
+    pub mirror: Option<String>,
 }
 
 impl Default for ContainerDefaults {
@@ -46,6 +49,7 @@ impl Default for ContainerDefaults {
             max_memory_mb: 8192,
             max_cpu_millis: 8000,
             max_pids: 8192,
+            mirror: None,
         }
     }
 }
@@ -89,12 +93,21 @@ impl ServiceHost {
     }
 }
 
+/// Where a hook's time went inside the container engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    pub pull: std::time::Duration,
+    pub create: std::time::Duration,
+    pub start: std::time::Duration,
+}
+
 pub struct HookState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) limiter: Limiter,
     pub(crate) host: Arc<ServiceHost>,
     pub(crate) denials: Vec<Denial>,
+    pub(crate) phases: Phases,
     secret_values: Vec<String>,
 }
 
@@ -110,6 +123,7 @@ impl HookState {
             limiter: Limiter::new(limits),
             host,
             denials: Vec::new(),
+            phases: Phases::default(),
             secret_values: Vec::new(),
         })
     }

@@ -106,6 +106,7 @@ impl ContainerSpec {
             env: Vec::new(),
             ports: Vec::new(),
             mounts: Vec::new(),
+            files: Vec::new(),
             health: None,
             resources: None,
             user: None,
