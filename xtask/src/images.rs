@@ -8,8 +8,10 @@
 //! | `provisioner-offline/base:bookworm` | `debootstrap --variant=minbase` + every package below, `docker import`ed |
 //! | `provisioner-offline/postgres:15`   | `images/postgres`: drop-in for upstream `postgres:15` (PostgreSQL 15) |
 //! | `provisioner-offline/redis:7`       | `images/redis`: drop-in for upstream `redis:7` (Redis 7.0) |
+//! | `provisioner-offline/rabbitmq:3`    | `images/rabbitmq`: drop-in for upstream `rabbitmq:3` (RabbitMQ 3.10) |
+//! | `provisioner-offline/garage:2.5.0`  | `images/garage`: drop-in for upstream `dxflrs/garage:v2.5.0`, the binary built from crates.io |
 //!
-//! The plugins name these tags explicitly (their grants match `*/postgres:*`, `*/redis:*`).
+//! The plugins name these tags explicitly (their grants match `*/postgres:*`, `*/redis:*`, `*/rabbitmq:*`, `*/garage:*`).
 //! The base holds the packages of the later images too (RabbitMQ, nginx, Python with its
 //! clients), so debootstrap runs once; each image's Dockerfile starts
 //! `FROM provisioner-offline/base:bookworm` and needs no network.
@@ -47,8 +49,16 @@ const PACKAGES: &[&str] = &[
 ];
 
 /// (folder of images/, tag)
-const IMAGES: &[(&str, &str)] =
-    &[("postgres", "provisioner-offline/postgres:15"), ("redis", "provisioner-offline/redis:7")];
+const IMAGES: &[(&str, &str)] = &[
+    ("postgres", "provisioner-offline/postgres:15"),
+    ("redis", "provisioner-offline/redis:7"),
+    ("rabbitmq", "provisioner-offline/rabbitmq:3"),
+    ("garage", "provisioner-offline/garage:2.5.0"),
+];
+
+/// Garage is no Debian package: its image holds the binary `cargo install` builds from
+/// this crates.io release (the one upstream's `dxflrs/garage:v2.5.0` is built from).
+const GARAGE_VERSION: &str = "2.5.0";
 
 /// Environment of the imported base (an imported rootfs has none; Dockerfiles extend it).
 const BASE_CHANGES: &[&str] =
@@ -79,6 +89,9 @@ pub fn build() -> Result<()> {
     }
     for (name, tag) in missing {
         let dir = super::root().join("images").join(name);
+        // Garage's context is its Dockerfile plus the binary, in a folder of their own.
+        let context = if name == "garage" { Some(garage_context(&dir)?) } else { None };
+        let dir = context.as_ref().map_or(dir, |tmp| tmp.path.clone());
         eprintln!("xtask: docker build -t {tag} {}", dir.display());
         let started = Instant::now();
         // --network=none: the Dockerfiles only arrange what the base already holds.
@@ -94,6 +107,34 @@ pub fn build() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A temporary build context for images/garage: its Dockerfile and the `garage`
+/// binary, which is built from crates.io into target/garage-build the first time.
+fn garage_context(dir: &Path) -> Result<TempDir> {
+    let root = super::root().join("target/garage-build");
+    let binary = root.join("bin/garage");
+    if !binary.is_file() {
+        eprintln!(
+            "xtask: cargo install garage {GARAGE_VERSION} into {} (about 20 minutes on 2 cores)…",
+            root.display()
+        );
+        let started = Instant::now();
+        // From the workspace root, so no plugins/.cargo/config.toml retargets it to wasm.
+        super::run(
+            super::cargo()
+                .current_dir(super::root())
+                .args(["install", "garage", "--version", GARAGE_VERSION, "--locked", "--root"])
+                .arg(&root),
+        )?;
+        eprintln!("xtask: garage built in {:.0?}", started.elapsed());
+    }
+    let tmp = TempDir::new()?;
+    for (from, to) in [(dir.join("Dockerfile"), "Dockerfile"), (binary, "garage")] {
+        std::fs::copy(&from, tmp.path.join(to))
+            .with_context(|| format!("copying {} to {}", from.display(), tmp.path.display()))?;
+    }
+    Ok(tmp)
 }
 
 /// debootstrap the rootfs into a temporary folder, then `docker import` it as BASE.

@@ -21,7 +21,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
     ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptions, StartContainerOptions, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    RemoveVolumeOptions, StartContainerOptions, StopContainerOptions, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -273,7 +273,16 @@ impl ContainerEngine for Docker {
         // Volumes hold the data a service keeps across recreations; they go only
         // through `remove_volume`.
         let options = RemoveContainerOptionsBuilder::new().force(true).v(false).build();
+        // A clean stop first, within the container's own stop timeout: a server
+        // killed mid-write (RabbitMQ, PostgreSQL) has to recover on its next start.
+        let patient = self.client.clone().with_timeout(self.client.timeout().max(Duration::from_secs(330)));
         self.runtime.block_on(async {
+            match patient.stop_container(name, None::<StopContainerOptions>).await {
+                Err(e) if status(&e) == Some(404) => return Err(classify(e, &format!("container {name}"))),
+                // Stopped, already stopped, or refusing to stop: the forced removal
+                // below settles it either way.
+                _ => {}
+            }
             self.client
                 .remove_container(name, Some(options))
                 .await
