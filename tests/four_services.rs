@@ -7,15 +7,9 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-const IMAGES: &[(&str, &str)] = &[
-    ("db", "provisioner-offline/postgres:15"),
-    ("cache", "provisioner-offline/redis:7"),
-    ("files", "provisioner-offline/garage:2.5.0"),
-    ("queue", "provisioner-offline/rabbitmq:3"),
-];
+use support::{docker, text, Stack, OFFLINE_IMAGES as IMAGES};
 
 const SERVICES: &str = r#"
 [services.db]
@@ -34,96 +28,13 @@ plugin = "rabbitmq"
 config = { vhost = "shop" }
 "#;
 
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("running docker");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn require_prerequisites() {
-    for plugin in ["postgres", "redis", "s3", "rabbitmq"] {
-        let path = support::root().join("target/plugins").join(format!("{plugin}.wasm"));
-        assert!(path.is_file(), "{} is missing: run `cargo xtask plugins` (or `cargo xtask test`)", path.display());
-    }
-    for (_, image) in IMAGES {
-        let present = Command::new("docker").args(["image", "inspect", image]).output().is_ok_and(|o| o.status.success());
-        assert!(present, "image {image} is missing or Docker is not running: run `cargo xtask images` (or `cargo xtask test`)");
-    }
+fn stack(prefix: &str, images: &[(&str, &str)], services: &str) -> Stack {
+    support::require(&["postgres", "redis", "s3", "rabbitmq"], &IMAGES.iter().map(|(_, i)| *i).collect::<Vec<_>>());
     for module in ["boto3", "pika"] {
         let ok = Command::new("/usr/bin/python3").args(["-c", &format!("import {module}")]).status().is_ok_and(|s| s.success());
         assert!(ok, "python3 module {module} is missing: apt-get install python3-{module} (cargo xtask test does)");
     }
-}
-
-/// A project folder whose stack is torn down (volumes included) when dropped.
-struct Stack {
-    dir: tempfile::TempDir,
-    name: String,
-}
-
-impl Stack {
-    fn new(prefix: &str, images: &[(&str, &str)], services: &str) -> Stack {
-        require_prerequisites();
-        let name = support::unique_name(prefix);
-        let images: Vec<String> = images.iter().map(|(s, i)| format!("{s} = \"{i}\"")).collect();
-        let toml = format!("[project]\nname = \"{name}\"\n\n[environments.local]\nimages = {{ {} }}\n{services}", images.join(", "));
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("provisioner.toml"), toml).unwrap();
-        Stack { dir, name }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_provisioner"))
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("PROVISIONER_PLUGIN_PATH")
-            .output()
-            .expect("running provisioner")
-    }
-
-    fn dotenv(&self) -> BTreeMap<String, String> {
-        let text = std::fs::read_to_string(self.path().join(".env")).expect(".env written");
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-            .collect()
-    }
-
-    fn labelled(&self) -> String {
-        let filter = format!("label=provisioner.project={}", self.name);
-        [
-            docker(&["ps", "-a", "--format", "{{.Names}}", "--filter", &filter]),
-            docker(&["volume", "ls", "-q", "--filter", &filter]),
-            docker(&["network", "ls", "--format", "{{.Name}}", "--filter", &filter]),
-        ]
-        .join(" ")
-        .trim()
-        .to_string()
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = self.run(&["teardown", "local"]);
-        let filter = format!("label=provisioner.project={}", self.name);
-        for (list, remove) in [
-            (vec!["ps", "-aq", "--filter", filter.as_str()], vec!["rm", "-f"]),
-            (vec!["volume", "ls", "-q", "--filter", filter.as_str()], vec!["volume", "rm", "-f"]),
-            (vec!["network", "ls", "-q", "--filter", filter.as_str()], vec!["network", "rm"]),
-        ] {
-            for id in docker(&list).split_whitespace() {
-                let _ = Command::new("docker").args(&remove).arg(id).output();
-            }
-        }
-    }
+    Stack::with_images(prefix, images, services)
 }
 
 /// Run a python3 snippet with the `.env` values as environment variables; its
@@ -149,7 +60,7 @@ def connect(url=None):
 
 #[test]
 fn four_services_in_parallel_least_privileged_and_kept_across_teardown() {
-    let stack = Stack::new("four", IMAGES, SERVICES);
+    let stack = stack("four", IMAGES, SERVICES);
     let run = stack.run(&["run", "local"]);
     assert!(run.status.success(), "run failed:\n{}", text(&run));
     let shown = text(&run);
@@ -221,7 +132,7 @@ fn four_services_in_parallel_least_privileged_and_kept_across_teardown() {
 
     let gone = stack.run(&["teardown", "local"]);
     assert!(gone.status.success(), "{}", text(&gone));
-    assert_eq!(stack.labelled(), "", "nothing labelled for the project may remain");
+    assert_eq!(stack.labelled(), Vec::<String>::new(), "nothing labelled for the project may remain");
 }
 
 /// An image that satisfies the rabbitmq plugin's grant but whose server dies at once.
@@ -247,7 +158,7 @@ fn broken_rabbitmq_image() -> &'static str {
 fn a_service_that_cannot_start_fails_alone_with_its_log() {
     let images = [("db", IMAGES[0].1), ("cache", IMAGES[1].1), ("queue", broken_rabbitmq_image()), ("consumer", IMAGES[1].1)];
     let services = "\n[services.db]\nplugin = \"postgres\"\n\n[services.cache]\nplugin = \"redis\"\n\n[services.queue]\nplugin = \"rabbitmq\"\n\n[services.consumer]\nplugin = \"redis\"\ndepends_on = [\"queue\"]\n";
-    let stack = Stack::new("failalone", &images, services);
+    let stack = stack("failalone", &images, services);
     let out = stack.run(&["run", "local"]);
     assert!(!out.status.success(), "a failed service must fail the run:\n{}", text(&out));
     let shown = text(&out);

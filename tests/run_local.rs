@@ -7,124 +7,17 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
+
+use support::{docker, text, Stack};
 
 const POSTGRES_IMAGE: &str = "provisioner-offline/postgres:15";
 const REDIS_IMAGE: &str = "provisioner-offline/redis:7";
 
-fn provisioner(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_provisioner"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("PROVISIONER_PLUGIN_PATH")
-        .output()
-        .expect("running provisioner")
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("running docker");
-    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Everything on the engine labelled for `project`, as "kind name" lines.
-fn labelled(project: &str) -> Vec<String> {
-    let filter = format!("label=provisioner.project={project}");
-    let mut all = Vec::new();
-    for (kind, args) in [
-        ("container", vec!["ps", "-a", "--format", "{{.Names}}", "--filter", filter.as_str()]),
-        ("volume", vec!["volume", "ls", "-q", "--filter", filter.as_str()]),
-        ("network", vec!["network", "ls", "--format", "{{.Name}}", "--filter", filter.as_str()]),
-    ] {
-        all.extend(docker(&args).lines().filter(|l| !l.is_empty()).map(|l| format!("{kind} {l}")));
-    }
-    all
-}
-
-/// A project folder whose stack is torn down (volumes included) when dropped.
-struct Stack {
-    dir: tempfile::TempDir,
-    name: String,
-}
-
-/// What these tests need beyond the test build; `cargo xtask test` provides all of it.
-fn require_prerequisites() {
-    for plugin in ["postgres", "redis"] {
-        let path = support::root().join("target/plugins").join(format!("{plugin}.wasm"));
-        assert!(path.is_file(), "{} is missing: run `cargo xtask plugins` (or `cargo xtask test`)", path.display());
-    }
-    for image in [POSTGRES_IMAGE, REDIS_IMAGE] {
-        let out = Command::new("docker").args(["image", "inspect", image]).output();
-        assert!(
-            out.is_ok_and(|o| o.status.success()),
-            "image {image} is missing or Docker is not running: run `cargo xtask images` (or `cargo xtask test`)"
-        );
-    }
-}
-
-impl Stack {
-    fn new(prefix: &str, services: &str) -> Stack {
-        require_prerequisites();
-        let name = support::unique_name(prefix);
-        // The offline images stand in for the upstream ones for the services present.
-        let mut images = Vec::new();
-        for (service, image) in [("db", POSTGRES_IMAGE), ("cache", REDIS_IMAGE)] {
-            if services.contains(&format!("[services.{service}]")) {
-                images.push(format!("{service} = \"{image}\""));
-            }
-        }
-        let toml = format!(
-            "[project]\nname = \"{name}\"\n\n[environments.local]\nimages = {{ {} }}\n\n{services}",
-            images.join(", ")
-        );
-        let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("provisioner.toml"), toml).unwrap();
-        Stack { dir, name }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        provisioner(self.path(), args)
-    }
-
-    fn dotenv(&self) -> BTreeMap<String, String> {
-        let text = std::fs::read_to_string(self.path().join(".env")).expect(".env written");
-        text.lines()
-            .filter(|l| !l.starts_with('#') && l.contains('='))
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
-            .collect()
-    }
-
-    fn container_ids(&self) -> String {
-        docker(&["ps", "-q", "--no-trunc", "--filter", &format!("label=provisioner.project={}", self.name)])
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = self.run(&["teardown", "local"]);
-        // Backstop, in case the teardown itself is what failed.
-        let filter = format!("label=provisioner.project={}", self.name);
-        for (list, remove) in [
-            (vec!["ps", "-aq", "--filter", filter.as_str()], vec!["rm", "-f"]),
-            (vec!["volume", "ls", "-q", "--filter", filter.as_str()], vec!["volume", "rm", "-f"]),
-            (vec!["network", "ls", "-q", "--filter", filter.as_str()], vec!["network", "rm"]),
-        ] {
-            if let Ok(out) = Command::new("docker").args(&list).output() {
-                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("docker").args(&remove).arg(id).output();
-                }
-            }
-        }
-    }
+/// A stack for these tests, after checking what they need is there.
+fn stack(prefix: &str, services: &str) -> Stack {
+    support::require(&["postgres", "redis"], &[POSTGRES_IMAGE, REDIS_IMAGE]);
+    Stack::new(prefix, services)
 }
 
 const DB_AND_CACHE: &str = "[services.db]\nplugin = \"postgres\"\nconfig = { database = \"shop\" }\n\n[services.cache]\nplugin = \"redis\"\n";
@@ -141,7 +34,7 @@ fn secrets_of(dir: &Path) -> Vec<String> {
 
 #[test]
 fn postgres_and_redis_up_least_privileged_idempotent_and_kept_across_teardown() {
-    let stack = Stack::new("pgredis", DB_AND_CACHE);
+    let stack = stack("pgredis", DB_AND_CACHE);
     let first = stack.run(&["run", "local", "-v"]);
     assert!(first.status.success(), "run failed:\n{}", text(&first));
 
@@ -201,7 +94,7 @@ fn postgres_and_redis_up_least_privileged_idempotent_and_kept_across_teardown() 
     // Keep the volumes across a teardown: the row survives.
     let down = stack.run(&["teardown", "local", "--keep-volumes"]);
     assert!(down.status.success(), "{}", text(&down));
-    assert!(labelled(&stack.name).iter().all(|r| r.starts_with("volume ")), "{:?}", labelled(&stack.name));
+    assert!(stack.labelled().iter().all(|r| r.starts_with("volume ")), "{:?}", stack.labelled());
     let again = stack.run(&["run", "local"]);
     assert!(again.status.success(), "{}", text(&again));
     let mut pg = postgres::Client::connect(&stack.dotenv()["DATABASE_URL"], postgres::NoTls).expect("same password");
@@ -212,12 +105,12 @@ fn postgres_and_redis_up_least_privileged_idempotent_and_kept_across_teardown() 
     // A full teardown leaves nothing labelled for the project.
     let gone = stack.run(&["teardown", "local"]);
     assert!(gone.status.success(), "{}", text(&gone));
-    assert_eq!(labelled(&stack.name), Vec::<String>::new());
+    assert_eq!(stack.labelled(), Vec::<String>::new());
 }
 
 #[test]
 fn a_container_removed_by_hand_is_recreated() {
-    let stack = Stack::new("recreate", "[services.cache]\nplugin = \"redis\"\n");
+    let stack = stack("recreate", "[services.cache]\nplugin = \"redis\"\n");
     let first = stack.run(&["run", "local"]);
     assert!(first.status.success(), "{}", text(&first));
     docker(&["rm", "-f", &format!("{}-local-cache-server", stack.name)]);
@@ -232,7 +125,7 @@ fn a_container_removed_by_hand_is_recreated() {
 
 #[test]
 fn an_unreachable_engine_is_one_clear_line() {
-    let stack = Stack::new("noengine", DB_AND_CACHE);
+    let stack = stack("noengine", DB_AND_CACHE);
     let out = Command::new(env!("CARGO_BIN_EXE_provisioner"))
         .args(["run", "local"])
         .current_dir(stack.path())
@@ -259,13 +152,13 @@ fn bad_files_start_nothing() {
         ),
         ("[services.db]\nplugin = \"postgres\"\nconfig = { database = \"Bad-Name\" }\n", "services.db.config.database"),
     ] {
-        let stack = Stack::new("badfile", services);
+        let stack = stack("badfile", services);
         let out = stack.run(&["run", "local"]);
         assert!(!out.status.success());
         let shown = text(&out);
         assert!(shown.contains(says), "expected `{says}` in:\n{shown}");
         assert!(shown.contains(&stack.path().join("provisioner.toml").display().to_string()), "{shown}");
-        assert_eq!(labelled(&stack.name), Vec::<String>::new(), "nothing may start");
+        assert_eq!(stack.labelled(), Vec::<String>::new(), "nothing may start");
     }
 }
 

@@ -51,7 +51,7 @@ fn provisioner(dir: &Path, args: &[&str]) -> Duration {
 fn clean(name: &str) {
     let filter = format!("label=provisioner.project={name}");
     for (list, remove) in [
-        (vec!["ps", "-aq", "--filter", filter.as_str()], vec!["rm", "-f"]),
+        (vec!["ps", "-aq", "--filter", filter.as_str()], vec!["rm", "-f", "-v"]),
         (vec!["volume", "ls", "-q", "--filter", filter.as_str()], vec!["volume", "rm", "-f"]),
         (vec!["network", "ls", "-q", "--filter", filter.as_str()], vec!["network", "rm"]),
     ] {

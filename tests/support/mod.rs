@@ -64,3 +64,125 @@ pub fn unique_name(prefix: &str) -> String {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}-{}-{:x}", std::process::id(), nanos % 0xfffff)
 }
+
+/// The offline image each conventional service name runs in the end-to-end tests.
+pub const OFFLINE_IMAGES: &[(&str, &str)] = &[
+    ("db", "provisioner-offline/postgres:15"),
+    ("cache", "provisioner-offline/redis:7"),
+    ("files", "provisioner-offline/garage:2.5.0"),
+    ("queue", "provisioner-offline/rabbitmq:3"),
+];
+
+/// stdout then stderr of a finished command.
+pub fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Run the docker CLI; its trimmed stdout (a failure is an empty answer: the callers
+/// look for things and treat "none" alike).
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("running docker");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Fail with what to run when the end-to-end prerequisites are missing; `cargo xtask
+/// test` provides all of them.
+pub fn require(plugins: &[&str], images: &[&str]) {
+    for plugin in plugins {
+        let path = root().join("target/plugins").join(format!("{plugin}.wasm"));
+        assert!(path.is_file(), "{} is missing: run `cargo xtask plugins` (or `cargo xtask test`)", path.display());
+    }
+    for image in images {
+        let present = Command::new("docker").args(["image", "inspect", image]).output().is_ok_and(|o| o.status.success());
+        assert!(present, "image {image} is missing or Docker is not running: run `cargo xtask images` (or `cargo xtask test`)");
+    }
+}
+
+/// A project folder on the real engine, torn down (volumes included) when dropped.
+pub struct Stack {
+    dir: tempfile::TempDir,
+    pub name: String,
+}
+
+impl Stack {
+    /// `services` (TOML `[services.*]` tables) with the offline image of each
+    /// conventional service name present.
+    pub fn new(prefix: &str, services: &str) -> Stack {
+        let images: Vec<(&str, &str)> = OFFLINE_IMAGES
+            .iter()
+            .filter(|(service, _)| services.contains(&format!("[services.{service}]")))
+            .copied()
+            .collect();
+        Stack::with_images(prefix, &images, services)
+    }
+
+    pub fn with_images(prefix: &str, images: &[(&str, &str)], services: &str) -> Stack {
+        let name = unique_name(prefix);
+        let images: Vec<String> = images.iter().map(|(s, i)| format!("{s} = \"{i}\"")).collect();
+        let toml =
+            format!("[project]\nname = \"{name}\"\n\n[environments.local]\nimages = {{ {} }}\n\n{services}", images.join(", "));
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("provisioner.toml"), toml).expect("writing provisioner.toml");
+        Stack { dir, name }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The real binary, in the project folder.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_provisioner"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("PROVISIONER_PLUGIN_PATH")
+            .output()
+            .expect("running provisioner")
+    }
+
+    /// The `.env` the last run wrote.
+    pub fn dotenv(&self) -> std::collections::BTreeMap<String, String> {
+        let text = std::fs::read_to_string(self.path().join(".env")).expect(".env written");
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+            .collect()
+    }
+
+    /// Ids of the project's running containers.
+    pub fn container_ids(&self) -> String {
+        docker(&["ps", "-q", "--no-trunc", "--filter", &format!("label=provisioner.project={}", self.name)])
+    }
+
+    /// Everything on the engine labelled for the project, as "kind name" lines.
+    pub fn labelled(&self) -> Vec<String> {
+        let filter = format!("label=provisioner.project={}", self.name);
+        let mut all = Vec::new();
+        for (kind, args) in [
+            ("container", vec!["ps", "-a", "--format", "{{.Names}}", "--filter", filter.as_str()]),
+            ("volume", vec!["volume", "ls", "-q", "--filter", filter.as_str()]),
+            ("network", vec!["network", "ls", "--format", "{{.Name}}", "--filter", filter.as_str()]),
+        ] {
+            all.extend(docker(&args).lines().filter(|l| !l.is_empty()).map(|l| format!("{kind} {l}")));
+        }
+        all
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.run(&["teardown", "local"]);
+        // Backstop, in case the teardown itself is what failed.
+        let filter = format!("label=provisioner.project={}", self.name);
+        for (list, remove) in [
+            (vec!["ps", "-aq", "--filter", filter.as_str()], vec!["rm", "-f"]),
+            (vec!["volume", "ls", "-q", "--filter", filter.as_str()], vec!["volume", "rm", "-f"]),
+            (vec!["network", "ls", "-q", "--filter", filter.as_str()], vec!["network", "rm"]),
+        ] {
+            for id in docker(&list).split_whitespace() {
+                let _ = Command::new("docker").args(&remove).arg(id).output();
+            }
+        }
+    }
+}

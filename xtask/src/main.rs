@@ -120,7 +120,7 @@ fn bench(extra: &[String]) -> Result<()> {
     engine::ensure()?;
     images::build()?;
     plugins()?;
-    run(cargo().current_dir(root()).args(["bench", "-p", "provisioner"]).args(extra))
+    run(cargo().current_dir(root()).args(["bench", "-p", "provisioner", "--benches"]).args(extra))
 }
 
 /// The example stack: everything it needs, then `provisioner run local` in
