@@ -3,6 +3,11 @@
 //! the app's vhost only; the broker's first user is `admin` with a generated password,
 //! and there is no `guest`. Ready when the app user opens its vhost over AMQP 0-9-1.
 //!
+//! The broker comes up configured: it imports a definitions file (vhost, users,
+//! permissions) at every boot, so no CLI call is needed. On an empty node a broker with
+//! definitions to load creates neither `guest` nor the `/` vhost; on a kept volume the
+//! import merges, and puts the passwords and tags back as the definitions say.
+//!
 //! Works with the upstream `rabbitmq` image (the default, `rabbitmq:3`) and with the
 //! offline image `cargo xtask images` builds from Debian packages.
 
@@ -17,7 +22,9 @@ use sha2::{Digest, Sha256};
 const DEFAULT_IMAGE: &str = "rabbitmq:3";
 const PORT: u16 = 5672;
 const SERVER: &str = "server";
-const SETUP_MARKER: &str = "setup";
+/// In the data volume, which exists in any image (Docker makes the mount point) and
+/// which both images' entrypoints hand to rabbitmq before the broker starts.
+const DEFINITIONS: &str = "/var/lib/rabbitmq/definitions.json";
 /// RabbitMQ stops cleanly in a couple of seconds; don't wait much longer.
 const STOP_TIMEOUT_MS: u32 = 10_000;
 
@@ -96,33 +103,94 @@ fn credentials() -> Result<Credentials, String> {
 fn spec(config: &Config, ctx: &Context, creds: &Credentials) -> ContainerSpec {
     let mut spec = ContainerSpec::new(SERVER, &config.image(ctx));
     spec.env = vec![
-        // Only read when the broker initialises an empty node: it then creates this
-        // user instead of `guest`.
-        EnvVar::plain("RABBITMQ_DEFAULT_USER", "admin"),
-        EnvVar::secret("RABBITMQ_DEFAULT_PASS", creds.admin.clone()),
         // The node's data is kept under its name, and upstream names it after the
         // hostname, which a re-created container does not keep.
         EnvVar::plain("RABBITMQ_NODENAME", "rabbit@localhost"),
+        // `load_definitions` (rabbitmq.conf's key of that name) as an argument rather
+        // than a conf.d file: /etc/rabbitmq need not exist in the image, and a file
+        // can only be written into an existing folder. A path without spaces: the
+        // server script splits this variable on whitespace.
+        EnvVar::plain("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", format!("-rabbit load_definitions \"{DEFINITIONS}\"")),
     ];
-    // The cookie as a file, not RABBITMQ_ERLANG_COOKIE: newer images' CLI tools warn
-    // about that variable on every call and RabbitMQ 4 dropped it. Written as root
-    // before the first start; both images' entrypoints hand /var/lib/rabbitmq to
-    // rabbitmq before the broker starts, and Erlang wants the file private.
-    spec.files = vec![docker::ContainerFile {
-        path: "/var/lib/rabbitmq/.erlang.cookie".into(),
-        contents: creds.cookie.clone().into_bytes(),
-        mode: 0o400,
-        secret: true,
-    }];
+    // Both files are written as root before the first start; both images' entrypoints
+    // hand /var/lib/rabbitmq to rabbitmq before the broker starts, so they can be
+    // private. The cookie as a file, not RABBITMQ_ERLANG_COOKIE: newer images' CLI
+    // tools warn about that variable on every call and RabbitMQ 4 dropped it; Erlang
+    // wants it private.
+    spec.files = vec![
+        docker::ContainerFile {
+            path: "/var/lib/rabbitmq/.erlang.cookie".into(),
+            contents: creds.cookie.clone().into_bytes(),
+            mode: 0o400,
+            secret: true,
+        },
+        docker::ContainerFile {
+            path: DEFINITIONS.into(),
+            contents: definitions(&config.vhost(ctx), &config.user, creds).into_bytes(),
+            mode: 0o600,
+            secret: true,
+        },
+    ];
     spec.ports = vec![Port { container_port: PORT, host_port: None }];
     spec.mounts = vec![Mount { volume: "data".into(), target: "/var/lib/rabbitmq".into(), read_only: false }];
     spec.stop_timeout_ms = Some(STOP_TIMEOUT_MS);
     spec
 }
 
-/// A short fingerprint of a secret, safe to keep in a marker file.
-fn digest(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+/// The broker's definitions: the app's vhost, `admin` (an administrator, for people
+/// at the CLI) and the app's user without tags, both allowed everything on that vhost
+/// and nothing elsewhere.
+fn definitions(vhost: &str, user: &str, creds: &Credentials) -> String {
+    let all = |name: &str| serde_json::json!({"user": name, "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"});
+    let account = |name: &str, password: &str, tags: &str| {
+        serde_json::json!({
+            "name": name,
+            "password_hash": password_hash(password),
+            "hashing_algorithm": "rabbit_password_hashing_sha256",
+            "tags": tags,
+        })
+    };
+    serde_json::json!({
+        "vhosts": [{"name": vhost}],
+        "users": [account("admin", &creds.admin, "administrator"), account(user, &creds.app, "")],
+        "permissions": [all(user), all("admin")],
+        "topic_permissions": [],
+        "parameters": [],
+        "policies": [],
+        "queues": [],
+        "exchanges": [],
+        "bindings": [],
+    })
+    .to_string()
+}
+
+/// RabbitMQ's `rabbit_password_hashing_sha256`: base64(salt ++ sha256(salt ++ password))
+/// with a 4-byte salt. The salt comes from the password, not from chance, so the
+/// definitions, and thus the spec, stay the same from run to run (a changed spec
+/// re-creates the container).
+fn password_hash(password: &str) -> String {
+    let seed = Sha256::new().chain_update(b"salt").chain_update(password.as_bytes()).finalize();
+    let salt = &seed[..4];
+    let hash = Sha256::new().chain_update(salt).chain_update(password.as_bytes()).finalize();
+    base64(&[salt, hash.as_slice()].concat())
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// `s` with everything but RFC 3986's unreserved characters percent-encoded, for a
@@ -136,50 +204,19 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// `rabbitmqctl -q ARGS` in the server as rabbitmq, whose HOME holds the cookie.
-/// Passwords go in through `stdin`, never as arguments.
-fn ctl(args: &[&str], stdin: Option<&str>) -> Result<ExecOutput, String> {
-    let command: Vec<String> = ["rabbitmqctl", "-q"].iter().chain(args).map(|s| s.to_string()).collect();
-    let options = ExecOptions { env: vec![], user: Some("rabbitmq".into()), workdir: None, stdin: stdin.map(|s| format!("{s}\n").into_bytes()) };
-    docker::exec(SERVER, &command, &options).map_err(|e| e.to_string())
-}
-
-/// Like `ctl`, failing with the tool's own message when the command fails.
-fn ctl_ok(args: &[&str], stdin: Option<&str>) -> Result<String, String> {
-    let out = ctl(args, stdin)?;
-    if out.success() {
-        return Ok(out.stdout_text());
-    }
-    let message = match out.stderr_text().trim() {
-        "" => out.stdout_text().trim().to_string(),
-        text => text.to_string(),
-    };
-    Err(format!("rabbitmqctl {} failed ({}): {message}", args.first().copied().unwrap_or_default(), out.exit_code))
-}
-
-/// Names from the JSON rows the CLI prints with `--formatter json`.
-fn names(json: &str, field: &str) -> Result<Vec<String>, String> {
-    let rows: Vec<serde_json::Value> = serde_json::from_str(json).map_err(|e| format!("unexpected rabbitmqctl output: {e}"))?;
-    Ok(rows.iter().filter_map(|row| row.get(field)?.as_str().map(String::from)).collect())
-}
-
 fn address(info: &ContainerInfo) -> Result<String, String> {
     info.published(PORT).ok_or_else(|| format!("port {PORT} of the server is not published"))
 }
 
-/// Wait for the broker to accept AMQP clients and for its CLI to reach it, or for the
-/// container to exit.
-fn wait_for_broker(addr: &str) -> Result<(), String> {
+/// Wait until `user` opens `vhost` over AMQP, which the broker allows once it has
+/// imported its definitions, or until the container exits.
+fn wait_for_broker(addr: &str, user: &str, password: &str, vhost: &str) -> Result<(), String> {
     let mut exited = None;
-    wait::until(Duration::from_secs(120), Duration::from_millis(200), || {
-        // The greeting first: it costs the container nothing, whereas every CLI call
-        // boots an Erlang VM in it, which polled while the broker boots slows the boot
-        // down by more than half. The listener opens at the end of the boot, after
-        // the default user exists.
+    wait::until(Duration::from_secs(120), Duration::from_millis(100), || {
+        // Costs the container nothing until the listener opens, at the end of the boot.
         let attempt = probe::connect(addr, Duration::from_secs(2))
             .map_err(|e| format!("connect {addr}: {e}"))
-            .and_then(|mut stream| amqp::greeted(&mut stream))
-            .and_then(|()| ctl_ok(&["await_startup"], None).map(|_| ()));
+            .and_then(|mut stream| amqp::open_and_close(&mut stream, user, password, vhost));
         if attempt.is_err() {
             // A broker that exited will not come up: stop waiting now.
             if let Ok(info) = docker::inspect(SERVER) {
@@ -197,34 +234,6 @@ fn wait_for_broker(addr: &str) -> Result<(), String> {
     }
 }
 
-/// Make `vhost` exist and `user` able to use it and nothing else; remove `guest`.
-/// Idempotent, and quick on a fresh node: every CLI call costs most of a second.
-fn set_up(vhost: &str, user: &str, password: &str) -> Result<(), String> {
-    let users = names(&ctl_ok(&["list_users", "--formatter", "json"], None)?, "user")?;
-    ctl_ok(&["add_vhost", vhost], None)?;
-    if users.iter().any(|u| u == user) {
-        ctl_ok(&["change_password", user], Some(password))?;
-        // The user may predate this plugin or its config: drop any tags
-        // (administrator, management, …) and permissions on other vhosts.
-        ctl_ok(&["set_user_tags", user], None)?;
-        let vhosts = names(&ctl_ok(&["list_user_permissions", user, "--formatter", "json"], None)?, "vhost")?;
-        for other in vhosts.iter().filter(|v| *v != vhost) {
-            ctl_ok(&["clear_permissions", "-p", other, user], None)?;
-        }
-    } else {
-        ctl_ok(&["add_user", user], Some(password))?;
-    }
-    ctl_ok(&["set_permissions", "-p", vhost, user, ".*", ".*", ".*"], None)?;
-    // Brokers create guest/guest when no default user is configured.
-    if users.iter().any(|u| u == "guest") {
-        let out = ctl(&["delete_user", "guest"], None)?;
-        if !out.success() && !out.stderr_text().contains("does not exist") {
-            return Err(format!("rabbitmqctl delete_user guest failed ({}): {}", out.exit_code, out.stderr_text().trim()));
-        }
-    }
-    Ok(())
-}
-
 struct RabbitMq;
 
 impl Plugin for RabbitMq {
@@ -239,9 +248,7 @@ impl Plugin for RabbitMq {
                 Capability::Image("*/rabbitmq:*".into()),
                 Capability::Publish(PORT),
                 Capability::Volume("data".into()),
-                Capability::Exec,
                 Capability::NetProbe,
-                Capability::StateFiles,
                 Capability::Secrets,
             ],
             config_schema: r#"{"type":"object","additionalProperties":false,"properties":{"vhost":{"type":"string"},"user":{"type":"string","default":"app"},"image":{"type":"string"}}}"#.into(),
@@ -263,16 +270,8 @@ impl Plugin for RabbitMq {
         let server = deployment.containers.first().ok_or("the engine reported no server container")?;
         let addr = address(server)?;
 
-        // The setup is skipped when nothing changed since it last succeeded: a warm
-        // run then costs one inspect and one readiness probe.
-        let marker = format!("{}:{}:{}:{vhost}", server.id, config.user, digest(&creds.app));
-        if deployment.outcome != EnsureOutcome::Unchanged || state::read(SETUP_MARKER).as_deref() != Some(marker.as_str()) {
-            progress("waiting for the broker to start");
-            wait_for_broker(&addr)?;
-            progress(&format!("setting up vhost {vhost} and user {}", config.user));
-            set_up(&vhost, &config.user, &creds.app)?;
-            state::write(SETUP_MARKER, &marker)?;
-        }
+        progress("waiting for the broker to start");
+        wait_for_broker(&addr, &config.user, &creds.app, &vhost)?;
 
         let url = format!("amqp://{}:{}@{addr}/{}", config.user, creds.app, percent_encode(&vhost));
         Ok(vec![Output::secret("AMQP_URL", url)])
@@ -303,7 +302,6 @@ impl Plugin for RabbitMq {
             let _ = docker::stop(SERVER, STOP_TIMEOUT_MS);
         }
         gone_is_fine(docker::remove(SERVER))?;
-        state::remove(SETUP_MARKER);
         if !keep_volumes {
             gone_is_fine(docker::remove_volume("data"))?;
         }
@@ -336,9 +334,29 @@ mod tests {
     }
 
     #[test]
-    fn names_come_from_json_rows() {
-        let json = "[\n{\"user\":\"admin\",\"tags\":[\"administrator\"]}\n,{\"user\":\"app\",\"tags\":[]}\n]\n";
-        assert_eq!(names(json, "user").unwrap(), ["admin", "app"]);
-        assert!(names("Listing users ...", "user").is_err());
+    fn base64_is_rfc_4648() {
+        for (input, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(base64(input.as_bytes()), encoded);
+        }
+    }
+
+    #[test]
+    fn password_hashes_are_salted_and_stable() {
+        let hash = password_hash("secret");
+        assert_eq!(hash, password_hash("secret"), "the same spec on every run");
+        // As Python's base64(salt + sha256(salt + password)), the hash the broker accepted.
+        assert_eq!(hash, "vt6QOLxKUaGJqHI/q9UbOvjjOqQeK7M6p2r7gXBFsFP0gfU4");
+        assert_ne!(hash, password_hash("secret2"));
+    }
+
+    #[test]
+    fn definitions_give_the_app_its_vhost_only() {
+        let creds = Credentials { admin: "a".into(), app: "b".into(), cookie: "c".into() };
+        let defs: serde_json::Value = serde_json::from_str(&definitions("shop", "app", &creds)).unwrap();
+        assert_eq!(defs["vhosts"], serde_json::json!([{"name": "shop"}]));
+        let users: Vec<(&str, &str)> =
+            defs["users"].as_array().unwrap().iter().map(|u| (u["name"].as_str().unwrap(), u["tags"].as_str().unwrap())).collect();
+        assert_eq!(users, [("admin", "administrator"), ("app", "")]);
+        assert_eq!(defs["permissions"][0], serde_json::json!({"user": "app", "vhost": "shop", "configure": ".*", "write": ".*", "read": ".*"}));
     }
 }
