@@ -55,7 +55,8 @@ impl Progress {
     /// Stop every live line, leaving what it last said.
     pub fn finish(&self) {
         if let Progress::Live { lines, .. } = self {
-            for bar in lines.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            // Finishing again would redraw a done line with the time elapsed now.
+            for bar in lines.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|b| !b.is_finished()) {
                 bar.finish();
             }
         }
