@@ -254,12 +254,16 @@ impl Stack<'_> {
         let started = Instant::now();
         let (env, prepared) = self.prepare()?;
         let deps = |name: &str| prepared[name].service.depends_on.clone();
-        let results = schedule(prepared.keys().cloned().collect(), deps, |name, done| {
+        let mut results = schedule(prepared.keys().cloned().collect(), deps, |name, done| {
             let p = &prepared[name];
             let inputs: HashMap<String, Vec<Output>> =
                 p.service.depends_on.iter().map(|d| (d.clone(), done[d].outputs.clone())).collect();
             self.bring_up(&env, p, &inputs, started)
         });
+        for report in results.iter_mut().filter(|r| r.plugin.is_empty()) {
+            // Skipped services never reached their plugin; name it anyway.
+            report.plugin = prepared[&report.service].service.plugin.clone();
+        }
         let critical_path = critical_path(&results, |name| prepared[name].service.depends_on.clone());
         Ok(Summary {
             environment: self.environment.to_string(),

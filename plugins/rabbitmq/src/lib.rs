@@ -270,8 +270,12 @@ impl Plugin for RabbitMq {
         let server = deployment.containers.first().ok_or("the engine reported no server container")?;
         let addr = address(server)?;
 
-        progress("waiting for the broker to start");
-        wait_for_broker(&addr, &config.user, &creds.app, &vhost)?;
+        // A broker that was already running as specified needs no wait: `ready`
+        // proves it works on every run anyway.
+        if deployment.outcome != EnsureOutcome::Unchanged {
+            progress("waiting for the broker to start");
+            wait_for_broker(&addr, &config.user, &creds.app, &vhost)?;
+        }
 
         let url = format!("amqp://{}:{}@{addr}/{}", config.user, creds.app, percent_encode(&vhost));
         Ok(vec![Output::secret("AMQP_URL", url)])
@@ -295,12 +299,6 @@ impl Plugin for RabbitMq {
     }
 
     fn teardown(_ctx: Context, keep_volumes: bool) -> Result<(), String> {
-        if keep_volumes {
-            // `remove` kills the broker outright; the data that stays should be left
-            // by a clean shutdown, or the next start rebuilds the message store's
-            // indices. A failure here (already stopped or gone) is for `remove` to judge.
-            let _ = docker::stop(SERVER, STOP_TIMEOUT_MS);
-        }
         gone_is_fine(docker::remove(SERVER))?;
         if !keep_volumes {
             gone_is_fine(docker::remove_volume("data"))?;
