@@ -80,6 +80,27 @@ pub struct ServiceReport {
     pub config_hash: String,
 }
 
+impl ServiceReport {
+    /// A report with no timings, outputs or denials yet.
+    fn new(service: &str, plugin: &str, status: Status) -> Self {
+        ServiceReport {
+            service: service.to_string(),
+            plugin: plugin.to_string(),
+            status,
+            outputs: Vec::new(),
+            started_at_ms: 0,
+            provision_ms: None,
+            pull_ms: 0,
+            create_ms: 0,
+            start_ms: 0,
+            ready_ms: None,
+            total_ms: 0,
+            denials: Vec::new(),
+            config_hash: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub environment: String,
@@ -275,21 +296,7 @@ impl Stack<'_> {
 
     fn bring_up(&self, env: &Environment, p: &Prepared, inputs: &HashMap<String, Vec<Output>>, run_started: Instant) -> ServiceReport {
         let started = Instant::now();
-        let mut report = ServiceReport {
-            service: p.service.name.clone(),
-            plugin: p.service.plugin.clone(),
-            status: Status::Ready,
-            outputs: Vec::new(),
-            started_at_ms: 0,
-            provision_ms: None,
-            pull_ms: 0,
-            create_ms: 0,
-            start_ms: 0,
-            ready_ms: None,
-            total_ms: 0,
-            denials: Vec::new(),
-            config_hash: String::new(),
-        };
+        let mut report = ServiceReport::new(&p.service.name, &p.service.plugin, Status::Ready);
         report.started_at_ms = started.duration_since(run_started).as_millis();
         let fail = |report: &mut ServiceReport, hook: Hook, message: String| {
             report.status = Status::Failed { hook, message: self.mask(p, &message), log_tail: self.log_tail(p) };
@@ -369,19 +376,9 @@ impl Stack<'_> {
                 }
             };
             ServiceReport {
-                service: p.service.name.clone(),
-                plugin: p.service.plugin.clone(),
-                status,
-                outputs: Vec::new(),
-                started_at_ms: 0,
-                provision_ms: None,
-                pull_ms: 0,
-                create_ms: 0,
-                start_ms: 0,
-                ready_ms: None,
                 total_ms: started.elapsed().as_millis(),
                 denials,
-                config_hash: String::new(),
+                ..ServiceReport::new(&p.service.name, &p.service.plugin, status)
             }
         });
         Ok(Summary {
@@ -649,27 +646,13 @@ fn schedule(
                     drop(finished);
                     work(name, &snapshot)
                 } else {
-                    let plugin = String::new();
                     let because = format!(
                         "{} did not succeed",
                         failed.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
                     );
                     drop(finished);
-                    ServiceReport {
-                        service: name.clone(),
-                        plugin,
-                        status: Status::Skipped { because },
-                        outputs: Vec::new(),
-                        started_at_ms: 0,
-                        provision_ms: None,
-                        pull_ms: 0,
-                        create_ms: 0,
-                        start_ms: 0,
-                        ready_ms: None,
-                        total_ms: 0,
-                        denials: Vec::new(),
-                        config_hash: String::new(),
-                    }
+                    // The plugin name is filled in by the caller, which knows it.
+                    ServiceReport::new(name, "", Status::Skipped { because })
                 };
                 done.lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), report);
                 changed.notify_all();
@@ -721,21 +704,8 @@ mod tests {
     use super::*;
 
     fn report(name: &str, status: Status) -> ServiceReport {
-        ServiceReport {
-            service: name.into(),
-            plugin: "p".into(),
-            status,
-            outputs: vec![Output { name: "URL".into(), value: format!("{name}://x"), secret: false }],
-            started_at_ms: 0,
-            provision_ms: None,
-            pull_ms: 0,
-            create_ms: 0,
-            start_ms: 0,
-            ready_ms: None,
-            total_ms: 0,
-            denials: vec![],
-            config_hash: String::new(),
-        }
+        let outputs = vec![Output { name: "URL".into(), value: format!("{name}://x"), secret: false }];
+        ServiceReport { outputs, ..ServiceReport::new(name, "p", status) }
     }
 
     #[test]
