@@ -685,7 +685,9 @@ fn resolve_references(config: &serde_json::Value, inputs: &HashMap<String, Vec<O
                     .iter()
                     .find(|o| o.name == name)
                     .ok_or_else(|| format!("`${{{reference}}}`: service `{service}` has no output `{name}`"))?;
-                out.push_str(&output.value);
+                // Configs feed containers on the project network, which reach a
+                // service by its name, not through the host's published port.
+                out.push_str(output.network_value.as_deref().unwrap_or(&output.value));
                 rest = &after[end + 1..];
             }
             out.push_str(rest);
@@ -704,7 +706,7 @@ mod tests {
     use super::*;
 
     fn report(name: &str, status: Status) -> ServiceReport {
-        let outputs = vec![Output { name: "URL".into(), value: format!("{name}://x"), secret: false }];
+        let outputs = vec![Output { name: "URL".into(), value: format!("{name}://x"), secret: false, network_value: None }];
         ServiceReport { outputs, ..ServiceReport::new(name, "p", status) }
     }
 
@@ -761,7 +763,7 @@ mod tests {
     fn references_resolve_from_dependencies_only() {
         let inputs = HashMap::from([(
             "db".to_string(),
-            vec![Output { name: "DATABASE_URL".into(), value: "postgres://app@h/db".into(), secret: true }],
+            vec![Output { name: "DATABASE_URL".into(), value: "postgres://app@h/db".into(), secret: true, network_value: None }],
         )]);
         let config = serde_json::json!({ "env": { "DATABASE_URL": "${db.DATABASE_URL}", "X": "a${db.DATABASE_URL}b" }, "n": 3 });
         let resolved = resolve_references(&config, &inputs).unwrap();

@@ -157,7 +157,7 @@ mod tests {
     use super::*;
 
     fn out(name: &str, value: &str) -> Output {
-        Output { name: name.into(), value: value.into(), secret: true }
+        Output { name: name.into(), value: value.into(), secret: true, network_value: None }
     }
 
     #[test]

@@ -321,7 +321,7 @@ impl PluginRuntime {
         let call = self.call(plugin, host, Hook::Provision, |hooks, store| hooks.call_provision(store, &ctx))?;
         Ok(HookCall {
             value: call.value.map(|outputs| {
-                outputs.into_iter().map(|o| Output { name: o.name, value: o.value, secret: o.secret }).collect()
+                outputs.into_iter().map(|o| Output { name: o.name, value: o.value, secret: o.secret, network_value: o.network_value }).collect()
             }),
             denials: call.denials,
             elapsed: call.elapsed,
@@ -391,6 +391,8 @@ pub struct Output {
     pub name: String,
     pub value: String,
     pub secret: bool,
+    /// What containers on the project network use instead of `value`.
+    pub network_value: Option<String>,
 }
 
 impl From<v0_1::types::PluginInfo> for PluginInfo {

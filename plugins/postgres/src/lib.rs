@@ -194,7 +194,8 @@ impl Plugin for Postgres {
         }
 
         let url = format!("postgres://{}:{}@{addr}/{database}", config.user, creds.app);
-        Ok(vec![Output::secret("DATABASE_URL", url)])
+        let in_network = format!("postgres://{}:{}@{}:{PORT}/{database}", config.user, creds.app, ctx.service);
+        Ok(vec![Output::secret("DATABASE_URL", url).on_network(in_network)])
     }
 
     fn ready(ctx: Context) -> Result<Readiness, String> {

@@ -278,7 +278,8 @@ impl Plugin for RabbitMq {
         }
 
         let url = format!("amqp://{}:{}@{addr}/{}", config.user, creds.app, percent_encode(&vhost));
-        Ok(vec![Output::secret("AMQP_URL", url)])
+        let in_network = format!("amqp://{}:{}@{}:{PORT}/{}", config.user, creds.app, ctx.service, percent_encode(&vhost));
+        Ok(vec![Output::secret("AMQP_URL", url).on_network(in_network)])
     }
 
     fn ready(ctx: Context) -> Result<Readiness, String> {

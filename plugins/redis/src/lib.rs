@@ -146,7 +146,8 @@ impl Plugin for Redis {
         progress("ensuring the server container");
         let deployment = docker::ensure(&spec(&config, &ctx, &admin, &app)).map_err(|e| e.to_string())?;
         let addr = deployment.containers[0].published(PORT).ok_or("port 6379 of the server is not published")?;
-        Ok(vec![Output::secret("REDIS_URL", format!("redis://{}:{app}@{addr}/0", config.user))])
+        let in_network = format!("redis://{}:{app}@{}:{PORT}/0", config.user, ctx.service);
+        Ok(vec![Output::secret("REDIS_URL", format!("redis://{}:{app}@{addr}/0", config.user)).on_network(in_network)])
     }
 
     fn ready(ctx: Context) -> Result<Readiness, String> {

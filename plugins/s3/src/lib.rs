@@ -406,7 +406,7 @@ impl Plugin for S3 {
         let addr = address(server)?;
 
         let mut outputs = vec![
-            Output::plain("S3_ENDPOINT", format!("http://{addr}")),
+            Output::plain("S3_ENDPOINT", format!("http://{addr}")).on_network(format!("http://{}:{PORT}", ctx.service)),
             Output::plain("S3_REGION", config.region.clone()),
             Output::plain("S3_BUCKET", config.buckets[0].clone()),
         ];

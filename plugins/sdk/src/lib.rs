@@ -76,12 +76,18 @@ pub fn progress(message: &str) {
 impl Output {
     /// An output the user may see, e.g. a host name.
     pub fn plain(name: &str, value: impl Into<String>) -> Self {
-        Output { name: name.to_string(), value: value.into(), secret: false }
+        Output { name: name.to_string(), value: value.into(), secret: false, network_value: None }
     }
 
     /// An output holding a credential: written to `.env`, never shown.
     pub fn secret(name: &str, value: impl Into<String>) -> Self {
-        Output { name: name.to_string(), value: value.into(), secret: true }
+        Output { name: name.to_string(), value: value.into(), secret: true, network_value: None }
+    }
+
+    /// The value as other containers on the project network reach it (see the WIT).
+    pub fn on_network(mut self, value: impl Into<String>) -> Self {
+        self.network_value = Some(value.into());
+        self
     }
 }
 
