@@ -10,14 +10,18 @@
 //! | `provisioner-offline/redis:7`       | `images/redis`: drop-in for upstream `redis:7` (Redis 7.0) |
 //! | `provisioner-offline/rabbitmq:3`    | `images/rabbitmq`: drop-in for upstream `rabbitmq:3` (RabbitMQ 3.10) |
 //! | `provisioner-offline/garage:2.5.0`  | `images/garage`: drop-in for upstream `dxflrs/garage:v2.5.0`, the binary built from crates.io |
+//! | `provisioner-offline/nginx:1.22`    | `images/nginx`: drop-in for upstream `nginx` (nginx 1.22) |
+//! | `provisioner-offline/memcached:1.6` | `images/memcached`: drop-in for upstream `memcached:1.6` (the third-party plugin example's) |
+//! | `provisioner-example/ticketing-backend:dev` | `examples/ticketing/backend`: the example app |
 //!
-//! The plugins name these tags explicitly (their grants match `*/postgres:*`, `*/redis:*`, `*/rabbitmq:*`, `*/garage:*`).
+//! The plugins name these tags explicitly (their grants match `*/postgres:*`, `*/redis:*`, `*/rabbitmq:*`, `*/garage:*`, `*/nginx:*`).
 //! The base holds the packages of the later images too (RabbitMQ, nginx, Python with its
 //! clients), so debootstrap runs once; each image's Dockerfile starts
 //! `FROM provisioner-offline/base:bookworm` and needs no network.
 //!
-//! An image already present (`docker image inspect TAG`) is skipped; remove it
-//! (`docker rmi TAG`) to rebuild it, and the base too to rebuild from fresh packages.
+//! An image is rebuilt only when its recipe changed: the base carries a label listing its
+//! packages, every other image a label with the sha256 of its build context and the base
+//! image's id. `docker rmi TAG` forces a rebuild (of the base: from fresh packages).
 //! `PROVISIONER_DEBIAN_MIRROR` overrides the mirror, which is otherwise this machine's
 //! own (the first bookworm entry of /etc/apt/sources.list{,.d}).
 
@@ -41,6 +45,7 @@ const PACKAGES: &[&str] = &[
     "procps",
     "rabbitmq-server",
     "nginx",
+    "memcached",
     "python3",
     "python3-psycopg2",
     "python3-redis",
@@ -48,13 +53,21 @@ const PACKAGES: &[&str] = &[
     "python3-boto3",
 ];
 
-/// (folder of images/, tag)
+/// (build context relative to the repository root, tag)
 const IMAGES: &[(&str, &str)] = &[
-    ("postgres", "provisioner-offline/postgres:15"),
-    ("redis", "provisioner-offline/redis:7"),
-    ("rabbitmq", "provisioner-offline/rabbitmq:3"),
-    ("garage", "provisioner-offline/garage:2.5.0"),
+    ("images/postgres", "provisioner-offline/postgres:15"),
+    ("images/redis", "provisioner-offline/redis:7"),
+    ("images/rabbitmq", "provisioner-offline/rabbitmq:3"),
+    ("images/garage", "provisioner-offline/garage:2.5.0"),
+    ("images/nginx", "provisioner-offline/nginx:1.22"),
+    ("images/memcached", "provisioner-offline/memcached:1.6"),
+    ("examples/ticketing/backend", "provisioner-example/ticketing-backend:dev"),
 ];
+
+/// Label on the base: the packages it holds (a changed list rebuilds it).
+const PACKAGES_LABEL: &str = "provisioner.packages";
+/// Label on every other image: sha256 of its build context and the base's id.
+const RECIPE_LABEL: &str = "provisioner.recipe";
 
 /// Garage is no Debian package: its image holds the binary `cargo install` builds from
 /// this crates.io release (the one upstream's `dxflrs/garage:v2.5.0` is built from).
@@ -69,33 +82,39 @@ pub fn build() -> Result<()> {
         bail!("the Docker engine is not reachable: start dockerd (`cargo xtask test` starts it when run as root) and retry");
     }
 
-    let mut missing = Vec::new();
-    for &(name, tag) in IMAGES {
-        if present(tag) {
-            eprintln!("xtask: image {tag} present, skipping");
-        } else {
-            missing.push((name, tag));
-        }
-    }
     let mut built: Vec<(&str, Duration)> = Vec::new();
-    if !missing.is_empty() {
-        if present(BASE) {
-            eprintln!("xtask: base image {BASE} present, reusing it");
-        } else {
+    let packages = PACKAGES.join(",");
+    match label(BASE, PACKAGES_LABEL) {
+        Some(have) if have == packages => eprintln!("xtask: base image {BASE} up to date"),
+        found => {
+            if found.is_some() {
+                eprintln!("xtask: base image {BASE} lacks some of its packages now: rebuilding it");
+            }
             let started = Instant::now();
             build_base()?;
             built.push((BASE, started.elapsed()));
         }
     }
-    for (name, tag) in missing {
-        let dir = super::root().join("images").join(name);
+    let base_id = image_id(BASE).context("the base image vanished after building it")?;
+
+    for &(folder, tag) in IMAGES {
+        let dir = super::root().join(folder);
         // Garage's context is its Dockerfile plus the binary, in a folder of their own.
-        let context = if name == "garage" { Some(garage_context(&dir)?) } else { None };
+        let context = if tag.contains("/garage:") { Some(garage_context(&dir)?) } else { None };
         let dir = context.as_ref().map_or(dir, |tmp| tmp.path.clone());
+        let recipe = recipe(&dir, &base_id)?;
+        if label(tag, RECIPE_LABEL).as_deref() == Some(recipe.as_str()) {
+            eprintln!("xtask: image {tag} up to date, skipping");
+            continue;
+        }
         eprintln!("xtask: docker build -t {tag} {}", dir.display());
         let started = Instant::now();
         // --network=none: the Dockerfiles only arrange what the base already holds.
-        super::run(Command::new("docker").args(["build", "--network=none", "-t", tag]).arg(&dir))?;
+        super::run(
+            Command::new("docker")
+                .args(["build", "--network=none", "--label", &format!("{RECIPE_LABEL}={recipe}"), "-t", tag])
+                .arg(&dir),
+        )?;
         built.push((tag, started.elapsed()));
     }
 
@@ -168,6 +187,7 @@ fn build_base() -> Result<()> {
         for change in BASE_CHANGES {
             import.args(["--change", change]);
         }
+        import.args(["--change", &format!("LABEL {PACKAGES_LABEL}={}", PACKAGES.join(","))]);
         import.args(["-", BASE]).stdin(tar.stdout.take().expect("piped")).stdout(Stdio::null()).status()
     };
     let imported = match imported {
@@ -351,8 +371,46 @@ fn usable(uri: &str) -> bool {
     uri.starts_with("http://") || uri.starts_with("https://") || uri.starts_with("file:/")
 }
 
-fn present(tag: &str) -> bool {
-    quiet(Command::new("docker").args(["image", "inspect", tag]))
+/// The value of `key` among the image's labels; `None` when the image or label is absent.
+fn label(tag: &str, key: &str) -> Option<String> {
+    let format = format!("{{{{index .Config.Labels \"{key}\"}}}}");
+    let out = Command::new("docker").args(["image", "inspect", "-f", &format, tag]).output().ok()?;
+    let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !value.is_empty() && value != "<no value>").then_some(value)
+}
+
+fn image_id(tag: &str) -> Option<String> {
+    let out = Command::new("docker").args(["image", "inspect", "-f", "{{.Id}}", tag]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// sha256 over the base's id and every file of the build context (paths and contents,
+/// in sorted order), so an edited Dockerfile or app file rebuilds the image.
+fn recipe(dir: &Path, base_id: &str) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, files)?;
+            } else {
+                files.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    files.sort();
+    let mut hash = Sha256::new();
+    hash.update(base_id.as_bytes());
+    for file in files {
+        let relative = file.strip_prefix(dir).unwrap_or(&file);
+        hash.update(relative.to_string_lossy().as_bytes());
+        hash.update([0]);
+        hash.update(std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?);
+    }
+    Ok(format!("{:x}", hash.finalize()))
 }
 
 fn size(tag: &str) -> Option<String> {

@@ -430,6 +430,88 @@ impl HookState {
     }
 }
 
+impl HookState {
+    /// Converge one instance of a replicated workload without a gap: a running
+    /// instance whose spec changed is renamed aside and keeps serving while its
+    /// replacement starts under its name; the old one goes only once the new one is
+    /// up. If the new one never comes up it is removed and the old one put back.
+    fn converge_replica(&mut self, request: &ContainerRequest, pulled: &mut bool) -> Result<(EnsureOutcome, ContainerDetails), Error> {
+        let engine = self.host.engine.clone();
+        let changed_and_running = engine.inspect_container(&request.name).map_err(engine_error)?.is_some_and(|d| {
+            owned_by(&d.labels, self.scope())
+                && d.labels.get(LABEL_SPEC_HASH) != request.labels.get(LABEL_SPEC_HASH)
+                && d.state == State::Running
+        });
+        if !changed_and_running {
+            return self.converge(request, pulled);
+        }
+
+        let aside = format!("{}-retiring", request.name);
+        // Left over from an interrupted replacement: the instance under the name won.
+        match engine.inspect_container(&aside).map_err(engine_error)? {
+            Some(stale) if owned_by(&stale.labels, self.scope()) => engine.remove_container(&aside).map_err(engine_error)?,
+            Some(_) => return Err(Error::Conflict(format!("a container named {aside} exists and is not this service's"))),
+            None => {}
+        }
+        engine.rename_container(&request.name, &aside).map_err(engine_error)?;
+        let replaced = self.converge(request, pulled).and_then(|_| self.wait_until_up(request));
+        match replaced {
+            Ok(details) => {
+                self.progress_note(&format!("stopping the previous {}", request.name));
+                engine.remove_container(&aside).map_err(engine_error)?;
+                Ok((EnsureOutcome::Recreated, details))
+            }
+            Err(error) => {
+                let logs = engine.logs(&request.name, 10).unwrap_or_default();
+                let _ = engine.remove_container(&request.name);
+                engine.rename_container(&aside, &request.name).map_err(engine_error)?;
+                let message = match error {
+                    Error::Engine(m) | Error::Conflict(m) | Error::Invalid(m) | Error::Denied(m) | Error::NotFound(m) => m,
+                };
+                let tail = if logs.trim().is_empty() { String::new() } else { format!("; its last log lines:\n{}", logs.trim_end()) };
+                Err(Error::Engine(format!(
+                    "the replacement of {} did not come up, so the running one was kept: {message}{tail}",
+                    request.name
+                )))
+            }
+        }
+    }
+
+    /// Wait until the container runs and, when its spec has a health check, the
+    /// engine reports it healthy; the budget is what the check itself allows plus 30 s.
+    fn wait_until_up(&self, request: &ContainerRequest) -> Result<ContainerDetails, Error> {
+        use crate::engine::Health;
+        let allowed = request.health.as_ref().map_or(0, |h| {
+            u64::from(h.start_period_ms) + u64::from(h.retries.max(1) + 1) * u64::from(h.interval_ms + h.timeout_ms)
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(allowed) + std::time::Duration::from_secs(30);
+        self.progress_note(&format!("waiting for the new {} to be up", request.name));
+        loop {
+            let details = self
+                .host
+                .engine
+                .inspect_container(&request.name)
+                .map_err(engine_error)?
+                .ok_or_else(|| Error::Engine(format!("{} vanished after start", request.name)))?;
+            match (details.state, details.health, request.health.is_some()) {
+                (State::Running, _, false) | (State::Running, Some(Health::Healthy), true) => return Ok(details),
+                (State::Running, Some(Health::Unhealthy), true) => {
+                    return Err(Error::Engine(format!("{} reports unhealthy", request.name)))
+                }
+                (State::Exited | State::Dead, ..) => {
+                    let code = details.exit_code.map_or_else(|| "?".to_string(), |c| c.to_string());
+                    return Err(Error::Engine(format!("{} exited with code {code}", request.name)));
+                }
+                _ => {}
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::Engine(format!("{} not healthy after {} s", request.name, (allowed / 1000) + 30)));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
 /// How several per-instance outcomes sum up.
 fn combine(a: EnsureOutcome, b: EnsureOutcome) -> EnsureOutcome {
     use EnsureOutcome::*;
@@ -487,11 +569,11 @@ impl Host for HookState {
     }
 
     fn ensure(&mut self, spec: ContainerSpec) -> Result<Deployment, Error> {
-        if spec.replicas == 0 || spec.replicas > MAX_REPLICAS {
-            return Err(invalid(format!("replicas {}: must be 1 to {MAX_REPLICAS}", spec.replicas)));
-        }
-        let instances: Vec<Option<u32>> =
-            if spec.replicas == 1 { vec![None] } else { (1..=spec.replicas).map(Some).collect() };
+        let instances: Vec<Option<u32>> = match spec.replicas {
+            None => vec![None],
+            Some(n) if (1..=MAX_REPLICAS).contains(&n) => (1..=n).map(Some).collect(),
+            Some(n) => return Err(invalid(format!("replicas {n}: must be 1 to {MAX_REPLICAS}"))),
+        };
         let mut requests = Vec::new();
         for instance in instances {
             let request = container_request(self.scope(), &self.host.effective, &self.host.defaults, &spec, instance)
@@ -508,22 +590,41 @@ impl Host for HookState {
         let mut pulled = false;
         let mut containers = Vec::new();
         for request in &requests {
-            let (done, details) = self.converge(request, &mut pulled)?;
+            let (done, details) = if spec.replicas.is_some() {
+                self.converge_replica(request, &mut pulled)?
+            } else {
+                self.converge(request, &mut pulled)?
+            };
             outcome = combine(outcome, done);
             containers.push(self.container_info(&details));
         }
 
         // Instances of this workload that the spec no longer asks for (scale down, or
-        // a switch between one container and replicas).
+        // a switch between one container and replicas), stopped side by side: each
+        // may take its whole stop timeout to drain.
         let wanted: Vec<&str> = requests.iter().map(|r| r.name.as_str()).collect();
         let mut labels = service_labels(self.scope());
         labels.insert(LABEL_WORKLOAD.to_string(), spec.name.clone());
-        for extra in self.host.engine.list_containers(&labels).map_err(engine_error)? {
-            if !wanted.contains(&extra.name.as_str()) {
-                self.progress_note(&format!("removing {}", extra.name));
-                self.host.engine.remove_container(&extra.name).map_err(engine_error)?;
-                outcome = combine(outcome, EnsureOutcome::Recreated);
+        let extras: Vec<String> = self
+            .host
+            .engine
+            .list_containers(&labels)
+            .map_err(engine_error)?
+            .into_iter()
+            .map(|d| d.name)
+            .filter(|name| !wanted.contains(&name.as_str()))
+            .collect();
+        if !extras.is_empty() {
+            self.progress_note(&format!("stopping {}", extras.join(", ")));
+            let engine = &self.host.engine;
+            let removed: Vec<Result<(), EngineError>> = std::thread::scope(|s| {
+                let handles: Vec<_> = extras.iter().map(|name| s.spawn(move || engine.remove_container(name))).collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(EngineError::Failed("panicked".into())))).collect()
+            });
+            for result in removed {
+                result.map_err(engine_error)?;
             }
+            outcome = combine(outcome, EnsureOutcome::Recreated);
         }
         Ok(Deployment { outcome, containers })
     }
@@ -656,7 +757,7 @@ mod tests {
             user: None,
             aliases: vec![],
             labels: vec![],
-            replicas: 1,
+            replicas: None,
             stop_timeout_ms: None,
         }
     }
@@ -773,13 +874,44 @@ mod tests {
         let mut st = state(engine.clone(), Grants::all_of(&declared()));
         let mut s = spec("postgres:16");
         s.ports.clear();
-        s.replicas = 3;
+        s.replicas = Some(3);
         st.ensure(s.clone()).unwrap();
         let names = engine.container_names();
         assert_eq!(names, vec!["shop-local-db-server-1", "shop-local-db-server-2", "shop-local-db-server-3"]);
-        s.replicas = 1;
+        s.replicas = Some(1);
+        st.ensure(s.clone()).unwrap();
+        assert_eq!(engine.container_names(), vec!["shop-local-db-server-1"], "scaling down keeps the lowest numbers");
+        s.replicas = None;
         st.ensure(s).unwrap();
         assert_eq!(engine.container_names(), vec!["shop-local-db-server"]);
+        assert!(matches!(st.ensure(ContainerSpec { replicas: Some(0), ..spec("postgres:16") }), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn a_changed_replica_is_replaced_only_once_its_successor_is_up() {
+        let engine = Arc::new(Fake::default());
+        let mut st = state(engine.clone(), Grants::all_of(&declared()));
+        let mut s = spec("postgres:16");
+        s.ports.clear();
+        s.replicas = Some(2);
+        let before = st.ensure(s.clone()).unwrap();
+
+        s.image = "postgres:16.4".into();
+        let after = st.ensure(s.clone()).unwrap();
+        assert_eq!(after.outcome, EnsureOutcome::Recreated);
+        assert_eq!(engine.container_names(), vec!["shop-local-db-server-1", "shop-local-db-server-2"], "nothing retiring is left");
+        for (old, new) in before.containers.iter().zip(&after.containers) {
+            assert_ne!(old.id, new.id);
+        }
+
+        // A successor that crashes: the running instance is put back, untouched.
+        engine.crash_on_start("postgres:17");
+        s.image = "postgres:17".into();
+        let Err(Error::Engine(message)) = st.ensure(s) else { panic!("a crashing replacement must fail") };
+        assert!(message.contains("kept") && message.contains("exited with code 1"), "{message}");
+        assert_eq!(engine.container_names(), vec!["shop-local-db-server-1", "shop-local-db-server-2"]);
+        assert_eq!(st.inspect("server-1".into()).unwrap().id, after.containers[0].id);
+        assert_eq!(st.inspect("server-2".into()).unwrap().id, after.containers[1].id);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
-    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
     RemoveVolumeOptions, StartContainerOptions, StopContainerOptions, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
@@ -287,6 +287,13 @@ impl ContainerEngine for Docker {
                 .remove_container(name, Some(options))
                 .await
                 .map_err(|e| classify(e, &format!("container {name}")))
+        })
+    }
+
+    fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError> {
+        let options = RenameContainerOptionsBuilder::new().name(new_name).build();
+        self.runtime.block_on(async {
+            self.client.rename_container(name, options).await.map_err(|e| classify(e, &format!("container {name}")))
         })
     }
 

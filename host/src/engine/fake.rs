@@ -16,6 +16,8 @@ struct Inner {
     networks: BTreeMap<String, BTreeMap<String, String>>,
     next_id: u32,
     next_port: u16,
+    /// Images whose containers exit with code 1 as soon as they start.
+    crashing: Vec<String>,
 }
 
 fn has_labels(have: &BTreeMap<String, String>, want: &BTreeMap<String, String>) -> bool {
@@ -66,6 +68,11 @@ impl Fake {
 
     pub fn container_names(&self) -> Vec<String> {
         self.inner.lock().unwrap().containers.keys().cloned().collect()
+    }
+
+    /// Containers of `image` will exit with code 1 right after starting.
+    pub fn crash_on_start(&self, image: &str) {
+        self.inner.lock().unwrap().crashing.push(image.to_string());
     }
 
     pub fn set_state(&self, name: &str, state: State) {
@@ -153,7 +160,13 @@ impl ContainerEngine for Fake {
 
     fn start_container(&self, name: &str) -> Result<(), EngineError> {
         let mut inner = self.inner.lock().unwrap();
+        let crashing = inner.crashing.clone();
         let (_, d) = inner.containers.get_mut(name).ok_or_else(|| EngineError::NotFound(name.into()))?;
+        if crashing.contains(&d.image) {
+            d.state = State::Exited;
+            d.exit_code = Some(1);
+            return Ok(());
+        }
         d.state = State::Running;
         d.address = Some("172.30.0.2".into());
         Ok(())
@@ -172,6 +185,18 @@ impl ContainerEngine for Fake {
             Some(_) => Ok(()),
             None => Err(EngineError::NotFound(name.into())),
         }
+    }
+
+    fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError> {
+        let mut inner = self.inner.lock().unwrap();
+        if inner.containers.contains_key(new_name) {
+            return Err(EngineError::Conflict(format!("name {new_name} is taken")));
+        }
+        let (mut request, mut details) = inner.containers.remove(name).ok_or_else(|| EngineError::NotFound(name.into()))?;
+        request.name = new_name.to_string();
+        details.name = new_name.to_string();
+        inner.containers.insert(new_name.to_string(), (request, details));
+        Ok(())
     }
 
     fn inspect_container(&self, name: &str) -> Result<Option<ContainerDetails>, EngineError> {

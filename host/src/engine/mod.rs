@@ -151,6 +151,9 @@ pub trait ContainerEngine: Send + Sync {
     fn start_container(&self, name: &str) -> Result<(), EngineError>;
     fn stop_container(&self, name: &str, timeout_secs: u32) -> Result<(), EngineError>;
     fn remove_container(&self, name: &str) -> Result<(), EngineError>;
+    /// Give a container another name (it keeps running), e.g. to start its
+    /// replacement under the old name before it goes.
+    fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError>;
     fn inspect_container(&self, name: &str) -> Result<Option<ContainerDetails>, EngineError>;
     /// Containers (running or not) carrying all of these labels.
     fn list_containers(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerDetails>, EngineError>;

@@ -51,6 +51,9 @@ impl ContainerEngine for Unavailable {
     fn remove_container(&self, _: &str) -> Result<(), EngineError> {
         self.fail()
     }
+    fn rename_container(&self, _: &str, _: &str) -> Result<(), EngineError> {
+        self.fail()
+    }
     fn inspect_container(&self, _: &str) -> Result<Option<ContainerDetails>, EngineError> {
         self.fail()
     }

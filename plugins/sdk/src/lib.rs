@@ -102,7 +102,8 @@ impl EnvVar {
 }
 
 impl ContainerSpec {
-    /// A spec with one replica and everything else empty; fill in what you need.
+    /// A spec for one container (not replicated) with everything else empty; fill in
+    /// what you need.
     pub fn new(name: &str, image: &str) -> Self {
         ContainerSpec {
             name: name.to_string(),
@@ -118,7 +119,7 @@ impl ContainerSpec {
             user: None,
             aliases: Vec::new(),
             labels: Vec::new(),
-            replicas: 1,
+            replicas: None,
             stop_timeout_ms: None,
         }
     }
