@@ -1,5 +1,6 @@
 //! The `provisioner` command.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -16,7 +17,7 @@ use provisioner::runtime::PluginRuntime;
 use provisioner::engine::{ContainerEngine, Docker};
 use provisioner::lifecycle::{Action, Stack, Status};
 use provisioner::progress::Progress;
-use provisioner::state::{EnvLock, ServiceState, State};
+use provisioner::state::{EnvLock, Scaled, ServiceState, State};
 
 #[derive(Parser)]
 #[command(name = "provisioner", version, about = "Brings up an application's backing infrastructure on Docker through sandboxed WebAssembly plugins")]
@@ -49,6 +50,15 @@ enum Command {
     Status { env: String },
     /// What `run` would create, change or remove, touching nothing.
     Plan { env: String },
+    /// Run N instances of a service (e.g. `backend=3`) and bring ENV in line: new
+    /// instances join the load balancer once up, surplus ones drain and stop. Lasts
+    /// until provisioner.toml's `replicas` for the service changes.
+    Scale {
+        env: String,
+        /// One or more SERVICE=N.
+        #[arg(required = true, value_name = "SERVICE=N")]
+        services: Vec<String>,
+    },
     /// Remove every service of ENV (dependents first) and everything labelled for it.
     Teardown {
         env: String,
@@ -100,6 +110,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status { env } => status(&cli, env),
         Command::Plan { env } => plan(&cli, env),
         Command::Teardown { env, keep_volumes } => teardown(&cli, env, *keep_volumes),
+        Command::Scale { env, services } => scale(&cli, env, services),
     }
 }
 
@@ -252,20 +263,32 @@ fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<ExitCode> {
 
 /// What every environment command needs: the project, its plugins and the engine.
 struct Session {
+    /// The project with `provisioner scale` overrides applied.
     project: Project,
     runtime: PluginRuntime,
     catalog: Catalog,
     engine: std::sync::Arc<dyn ContainerEngine>,
+    /// Each service's `replicas` as provisioner.toml says it.
+    configured: BTreeMap<String, u32>,
+    /// The scale overrides in force.
+    scale: BTreeMap<String, Scaled>,
 }
 
 impl Session {
     fn open(cli: &Cli, env: &str) -> Result<Session> {
-        let project = project(cli, true)?.context("a project file is required")?;
+        let mut project = project(cli, true)?.context("a project file is required")?;
         project.environment(env)?;
+        let configured: BTreeMap<String, u32> = project.services.iter().map(|(n, s)| (n.clone(), s.replicas)).collect();
+        let scale = State::load(&project.state_dir(env))?.live_scale(&configured);
+        for (service, scaled) in &scale {
+            if let Some(s) = project.services.get_mut(service) {
+                s.replicas = scaled.replicas;
+            }
+        }
         let runtime = runtime()?;
         let catalog = catalog(cli, &runtime, Some(&project))?;
         let engine = Docker::connect()?;
-        Ok(Session { project, runtime, catalog, engine: std::sync::Arc::new(engine) })
+        Ok(Session { project, runtime, catalog, engine: std::sync::Arc::new(engine), configured, scale })
     }
 
     fn stack<'a>(&'a self, env: &'a str, progress: Option<&std::sync::Arc<Progress>>) -> Stack<'a> {
@@ -284,13 +307,72 @@ fn run_env(cli: &Cli, env: &str) -> Result<ExitCode> {
     let session = Session::open(cli, env)?;
     let state_dir = session.project.state_dir(env);
     let _lock = EnvLock::acquire(&state_dir)?;
+    bring_up(cli, &session, env)
+}
+
+/// `provisioner scale ENV SERVICE=N…`: record the overrides, then bring ENV in line.
+fn scale(cli: &Cli, env: &str, assignments: &[String]) -> Result<ExitCode> {
+    let mut session = Session::open(cli, env)?;
+    let file = session.project.file.display().to_string();
+    let mut wanted = BTreeMap::new();
+    for assignment in assignments {
+        let (service, count) =
+            assignment.split_once('=').with_context(|| format!("`{assignment}`: write SERVICE=N, e.g. backend=3"))?;
+        let replicas: u32 = count
+            .parse()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .with_context(|| format!("`{assignment}`: N must be a whole number from 1 to 64"))?;
+        let Some(svc) = session.project.services.get(service) else {
+            let known: Vec<&str> = session.project.services.keys().map(String::as_str).collect();
+            bail!("{file}: no service `{service}` (services: {})", known.join(", "));
+        };
+        let scalable = session.catalog.plugins.get(&svc.plugin).is_some_and(|f| f.plugin.info.defaults.iter().any(|(k, _)| k == "replicas"));
+        if !scalable {
+            bail!(
+                "service `{service}` runs plugin `{}`, which runs a single instance; scale applies to services whose plugin runs replicas (e.g. `container`)",
+                svc.plugin
+            );
+        }
+        wanted.insert(service.to_string(), replicas);
+    }
+
+    let state_dir = session.project.state_dir(env);
+    let _lock = EnvLock::acquire(&state_dir)?;
+    for (service, replicas) in wanted {
+        let config_replicas = session.configured.get(&service).copied().unwrap_or(1);
+        let before = session.project.services.get(&service).map_or(config_replicas, |s| s.replicas);
+        tracing::info!(service = %service, from = before, to = replicas, "scaling");
+        if !cli.json {
+            println!("{service}: {before} → {replicas} instance(s)");
+        }
+        if let Some(s) = session.project.services.get_mut(&service) {
+            s.replicas = replicas;
+        }
+        session.scale.insert(service, Scaled { replicas, config_replicas });
+    }
+    // Recorded before the run, so an interrupted scale is finished by the next `run`.
+    let mut state = State::load(&state_dir)?;
+    state.scale = session.scale.clone();
+    state.save(&state_dir)?;
+    bring_up(cli, &session, env)
+}
+
+/// Run the stack of `session` and record the result (the caller holds the lock).
+fn bring_up(cli: &Cli, session: &Session, env: &str) -> Result<ExitCode> {
+    let state_dir = session.project.state_dir(env);
     let progress = Progress::new(cli.json);
     let stack = session.stack(env, Some(&progress));
     let removed = stack.remove_orphans()?;
     let summary = stack.run()?;
     progress.finish();
 
-    let mut state = State { project: session.project.name.clone(), environment: env.to_string(), ..State::default() };
+    let mut state = State {
+        project: session.project.name.clone(),
+        environment: env.to_string(),
+        scale: session.scale.clone(),
+        ..State::default()
+    };
     let mut outputs = std::collections::BTreeMap::new();
     for report in &summary.services {
         let ready = matches!(report.status, Status::Ready);

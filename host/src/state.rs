@@ -33,6 +33,30 @@ pub struct State {
     pub project: String,
     pub environment: String,
     pub services: BTreeMap<String, ServiceState>,
+    /// `provisioner scale` overrides, by service.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scale: BTreeMap<String, Scaled>,
+}
+
+/// A `provisioner scale` override: run `replicas` instances for as long as
+/// provisioner.toml still says `config_replicas`. Editing the file's `replicas`
+/// afterwards is the newer decision, so it wins and the override lapses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scaled {
+    pub replicas: u32,
+    pub config_replicas: u32,
+}
+
+impl State {
+    /// The overrides that still apply to a config whose services ask for
+    /// `configured` replicas each.
+    pub fn live_scale(&self, configured: &BTreeMap<String, u32>) -> BTreeMap<String, Scaled> {
+        self.scale
+            .iter()
+            .filter(|(service, scaled)| configured.get(*service) == Some(&scaled.config_replicas))
+            .map(|(service, scaled)| (service.clone(), *scaled))
+            .collect()
+    }
 }
 
 impl State {
@@ -158,6 +182,18 @@ mod tests {
 
     fn out(name: &str, value: &str) -> Output {
         Output { name: name.into(), value: value.into(), secret: true, network_value: None }
+    }
+
+    #[test]
+    fn a_scale_override_lapses_when_the_file_changes_its_replicas() {
+        let scaled = |replicas, config_replicas| Scaled { replicas, config_replicas };
+        let state = State {
+            scale: BTreeMap::from([("api".to_string(), scaled(3, 1)), ("web".to_string(), scaled(2, 1)), ("gone".to_string(), scaled(2, 1))]),
+            ..State::default()
+        };
+        let configured = BTreeMap::from([("api".to_string(), 1), ("web".to_string(), 4)]);
+        let live = state.live_scale(&configured);
+        assert_eq!(live, BTreeMap::from([("api".to_string(), scaled(3, 1))]));
     }
 
     #[test]

@@ -126,6 +126,26 @@ impl Stack {
         Stack { dir, name }
     }
 
+    /// A project from a whole provisioner.toml, renamed to a fresh project name.
+    pub fn from_file(prefix: &str, file: &Path) -> Stack {
+        let name = unique_name(prefix);
+        let text = std::fs::read_to_string(file).expect("reading the project file");
+        let (before, after) = text.split_once("[project]\nname = \"").expect("the file starts its [project] table with name");
+        let (_, rest) = after.split_once('"').expect("a quoted project name");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("provisioner.toml"), format!("{before}[project]\nname = \"{name}\"{rest}"))
+            .expect("writing provisioner.toml");
+        Stack { dir, name }
+    }
+
+    /// Replace `from` by `to` in the project's provisioner.toml (it must occur).
+    pub fn edit(&self, from: &str, to: &str) {
+        let file = self.path().join("provisioner.toml");
+        let text = std::fs::read_to_string(&file).expect("reading provisioner.toml");
+        assert!(text.contains(from), "provisioner.toml has no `{from}`");
+        std::fs::write(&file, text.replacen(from, to, 1)).expect("writing provisioner.toml");
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -37,6 +37,9 @@ pub fn ensure() -> Result<()> {
     if !found("debootstrap") {
         packages.push("debootstrap");
     }
+    if !found("curl") {
+        packages.push("curl"); // `cargo xtask demo` ends with curl, as the README does
+    }
     if !Path::new("/bin/busybox").exists() {
         packages.push("busybox-static");
     }

@@ -133,10 +133,15 @@ fn demo() -> Result<()> {
     run(cargo().current_dir(&root).args(["build", "-p", "provisioner"]))?;
     let example = root.join("examples/ticketing");
     run(Command::new(root.join("target/debug/provisioner")).args(["run", "local"]).current_dir(&example))?;
+    eprintln!("\n$ curl http://127.0.0.1:3000/health");
+    run(Command::new("curl").args(["-fsS", "-i", "--max-time", "10", "http://127.0.0.1:3000/health"]))?;
     eprintln!(
-        "\nxtask: the stack is up; its credentials are in {}.\n\
-         xtask: `provisioner status local` shows it; `provisioner teardown local --keep-volumes` stops it and keeps the data \
-         (run these in examples/ticketing with target/debug/provisioner).",
+        "\nxtask: the stack is up behind http://127.0.0.1:3000; the credentials are in {}.\n\
+         xtask: in examples/ticketing, with target/debug/provisioner:\n  \
+         provisioner status local                  what runs, and whether it is ready\n  \
+         provisioner scale local backend=3         three backend instances behind the balancer\n  \
+         provisioner teardown local --keep-volumes stop everything, keep the data for the next run\n  \
+         provisioner teardown local                stop everything and delete the data",
         example.join(".env").display()
     );
     Ok(())

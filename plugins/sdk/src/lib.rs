@@ -31,7 +31,7 @@ wit_bindgen::generate!({
 pub use exports::provisioner::plugin::hooks::Guest as Plugin;
 pub use provisioner::plugin::docker::{
     self, ContainerInfo, ContainerSpec, ContainerState, Deployment, EnsureOutcome, EnvVar,
-    ExecOptions, ExecOutput, HealthCheck, Mount, Port, PublishedPort, Resources,
+    ContainerFile, ExecOptions, ExecOutput, HealthCheck, HealthState, Mount, Port, PublishedPort, Resources,
 };
 pub use provisioner::plugin::log::{self as host_log, Level};
 pub use provisioner::plugin::secrets;

@@ -1,0 +1,221 @@
+//! The application's own containers: an image, its command and environment (literal,
+//! or other services' outputs by `${service.OUTPUT}` reference), the port it listens
+//! on, and an HTTP health path. They run as a replicated workload (`replicas`, or
+//! `provisioner scale`): never published on the host — a `loadbalancer` service
+//! fronts them by the service's network name — and a changed config replaces them
+//! one at a time, each new instance healthy before an old one stops.
+//!
+//! Ready when every instance runs and the engine's health check (an HTTP GET of the
+//! health path inside the container) passes on each.
+
+use std::collections::BTreeMap;
+
+use provisioner_plugin_sdk::*;
+use serde::Deserialize;
+
+/// The workload's short name; instances are `app-1` … `app-N`.
+const WORKLOAD: &str = "app";
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Command {
+    /// Run through `sh -c`.
+    Shell(String),
+    /// Run as is.
+    Argv(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    image: Option<String>,
+    command: Option<Command>,
+    entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    /// The port the application listens on inside the container.
+    port: u16,
+    /// HTTP path that answers 2xx when the instance works; `""` turns the check off
+    /// (then an instance counts as up once it runs).
+    #[serde(default = "default_health_path")]
+    health_path: String,
+    /// Overrides the health check's command (run inside the container).
+    health_command: Option<Vec<String>>,
+    #[serde(default = "default_health_interval_ms")]
+    health_interval_ms: u32,
+    user: Option<String>,
+    memory_mb: Option<u32>,
+    cpu_millis: Option<u32>,
+    /// How long an instance may take to drain when it is stopped.
+    #[serde(default = "default_stop_timeout_secs")]
+    stop_timeout_secs: u32,
+}
+
+fn default_health_path() -> String {
+    "/health".into()
+}
+
+fn default_health_interval_ms() -> u32 {
+    1000
+}
+
+fn default_stop_timeout_secs() -> u32 {
+    10
+}
+
+fn problem(key: &str, message: impl Into<String>) -> Vec<ConfigProblem> {
+    vec![ConfigProblem { key: key.into(), message: message.into() }]
+}
+
+impl Config {
+    fn parse(json: &str) -> Result<Config, Vec<ConfigProblem>> {
+        let config: Config = parse_config(json)?;
+        if config.port == 0 {
+            return Err(problem("port", "the port the application listens on, 1 to 65535"));
+        }
+        if !config.health_path.is_empty() && !config.health_path.starts_with('/') {
+            return Err(problem("health_path", format!("`{}`: a path starting with /, or \"\" for none", config.health_path)));
+        }
+        if config.health_path.chars().any(|c| c.is_whitespace() || c == '\'' || c == '"' || c == '\\') {
+            return Err(problem("health_path", "no spaces, quotes or backslashes"));
+        }
+        if config.health_interval_ms < 100 {
+            return Err(problem("health_interval_ms", "at least 100"));
+        }
+        if let Some(name) = config.env.keys().find(|k| k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
+            return Err(problem(&format!("env.{name}"), "variable names are letters, digits and _"));
+        }
+        Ok(config)
+    }
+
+    fn image(&self, ctx: &Context) -> Result<String, String> {
+        ctx.image_override
+            .clone()
+            .or_else(|| self.image.clone())
+            .ok_or_else(|| "config.image: which image runs the application? (e.g. image = \"myapp:dev\")".into())
+    }
+}
+
+/// An HTTP GET of the health path from inside the container, with whichever client
+/// the image has: curl, wget, or Python's standard library.
+fn health_probe(port: u16, path: &str) -> Vec<String> {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let script = format!(
+        "if command -v curl >/dev/null 2>&1; then exec curl -fsS -o /dev/null --max-time 2 '{url}'; fi; \
+         if command -v wget >/dev/null 2>&1; then exec wget -q -O /dev/null -T 2 '{url}'; fi; \
+         exec python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' '{url}'"
+    );
+    vec!["sh".into(), "-c".into(), script]
+}
+
+fn spec(config: &Config, ctx: &Context) -> Result<ContainerSpec, String> {
+    let mut spec = ContainerSpec::new(WORKLOAD, &config.image(ctx)?);
+    spec.command = config.command.as_ref().map(|c| match c {
+        Command::Shell(line) => vec!["sh".into(), "-c".into(), line.clone()],
+        Command::Argv(argv) => argv.clone(),
+    });
+    spec.entrypoint = config.entrypoint.clone();
+    // Values usually carry credentials from references (`${db.DATABASE_URL}`): all
+    // are kept out of plans and logs.
+    spec.env = config.env.iter().map(|(k, v)| EnvVar::secret(k, v.clone())).collect();
+    spec.env.push(EnvVar::plain("PORT", config.port.to_string()));
+    let command = match (&config.health_command, config.health_path.as_str()) {
+        (Some(command), _) => Some(command.clone()),
+        (None, "") => None,
+        (None, path) => Some(health_probe(config.port, path)),
+    };
+    spec.health = command.map(|command| HealthCheck {
+        command,
+        interval_ms: config.health_interval_ms,
+        timeout_ms: 3000,
+        retries: 3,
+        start_period_ms: 0,
+    });
+    spec.user = config.user.clone();
+    if config.memory_mb.is_some() || config.cpu_millis.is_some() {
+        spec.resources = Some(Resources { memory_mb: config.memory_mb, cpu_millis: config.cpu_millis, pids: None });
+    }
+    spec.replicas = Some(ctx.replicas.max(1));
+    spec.stop_timeout_ms = Some(config.stop_timeout_secs.saturating_mul(1000));
+    Ok(spec)
+}
+
+/// The workload's instances, `app-1` … (not one being retired mid-replacement).
+fn instances() -> Result<Vec<ContainerInfo>, String> {
+    let mut list: Vec<ContainerInfo> = docker::list_containers()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|c| c.name.strip_prefix("app-").is_some_and(|n| n.parse::<u32>().is_ok()))
+        .collect();
+    list.sort_by_key(|c| c.name.strip_prefix("app-").and_then(|n| n.parse::<u32>().ok()));
+    Ok(list)
+}
+
+struct Container;
+
+impl Plugin for Container {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "container".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            wit_version: WIT_VERSION.into(),
+            summary: "The application's own containers: replicated, health-checked, replaced without a gap".into(),
+            capabilities: vec![Capability::Image("*".into())],
+            config_schema: r#"{"type":"object","additionalProperties":false,"required":["port"],"properties":{
+                "image":{"type":"string"},
+                "command":{"oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}]},
+                "entrypoint":{"type":"array","items":{"type":"string"}},
+                "env":{"type":"object","additionalProperties":{"type":"string"}},
+                "port":{"type":"integer","minimum":1,"maximum":65535},
+                "health_path":{"type":"string","default":"/health"},
+                "health_command":{"type":"array","items":{"type":"string"}},
+                "health_interval_ms":{"type":"integer","minimum":100,"default":1000},
+                "user":{"type":"string"},
+                "memory_mb":{"type":"integer"},
+                "cpu_millis":{"type":"integer"},
+                "stop_timeout_secs":{"type":"integer","default":10}}}"#
+                .into(),
+            outputs: vec![],
+            defaults: vec![
+                KeyValue { key: "health_path".into(), value: default_health_path() },
+                KeyValue { key: "replicas".into(), value: "1".into() },
+            ],
+        }
+    }
+
+    fn validate(config: String) -> Result<(), Vec<ConfigProblem>> {
+        Config::parse(&config).map(|_| ())
+    }
+
+    fn provision(ctx: Context) -> Result<Vec<Output>, String> {
+        let config = Config::parse(&ctx.config).map_err(|p| format!("config.{}: {}", p[0].key, p[0].message))?;
+        progress(&format!("ensuring {} instance(s)", ctx.replicas.max(1)));
+        docker::ensure(&spec(&config, &ctx)?).map_err(|e| e.to_string())?;
+        Ok(vec![])
+    }
+
+    fn ready(ctx: Context) -> Result<Readiness, String> {
+        let wanted = ctx.replicas.max(1) as usize;
+        let list = instances()?;
+        if let Some(dead) = list.iter().find(|c| matches!(c.state, ContainerState::Exited | ContainerState::Dead)) {
+            let logs = docker::logs(&dead.name, 20).unwrap_or_default();
+            let code = dead.exit_code.map_or("?".to_string(), |c| c.to_string());
+            return Err(format!("{} exited with code {code}; its last log lines:\n{}", dead.name, logs.trim_end()));
+        }
+        let up = list
+            .iter()
+            .filter(|c| c.state == ContainerState::Running && matches!(c.health, None | Some(HealthState::Healthy)))
+            .count();
+        Ok(if up >= wanted && list.len() == wanted {
+            Readiness::Ready
+        } else {
+            Readiness::NotYet(format!("{up} of {wanted} instance(s) healthy"))
+        })
+    }
+
+    fn teardown(_ctx: Context, _keep_volumes: bool) -> Result<(), String> {
+        gone_is_fine(docker::remove(WORKLOAD))
+    }
+}
+
+export_plugin!(Container);

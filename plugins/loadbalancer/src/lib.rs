@@ -1,0 +1,176 @@
+//! A load balancer: nginx publishing one port on the host (3000 by default) and
+//! balancing across the instances of a service on the project network. It follows
+//! the service's scale by itself: a loop inside the container (balance.sh) watches
+//! the network's DNS for the service's name and reloads nginx gracefully when the set
+//! of instances changes, so `provisioner scale` and rolling replacements need no
+//! reconfiguration and drop no requests. A draining instance refuses connections and
+//! nginx retries the next one.
+//!
+//! Ready when the health path answers 2xx through the published port.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use provisioner_plugin_sdk::*;
+use serde::Deserialize;
+
+const DEFAULT_IMAGE: &str = "nginx:1.27";
+const HTTP: u16 = 80;
+const SERVER: &str = "nginx";
+const BALANCE_SH: &str = include_str!("balance.sh");
+const DEFAULT_CONF: &str = include_str!("default.conf");
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    /// `NAME:PORT` on the project network, e.g. `backend:8000`.
+    upstream: String,
+    /// Host port (on the environment's bind address); 0 lets the engine pick one.
+    #[serde(default = "default_port")]
+    port: u16,
+    /// Path that must answer 2xx through the balancer for it to count as ready.
+    #[serde(default = "default_health_path")]
+    health_path: String,
+    image: Option<String>,
+}
+
+fn default_port() -> u16 {
+    3000
+}
+
+fn default_health_path() -> String {
+    "/health".into()
+}
+
+impl Config {
+    fn parse(json: &str) -> Result<Config, Vec<ConfigProblem>> {
+        let config: Config = parse_config(json)?;
+        if config.upstream_parts().is_none() {
+            return Err(vec![ConfigProblem {
+                key: "upstream".into(),
+                message: format!("`{}`: write NAME:PORT, the service's name and the port it listens on, e.g. backend:8000", config.upstream),
+            }]);
+        }
+        if !config.health_path.starts_with('/') || config.health_path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(vec![ConfigProblem { key: "health_path".into(), message: format!("`{}`: a path starting with /", config.health_path) }]);
+        }
+        Ok(config)
+    }
+
+    fn upstream_parts(&self) -> Option<(&str, u16)> {
+        let (host, port) = self.upstream.rsplit_once(':')?;
+        let port: u16 = port.parse().ok().filter(|p| *p > 0)?;
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
+        host_ok.then_some((host, port))
+    }
+}
+
+fn spec(config: &Config, ctx: &Context) -> ContainerSpec {
+    let image = ctx.image_override.clone().or_else(|| config.image.clone()).unwrap_or_else(|| DEFAULT_IMAGE.into());
+    let (host, port) = config.upstream_parts().unwrap_or(("", 0));
+    let mut spec = ContainerSpec::new(SERVER, &image);
+    spec.entrypoint = Some(vec!["sh".into(), "/etc/nginx/provisioner-balance.sh".into()]);
+    spec.command = Some(vec![]);
+    spec.env = vec![EnvVar::plain("UPSTREAM_HOST", host), EnvVar::plain("UPSTREAM_PORT", port.to_string())];
+    spec.files = vec![
+        ContainerFile { path: "/etc/nginx/provisioner-balance.sh".into(), contents: BALANCE_SH.into(), mode: 0o755, secret: false },
+        ContainerFile { path: "/etc/nginx/conf.d/default.conf".into(), contents: DEFAULT_CONF.into(), mode: 0o644, secret: false },
+    ];
+    spec.ports = vec![Port { container_port: HTTP, host_port: (config.port != 0).then_some(config.port) }];
+    spec.stop_timeout_ms = Some(5000);
+    spec
+}
+
+/// `GET path` over HTTP/1.1 at `addr`; the status code.
+fn http_status(addr: &str, path: &str) -> Result<u16, String> {
+    let mut stream = probe::connect(addr, Duration::from_secs(3)).map_err(|e| format!("connect {addr}: {e}"))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: provisioner-loadbalancer\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(|e| format!("send: {e}"))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while !head.windows(2).any(|w| w == b"\r\n") {
+        let n = stream.read(&mut buf).map_err(|e| format!("receive: {e}"))?;
+        if n == 0 {
+            return Err("the balancer closed the connection without answering".into());
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.len() > 8192 {
+            return Err("no HTTP status line".into());
+        }
+    }
+    let line = String::from_utf8_lossy(&head);
+    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+    status.ok_or_else(|| format!("not an HTTP answer: {}", line.lines().next().unwrap_or("")))
+}
+
+fn address(server: &ContainerInfo) -> Result<String, String> {
+    server.published(HTTP).ok_or_else(|| "port 80 of nginx is not published".into())
+}
+
+struct LoadBalancer;
+
+impl Plugin for LoadBalancer {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "loadbalancer".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            wit_version: WIT_VERSION.into(),
+            summary: "nginx on one host port, balancing across a service's instances as they scale".into(),
+            capabilities: vec![
+                Capability::Image("nginx:*".into()),
+                Capability::Image("*/nginx:*".into()),
+                Capability::Publish(HTTP),
+                Capability::NetProbe,
+            ],
+            config_schema: r#"{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{
+                "upstream":{"type":"string","description":"NAME:PORT on the project network"},
+                "port":{"type":"integer","minimum":0,"maximum":65535,"default":3000},
+                "health_path":{"type":"string","default":"/health"},
+                "image":{"type":"string"}}}"#
+                .into(),
+            outputs: vec!["URL".into()],
+            defaults: vec![
+                KeyValue { key: "image".into(), value: DEFAULT_IMAGE.into() },
+                KeyValue { key: "port".into(), value: default_port().to_string() },
+                KeyValue { key: "health_path".into(), value: default_health_path() },
+            ],
+        }
+    }
+
+    fn validate(config: String) -> Result<(), Vec<ConfigProblem>> {
+        Config::parse(&config).map(|_| ())
+    }
+
+    fn provision(ctx: Context) -> Result<Vec<Output>, String> {
+        let config = Config::parse(&ctx.config).map_err(|p| format!("config.{}: {}", p[0].key, p[0].message))?;
+        progress(&format!("ensuring nginx in front of {}", config.upstream));
+        let deployment = docker::ensure(&spec(&config, &ctx)).map_err(|e| e.to_string())?;
+        let addr = address(&deployment.containers[0])?;
+        Ok(vec![Output::plain("URL", format!("http://{addr}")).on_network(format!("http://{}:{HTTP}", ctx.service))])
+    }
+
+    fn ready(ctx: Context) -> Result<Readiness, String> {
+        let config = Config::parse(&ctx.config).map_err(|p| format!("config.{}: {}", p[0].key, p[0].message))?;
+        let server = match docker::inspect(SERVER) {
+            Ok(info) => info,
+            Err(e) => return Ok(Readiness::NotYet(e.to_string())),
+        };
+        if let Some(code) = server.exit_code.filter(|_| server.state == ContainerState::Exited) {
+            let logs = docker::logs(SERVER, 20).unwrap_or_default();
+            return Err(format!("nginx exited with code {code}; its last log lines:\n{}", logs.trim_end()));
+        }
+        Ok(match http_status(&address(&server)?, &config.health_path) {
+            Ok(status) if (200..300).contains(&status) => Readiness::Ready,
+            Ok(status) => Readiness::NotYet(format!("GET {} through the balancer answered {status}", config.health_path)),
+            Err(reason) => Readiness::NotYet(reason),
+        })
+    }
+
+    fn teardown(_ctx: Context, _keep_volumes: bool) -> Result<(), String> {
+        gone_is_fine(docker::remove(SERVER))
+    }
+}
+
+export_plugin!(LoadBalancer);
