@@ -58,6 +58,12 @@ case $command in
   up)
     [ $# -eq 3 ] || usage
     export PORT=$3
+    # Fresh secrets would not open the volumes of an earlier run: start from nothing.
+    if [ -n "$(docker ps -aq --filter "label=com.docker.compose.project=$project")" ] \
+      || [ -n "$(docker volume ls -q --filter "label=com.docker.compose.project=$project")" ]; then
+      echo "compose_up: project $project exists already; \`$0 down $project\` first" >&2
+      exit 1
+    fi
     secrets fresh
     started=$(date +%s.%N)
     deadline=$(( $(date +%s) + timeout_secs ))

@@ -49,6 +49,8 @@ struct RawService {
     plugin: Spanned<String>,
     #[serde(default)]
     depends_on: Vec<Spanned<String>>,
+    #[serde(default)]
+    wait_for: Option<Spanned<String>>,
     replicas: Option<Spanned<u32>>,
     #[serde(default)]
     config: toml::Table,
@@ -151,12 +153,26 @@ pub struct PluginSettings {
     pub grants: Option<Grants>,
 }
 
+/// What a service waits for from the services in its `depends_on` before it starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitFor {
+    /// `wait_for = "ready"` (the default): until they work for the application.
+    #[default]
+    Ready,
+    /// `wait_for = "outputs"`: only until their outputs (addresses, credentials) exist,
+    /// so the service boots while they do. For apps that retry their connections; the
+    /// service still counts as ready only once its dependencies are.
+    Outputs,
+}
+
 /// `[services.NAME]`, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
     pub name: String,
     pub plugin: String,
     pub depends_on: Vec<String>,
+    pub wait_for: WaitFor,
     pub replicas: u32,
     /// The `config` table as JSON, for the plugin.
     pub config: serde_json::Value,
@@ -269,6 +285,17 @@ impl Project {
                 Some(r) => *r.get_ref(),
                 None => 1,
             };
+            let wait_for = match raw_service.wait_for.as_ref().map(|w| (w.get_ref().as_str(), w.span().start)) {
+                None | Some(("ready", _)) => WaitFor::Ready,
+                Some(("outputs", _)) => WaitFor::Outputs,
+                Some((other, at)) => {
+                    return Err(error(
+                        Some(line_of(source, at)),
+                        &format!("{key}.wait_for"),
+                        format!("`{other}`: \"ready\" (the default) or \"outputs\""),
+                    ))
+                }
+            };
             let config = serde_json::to_value(&raw_service.config)
                 .map_err(|e| error(Some(line), &format!("{key}.config"), e.to_string()))?;
             services.insert(
@@ -277,6 +304,7 @@ impl Project {
                     name: service_name.clone(),
                     plugin: raw_service.plugin.get_ref().clone(),
                     depends_on,
+                    wait_for,
                     replicas,
                     config,
                     line,
@@ -461,6 +489,7 @@ publish = [11211]
             ("[project]\nname = \"x\"\n[services.a]\nplugin = \"p\"\ndepends_on = [\"ghost\"]\n", Some(5), "services.a.depends_on", "`ghost` is not a service"),
             ("[project]\nname = \"x\"\n[services.a]\nplugin = \"p\"\ndepends_on = [\"a\"]\n", Some(5), "services.a.depends_on", "itself"),
             ("[project]\nname = \"x\"\n[services.a]\nplugin = \"p\"\nreplicas = 0\n", Some(5), "services.a.replicas", "1 to 64"),
+            ("[project]\nname = \"x\"\n[services.a]\nplugin = \"p\"\nwait_for = \"started\"\n", Some(5), "services.a.wait_for", "\"outputs\""),
             ("[project]\nname = \"x\"\n[services.a]\nplugin = 3\n", Some(4), "", "invalid type"),
             ("[project]\nname = \"x\"\n[environments.local]\nimages = { ghost = \"x:1\" }\n", Some(4), "images.ghost", "not a service"),
             ("[project]\nname = \"x\"\n[plugins.m.grants]\nimage = [\"x\"]\n", Some(4), "image", "unknown field"),

@@ -10,7 +10,7 @@
 //! have gone.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -18,13 +18,17 @@ use serde::Serialize;
 use crate::capabilities::docker::{environment_labels, service_labels, LABEL_SERVICE};
 use crate::capabilities::secrets::SecretFile;
 use crate::capabilities::{Denial, Effective};
-use crate::config::{ConfigError, Environment, Project, Service};
+use crate::config::{ConfigError, Environment, Project, Service, WaitFor};
 use crate::discovery::Catalog;
 use crate::engine::ContainerEngine;
 use crate::runtime::state::{Phases, ProgressSink, Scope, ServiceHost};
 use crate::runtime::{Hook, HookCall, HookContext, HookFailure, LoadedPlugin, Output, PluginRuntime};
 
 /// How often `ready` is asked while a service comes up.
+mod schedule;
+
+use schedule::{did_not_succeed, schedule, Gate};
+
 const READY_POLL: Duration = Duration::from_millis(40);
 /// Container log lines shown with a failed service.
 const LOG_TAIL_LINES: u32 = 20;
@@ -275,11 +279,9 @@ impl Stack<'_> {
         let started = Instant::now();
         let (env, prepared) = self.prepare()?;
         let deps = |name: &str| prepared[name].service.depends_on.clone();
-        let mut results = schedule(prepared.keys().cloned().collect(), deps, |name, done| {
-            let p = &prepared[name];
-            let inputs: HashMap<String, Vec<Output>> =
-                p.service.depends_on.iter().map(|d| (d.clone(), done[d].outputs.clone())).collect();
-            self.bring_up(&env, p, &inputs, started)
+        let outputs_suffice = |name: &str| prepared[name].service.wait_for == WaitFor::Outputs;
+        let mut results = schedule(prepared.keys().cloned().collect(), deps, outputs_suffice, |name, inputs, gate| {
+            self.bring_up(&env, &prepared[name], inputs, gate, started)
         });
         for report in results.iter_mut().filter(|r| r.plugin.is_empty()) {
             // Skipped services never reached their plugin; name it anyway.
@@ -294,7 +296,14 @@ impl Stack<'_> {
         })
     }
 
-    fn bring_up(&self, env: &Environment, p: &Prepared, inputs: &HashMap<String, Vec<Output>>, run_started: Instant) -> ServiceReport {
+    fn bring_up(
+        &self,
+        env: &Environment,
+        p: &Prepared,
+        inputs: &HashMap<String, Vec<Output>>,
+        gate: &Gate,
+        run_started: Instant,
+    ) -> ServiceReport {
         let started = Instant::now();
         let mut report = ServiceReport::new(&p.service.name, &p.service.plugin, Status::Ready);
         report.started_at_ms = started.duration_since(run_started).as_millis();
@@ -320,18 +329,30 @@ impl Stack<'_> {
                 report.create_ms = phases.create.as_millis();
                 report.start_ms = phases.start.as_millis();
                 report.outputs = outputs;
+                gate.publish(&report.outputs);
             }
             Err(message) => {
                 fail(&mut report, Hook::Provision, message);
                 return report;
             }
         }
+        // Started on its dependencies' outputs alone (`wait_for = "outputs"`): it cannot
+        // be ready if one of them never is.
+        let skip = |report: &mut ServiceReport, failed: &[String]| {
+            report.status = Status::Skipped { because: format!("{} (it had started on their outputs)", did_not_succeed(failed)) };
+            report.total_ms = started.elapsed().as_millis();
+        };
 
         self.note(&p.host, "waiting until ready");
         let ready_started = Instant::now();
         let deadline = ready_started + Duration::from_secs(env.readiness_timeout_secs);
         let mut last_reason: String;
         loop {
+            let failed = gate.failed();
+            if !failed.is_empty() {
+                skip(&mut report, &failed);
+                return report;
+            }
             match settle(&mut report, self.runtime.ready(&p.plugin, p.host.clone(), &ctx)) {
                 Ok((None, ..)) => break,
                 Ok((Some(reason), ..)) => last_reason = reason,
@@ -347,6 +368,11 @@ impl Stack<'_> {
             }
             std::thread::sleep(READY_POLL);
         }
+        let failed = gate.wait_finished();
+        if !failed.is_empty() {
+            skip(&mut report, &failed);
+            return report;
+        }
         report.ready_ms = Some(ready_started.elapsed().as_millis());
         report.total_ms = started.elapsed().as_millis();
         self.note(&p.host, "ready");
@@ -358,7 +384,7 @@ impl Stack<'_> {
         let started = Instant::now();
         let (env, prepared) = self.prepare()?;
         let dependents = |name: &str| self.project.dependents(name);
-        let results = schedule(prepared.keys().cloned().collect(), dependents, |name, _| {
+        let results = schedule(prepared.keys().cloned().collect(), dependents, |_| false, |name, _, _| {
             let p = &prepared[name];
             let started = Instant::now();
             let ctx = self.context(&env, &p.service, &p.service.config);
@@ -619,50 +645,6 @@ fn engine_preflight(engine: &dyn ContainerEngine, error: crate::engine::EngineEr
     PreflightError::Engine(format!("{} ({})", error, engine.describe()))
 }
 
-/// Run `work` for every name once all of `after(name)` have finished, each on its
-/// own thread. A name whose prerequisite did not succeed is skipped.
-fn schedule(
-    names: Vec<String>,
-    after: impl Fn(&str) -> Vec<String> + Sync,
-    work: impl Fn(&str, &HashMap<String, ServiceReport>) -> ServiceReport + Sync,
-) -> Vec<ServiceReport> {
-    let done: Mutex<HashMap<String, ServiceReport>> = Mutex::new(HashMap::new());
-    let changed = Condvar::new();
-    std::thread::scope(|threads| {
-        for name in &names {
-            let (done, changed, after, work) = (&done, &changed, &after, &work);
-            threads.spawn(move || {
-                let prerequisites = after(name);
-                let mut finished = done.lock().unwrap_or_else(|e| e.into_inner());
-                while !prerequisites.iter().all(|p| finished.contains_key(p)) {
-                    finished = changed.wait(finished).unwrap_or_else(|e| e.into_inner());
-                }
-                let failed: Vec<&String> = prerequisites
-                    .iter()
-                    .filter(|p| !matches!(finished[*p].status, Status::Ready | Status::TornDown))
-                    .collect();
-                let report = if failed.is_empty() {
-                    let snapshot = finished.clone();
-                    drop(finished);
-                    work(name, &snapshot)
-                } else {
-                    let because = format!(
-                        "{} did not succeed",
-                        failed.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
-                    );
-                    drop(finished);
-                    // The plugin name is filled in by the caller, which knows it.
-                    ServiceReport::new(name, "", Status::Skipped { because })
-                };
-                done.lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone(), report);
-                changed.notify_all();
-            });
-        }
-    });
-    let mut done = done.into_inner().unwrap_or_else(|e| e.into_inner());
-    names.iter().filter_map(|n| done.remove(n)).collect()
-}
-
 /// Replace `${service.NAME}` in every string of `config` with that output of a
 /// service this one depends on.
 fn resolve_references(config: &serde_json::Value, inputs: &HashMap<String, Vec<Output>>) -> Result<serde_json::Value, String> {
@@ -708,38 +690,6 @@ mod tests {
     fn report(name: &str, status: Status) -> ServiceReport {
         let outputs = vec![Output { name: "URL".into(), value: format!("{name}://x"), secret: false, network_value: None }];
         ServiceReport { outputs, ..ServiceReport::new(name, "p", status) }
-    }
-
-    #[test]
-    fn dependents_of_a_failure_are_skipped_siblings_are_not() {
-        // c depends on a (fails) and b; d depends on b only.
-        let deps: HashMap<&str, Vec<String>> = HashMap::from([
-            ("a", vec![]),
-            ("b", vec![]),
-            ("c", vec!["a".to_string(), "b".to_string()]),
-            ("d", vec!["b".to_string()]),
-        ]);
-        let order = Mutex::new(Vec::new());
-        let results = schedule(
-            vec!["a".into(), "b".into(), "c".into(), "d".into()],
-            |n| deps[n].clone(),
-            |n, done| {
-                order.lock().unwrap().push(n.to_string());
-                for dep in &deps[n] {
-                    assert!(done.contains_key(dep), "{n} started before {dep} finished");
-                }
-                if n == "a" {
-                    report(n, Status::Failed { hook: Hook::Provision, message: "boom".into(), log_tail: String::new() })
-                } else {
-                    report(n, Status::Ready)
-                }
-            },
-        );
-        let status: HashMap<_, _> = results.iter().map(|r| (r.service.as_str(), &r.status)).collect();
-        assert!(matches!(status["b"], Status::Ready));
-        assert!(matches!(status["d"], Status::Ready));
-        assert!(matches!(status["c"], Status::Skipped { because } if because.contains("`a`")));
-        assert!(!order.lock().unwrap().contains(&"c".to_string()));
     }
 
     #[test]

@@ -208,32 +208,6 @@ fn address(info: &ContainerInfo) -> Result<String, String> {
     info.published(PORT).ok_or_else(|| format!("port {PORT} of the server is not published"))
 }
 
-/// Wait until `user` opens `vhost` over AMQP, which the broker allows once it has
-/// imported its definitions, or until the container exits.
-fn wait_for_broker(addr: &str, user: &str, password: &str, vhost: &str) -> Result<(), String> {
-    let mut exited = None;
-    wait::until(Duration::from_secs(120), Duration::from_millis(100), || {
-        // Costs the container nothing until the listener opens, at the end of the boot.
-        let attempt = probe::connect(addr, Duration::from_secs(2))
-            .map_err(|e| format!("connect {addr}: {e}"))
-            .and_then(|mut stream| amqp::open_and_close(&mut stream, user, password, vhost));
-        if attempt.is_err() {
-            // A broker that exited will not come up: stop waiting now.
-            if let Ok(info) = docker::inspect(SERVER) {
-                if matches!(info.state, ContainerState::Exited | ContainerState::Dead) {
-                    exited = Some(info.exit_code.unwrap_or(-1));
-                    return Ok(());
-                }
-            }
-        }
-        attempt
-    })?;
-    match exited {
-        Some(code) => Err(format!("the server exited with code {code} during start-up")),
-        None => Ok(()),
-    }
-}
-
 struct RabbitMq;
 
 impl Plugin for RabbitMq {
@@ -269,13 +243,9 @@ impl Plugin for RabbitMq {
         let deployment = docker::ensure(&spec(&config, &ctx, &creds)).map_err(|e| e.to_string())?;
         let server = deployment.containers.first().ok_or("the engine reported no server container")?;
         let addr = address(server)?;
-
-        // A broker that was already running as specified needs no wait: `ready`
-        // proves it works on every run anyway.
-        if deployment.outcome != EnsureOutcome::Unchanged {
-            progress("waiting for the broker to start");
-            wait_for_broker(&addr, &config.user, &creds.app, &vhost)?;
-        }
+        // No waiting here: the broker imports its definitions as it boots, so the
+        // outputs are right already, and services that wait only for outputs can
+        // start alongside the boot (several seconds). `ready` waits for it.
 
         let url = format!("amqp://{}:{}@{addr}/{}", config.user, creds.app, percent_encode(&vhost));
         let in_network = format!("amqp://{}:{}@{}:{PORT}/{}", config.user, creds.app, ctx.service, percent_encode(&vhost));
@@ -289,7 +259,12 @@ impl Plugin for RabbitMq {
             Ok(info) => info,
             Err(e) => return Ok(Readiness::NotYet(e.to_string())),
         };
+        if matches!(server.state, ContainerState::Exited | ContainerState::Dead) {
+            // It will not come up by waiting; the host adds the log's last lines.
+            return Err(format!("the server exited with code {} during start-up", server.exit_code.unwrap_or(-1)));
+        }
         let addr = address(&server)?;
+        // Costs the broker nothing until its listener opens, at the end of the boot.
         let opened = probe::connect(&addr, Duration::from_secs(2))
             .map_err(|e| format!("connect {addr}: {e}"))
             .and_then(|mut stream| amqp::open_and_close(&mut stream, &config.user, &app, &config.vhost(&ctx)));
