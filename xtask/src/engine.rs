@@ -40,6 +40,9 @@ pub fn ensure() -> Result<()> {
     if !found("curl") {
         packages.push("curl"); // `cargo xtask demo` ends with curl, as the README does
     }
+    if !found("docker-compose") {
+        packages.push("docker-compose"); // the benchmark's baseline, host/benches/compose_up.sh
+    }
     if !Path::new("/bin/busybox").exists() {
         packages.push("busybox-static");
     }
