@@ -300,8 +300,8 @@ impl HookState {
         }
     }
 
-    /// The container's info for the guest; remembers its published ports as
-    /// `net-probe` targets.
+    /// The container's info for the guest; remembers its published ports and its
+    /// address on the project network as `net-probe` targets.
     fn container_info(&self, details: &ContainerDetails) -> ContainerInfo {
         let prefix = format!("{}-", engine_name(self.scope(), "").trim_end_matches('-'));
         if let Ok(mut targets) = self.host.probe_targets.lock() {
@@ -310,6 +310,9 @@ impl HookState {
                 if let Ok(addr) = format!("{ip}:{port}").parse::<SocketAddr>() {
                     targets.insert(addr);
                 }
+            }
+            if let Some(ip) = details.address.as_deref().and_then(|a| a.parse::<std::net::IpAddr>().ok()) {
+                targets.insert(SocketAddr::new(ip, 0));
             }
         }
         ContainerInfo {

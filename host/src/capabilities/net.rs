@@ -1,6 +1,8 @@
 //! `net-probe`: plugins use ordinary WASI sockets for real protocol checks, and the
-//! host lets a socket connect only to the service's own published ports. Anything
-//! else fails inside the guest with a permission error.
+//! host lets a socket connect only to the service's own published ports and to its own
+//! containers' addresses on the project network (where replicas, which are never
+//! published, answer). Anything else fails inside the guest with a permission error.
+//! Targets are learnt as the plugin sees its containers through the `docker` import.
 //!
 //! Why WASI sockets and not a `net` interface of our own: protocol crates
 //! (postgres-protocol, redis-protocol, rusty-s3, …) work on `std::net::TcpStream`
@@ -15,12 +17,15 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::runtime::state::ServiceHost;
 
-/// Whether a socket may use `addr` for `use_`, given the service's probe targets.
+/// Whether a socket may use `addr` for `use_`, given the service's probe targets. A
+/// target with port 0 stands for every port of that address (an own container's).
 pub fn allows(targets: &HashSet<SocketAddr>, addr: SocketAddr, use_: SocketAddrUse) -> bool {
     match use_ {
         // A connect first binds the socket to an ephemeral local port.
         SocketAddrUse::TcpBind => addr.port() == 0 && addr.ip().is_unspecified(),
-        SocketAddrUse::TcpConnect => targets.contains(&addr),
+        SocketAddrUse::TcpConnect => {
+            addr.port() != 0 && (targets.contains(&addr) || targets.contains(&SocketAddr::new(addr.ip(), 0)))
+        }
         _ => false,
     }
 }
@@ -44,9 +49,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_own_published_ports() {
-        let targets: HashSet<SocketAddr> = ["127.0.0.1:40001".parse().unwrap()].into();
+    fn only_own_published_ports_and_own_containers() {
+        let targets: HashSet<SocketAddr> = ["127.0.0.1:40001".parse().unwrap(), "172.18.0.5:0".parse().unwrap()].into();
         let cases = [
+            ("172.18.0.5:8000", SocketAddrUse::TcpConnect, true),
+            ("172.18.0.6:8000", SocketAddrUse::TcpConnect, false),
+            ("172.18.0.5:0", SocketAddrUse::TcpConnect, false),
             ("0.0.0.0:0", SocketAddrUse::TcpBind, true),
             ("[::]:0", SocketAddrUse::TcpBind, true),
             ("0.0.0.0:8080", SocketAddrUse::TcpBind, false),

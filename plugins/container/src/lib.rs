@@ -5,10 +5,13 @@
 //! fronts them by the service's network name — and a changed config replaces them
 //! one at a time, each new instance healthy before an old one stops.
 //!
-//! Ready when every instance runs and the engine's health check (an HTTP GET of the
-//! health path inside the container) passes on each.
+//! Ready when every instance answers 2xx on the health path, asked directly over the
+//! project network (net-probe reaches the service's own containers), so readiness is
+//! seen within a poll rather than an engine health interval. The engine's own health
+//! check (the same GET, inside the container) is what a rolling replacement waits for.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use provisioner_plugin_sdk::*;
 use serde::Deserialize;
@@ -160,7 +163,7 @@ impl Plugin for Container {
             version: env!("CARGO_PKG_VERSION").into(),
             wit_version: WIT_VERSION.into(),
             summary: "The application's own containers: replicated, health-checked, replaced without a gap".into(),
-            capabilities: vec![Capability::Image("*".into())],
+            capabilities: vec![Capability::Image("*".into()), Capability::NetProbe],
             config_schema: r#"{"type":"object","additionalProperties":false,"required":["port"],"properties":{
                 "image":{"type":"string"},
                 "command":{"oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}]},
@@ -195,6 +198,7 @@ impl Plugin for Container {
     }
 
     fn ready(ctx: Context) -> Result<Readiness, String> {
+        let config = Config::parse(&ctx.config).map_err(|p| format!("config.{}: {}", p[0].key, p[0].message))?;
         let wanted = ctx.replicas.max(1) as usize;
         let list = instances()?;
         if let Some(dead) = list.iter().find(|c| matches!(c.state, ContainerState::Exited | ContainerState::Dead)) {
@@ -202,14 +206,36 @@ impl Plugin for Container {
             let code = dead.exit_code.map_or("?".to_string(), |c| c.to_string());
             return Err(format!("{} exited with code {code}; its last log lines:\n{}", dead.name, logs.trim_end()));
         }
-        let up = list
-            .iter()
-            .filter(|c| c.state == ContainerState::Running && matches!(c.health, None | Some(HealthState::Healthy)))
-            .count();
+        let mut up = 0;
+        let mut last_reason = String::new();
+        for instance in list.iter().filter(|c| c.state == ContainerState::Running) {
+            let path = config.health_path.as_str();
+            let answered = match &instance.address {
+                // No HTTP check: the engine's health (a custom command), or running.
+                _ if path.is_empty() || config.health_command.is_some() => {
+                    matches!(instance.health, None | Some(HealthState::Healthy))
+                }
+                None => false,
+                Some(ip) => match probe::http_status(&format!("{ip}:{}", config.port), path, Duration::from_secs(2)) {
+                    Ok(status) if (200..300).contains(&status) => true,
+                    Ok(status) => {
+                        last_reason = format!("{} answered {status} on {path}", instance.name);
+                        false
+                    }
+                    Err(reason) => {
+                        last_reason = reason;
+                        false
+                    }
+                },
+            };
+            up += usize::from(answered);
+        }
         Ok(if up >= wanted && list.len() == wanted {
             Readiness::Ready
-        } else {
+        } else if last_reason.is_empty() {
             Readiness::NotYet(format!("{up} of {wanted} instance(s) healthy"))
+        } else {
+            Readiness::NotYet(format!("{up} of {wanted} instance(s) healthy; {last_reason}"))
         })
     }
 

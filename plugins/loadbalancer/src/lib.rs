@@ -8,7 +8,6 @@
 //!
 //! Ready when the health path answers 2xx through the published port.
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use provisioner_plugin_sdk::*;
@@ -83,28 +82,6 @@ fn spec(config: &Config, ctx: &Context) -> ContainerSpec {
     spec
 }
 
-/// `GET path` over HTTP/1.1 at `addr`; the status code.
-fn http_status(addr: &str, path: &str) -> Result<u16, String> {
-    let mut stream = probe::connect(addr, Duration::from_secs(3)).map_err(|e| format!("connect {addr}: {e}"))?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: provisioner-loadbalancer\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).map_err(|e| format!("send: {e}"))?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 512];
-    while !head.windows(2).any(|w| w == b"\r\n") {
-        let n = stream.read(&mut buf).map_err(|e| format!("receive: {e}"))?;
-        if n == 0 {
-            return Err("the balancer closed the connection without answering".into());
-        }
-        head.extend_from_slice(&buf[..n]);
-        if head.len() > 8192 {
-            return Err("no HTTP status line".into());
-        }
-    }
-    let line = String::from_utf8_lossy(&head);
-    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok());
-    status.ok_or_else(|| format!("not an HTTP answer: {}", line.lines().next().unwrap_or("")))
-}
-
 fn address(server: &ContainerInfo) -> Result<String, String> {
     server.published(HTTP).ok_or_else(|| "port 80 of nginx is not published".into())
 }
@@ -161,7 +138,7 @@ impl Plugin for LoadBalancer {
             let logs = docker::logs(SERVER, 20).unwrap_or_default();
             return Err(format!("nginx exited with code {code}; its last log lines:\n{}", logs.trim_end()));
         }
-        Ok(match http_status(&address(&server)?, &config.health_path) {
+        Ok(match probe::http_status(&address(&server)?, &config.health_path, Duration::from_secs(3)) {
             Ok(status) if (200..300).contains(&status) => Readiness::Ready,
             Ok(status) => Readiness::NotYet(format!("GET {} through the balancer answered {status}", config.health_path)),
             Err(reason) => Readiness::NotYet(reason),

@@ -196,6 +196,29 @@ pub mod probe {
         let _ = stream.set_nodelay(true);
         Ok(stream)
     }
+
+    /// `GET path` over HTTP/1.1 at `addr` (`host:port`); the answer's status code.
+    pub fn http_status(addr: &str, path: &str, timeout: Duration) -> Result<u16, String> {
+        use std::io::{Read, Write};
+        let mut stream = connect(addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: provisioner\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).map_err(|e| format!("send to {addr}: {e}"))?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 512];
+        while !head.windows(2).any(|w| w == b"\r\n") {
+            let n = stream.read(&mut buf).map_err(|e| format!("receive from {addr}: {e}"))?;
+            if n == 0 {
+                return Err(format!("{addr} closed the connection without answering"));
+            }
+            head.extend_from_slice(&buf[..n]);
+            if head.len() > 8192 {
+                return Err(format!("{addr} sent no HTTP status line"));
+            }
+        }
+        let text = String::from_utf8_lossy(&head);
+        let line = text.lines().next().unwrap_or("");
+        line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| format!("not an HTTP answer from {addr}: {line}"))
+    }
 }
 
 /// Small files in the service's own state folder (needs `state-files`).
