@@ -35,6 +35,8 @@ struct RawFile {
     services: BTreeMap<String, RawService>,
     #[serde(default)]
     plugins: BTreeMap<String, PluginSettings>,
+    #[serde(default)]
+    registry: RegistrySettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +153,32 @@ pub struct PluginSettings {
     pub grants: Option<Grants>,
 }
 
+/// `[registry]`: where `provisioner plugins install` looks, and whose signatures it
+/// accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// A folder (relative to provisioner.toml) or an http(s) base URL.
+    pub url: Option<String>,
+    /// Public keys whose signatures are accepted, as `ed25519:BASE64`.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    /// Refuse artifacts without a valid signature by a trusted key. On by default:
+    /// turning it off is a deliberate choice in the file.
+    #[serde(default = "yes")]
+    pub require_signatures: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        RegistrySettings { url: None, trusted_keys: Vec::new(), require_signatures: true }
+    }
+}
+
 /// `[services.NAME]`, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {
@@ -172,6 +200,7 @@ pub struct Project {
     pub environments: BTreeMap<String, Environment>,
     pub services: BTreeMap<String, Service>,
     pub plugins: BTreeMap<String, PluginSettings>,
+    pub registry: RegistrySettings,
 }
 
 fn line_of(source: &str, offset: usize) -> usize {
@@ -293,7 +322,7 @@ impl Project {
             }
         }
 
-        let project = Project { file: file.to_path_buf(), name, environments: raw.environments, services, plugins: raw.plugins };
+        let project = Project { file: file.to_path_buf(), name, environments: raw.environments, services, plugins: raw.plugins, registry: raw.registry };
         if let Some(cycle) = project.find_cycle() {
             let first = &project.services[&cycle[0]];
             return Err(error(
