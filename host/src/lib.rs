@@ -13,12 +13,14 @@
 //! - `scaffold`, `check`: the authoring kit (`plugins new`, `plugins check`).
 
 pub mod capabilities;
+pub mod check;
 pub mod config;
 pub mod discovery;
 pub mod engine;
 pub mod lifecycle;
 pub mod lock;
 pub mod registry;
+pub mod scaffold;
 pub mod signing;
 pub mod trust;
 pub mod progress;

@@ -87,6 +87,8 @@ pub enum RegistryError {
     NotAPlugin { name: String, version: String, message: String },
     #[error("refusing {name}@{version}: the component describes itself as {found}, not as the index says")]
     Mismatch { name: String, version: String, found: String },
+    #[error("cannot publish: {0}")]
+    Unpublishable(String),
     #[error("`{0}`: write NAME or NAME@VERSION, with NAME in lower-case letters, digits and `-`")]
     BadSpec(String),
     #[error("{}: {message}", path.display())]
@@ -350,6 +352,13 @@ pub fn install(
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+    // Temporary files start private; artifacts and plugins are meant to be read by
+    // others (a web server, the host under another user).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io(path))?;
+    }
     std::io::Write::write_all(&mut file, bytes).map_err(io(path))?;
     file.persist(path).map_err(|e| RegistryError::Io { path: path.to_path_buf(), message: e.error.to_string() })?;
     Ok(())
@@ -370,7 +379,8 @@ pub struct Published {
 /// bytes is a no-op apart from the signature, different bytes are refused.
 pub fn publish(dir: &Path, wasm: &Path, key: Option<&Path>, runtime: &PluginRuntime) -> Result<Published, RegistryError> {
     let bytes = std::fs::read(wasm).map_err(io(wasm))?;
-    let plugin = runtime.load_bytes(wasm, &bytes).map_err(|e| RegistryError::Io { path: wasm.to_path_buf(), message: e.to_string() })?;
+    // LoadError already names the file.
+    let plugin = runtime.load_bytes(wasm, &bytes).map_err(|e| RegistryError::Unpublishable(e.to_string()))?;
     let info = &plugin.info;
     let index_path = dir.join(INDEX);
     let mut index = match std::fs::read(&index_path) {
