@@ -40,6 +40,21 @@ pub fn fixtures() -> &'static Path {
     DIR.get_or_init(|| build_wasm(&root().join("tests/fixtures/Cargo.toml")))
 }
 
+/// The third-party example plugin `examples/plugins/NAME`, built for wasm32-wasip2
+/// from its own workspace.
+pub fn example_plugin(name: &str) -> PathBuf {
+    let dir = build_wasm(&root().join("examples/plugins").join(name).join("Cargo.toml"));
+    let path = dir.join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(path.is_file(), "example plugin {} was not built", path.display());
+    path
+}
+
+/// Build the wasm crate at `manifest` into the shared wasm target folder and return
+/// the folder holding its `.wasm` (for crates a test makes itself).
+pub fn build_wasm_crate(manifest: &Path) -> PathBuf {
+    build_wasm(manifest)
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     let path = fixtures().join(format!("{name}.wasm"));
     assert!(path.is_file(), "fixture {} was not built", path.display());
