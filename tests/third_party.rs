@@ -293,8 +293,7 @@ fn scaffold_builds_and_passes_check() {
 
     // The template runs BusyBox's httpd; with no registry reachable, the local BusyBox
     // image stands in for `busybox:1.36` as an environment image override would.
-    support::require(&[], &["provisioner-test/busybox:latest"]);
-    let out = provisioner(work.path(), &["plugins", "check", built.to_str().unwrap(), "--image", "provisioner-test/busybox:latest"]);
+    let out = provisioner(work.path(), &["plugins", "check", built.to_str().unwrap(), "--image", support::busybox_image()]);
     let text = ok(&out);
     assert!(text.contains("9 of 9 checks passed"), "{text}");
     assert!(!text.contains("FAIL"), "{text}");

@@ -113,6 +113,21 @@ pub fn require(plugins: &[&str], images: &[&str]) {
     }
 }
 
+/// `provisioner-test/busybox:latest`, built from the machine's /bin/busybox by
+/// tests/images/busybox.sh (no registry involved) when it is missing.
+pub fn busybox_image() -> &'static str {
+    const IMAGE: &str = "provisioner-test/busybox:latest";
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let present = Command::new("docker").args(["image", "inspect", IMAGE]).output().is_ok_and(|o| o.status.success());
+        if !present {
+            let out = Command::new("bash").arg(root().join("tests/images/busybox.sh")).output().expect("run tests/images/busybox.sh");
+            assert!(out.status.success(), "tests/images/busybox.sh failed (needs Docker and busybox-static):\n{}", text(&out));
+        }
+    });
+    IMAGE
+}
+
 /// A project folder on the real engine, torn down (volumes included) when dropped.
 pub struct Stack {
     dir: tempfile::TempDir,
