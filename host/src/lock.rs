@@ -253,6 +253,29 @@ pub enum Outcome {
     KeptLocked { changes: Vec<Change> },
 }
 
+/// What to do about the lockfile, given the one on disk (if any) and what the run
+/// will use. Pure, so the policy is testable on its own.
+fn decide(existing: Option<&Lock>, now: &Lock, catalog: &Catalog, locked: bool, path: &Path) -> Result<(Outcome, bool), LockError> {
+    let Some(existing) = existing else {
+        if locked {
+            return Err(LockError::Missing { path: path.to_path_buf() });
+        }
+        return Ok((Outcome::Written { created: true, changes: Vec::new() }, true));
+    };
+    let changes = existing.changes(now, catalog);
+    if changes.is_empty() {
+        return Ok((Outcome::Unchanged, false));
+    }
+    if locked {
+        let refused: Vec<Change> = changes.iter().filter(|c| c.refused_when_locked()).cloned().collect();
+        if !refused.is_empty() {
+            return Err(LockError::Differs { path: path.to_path_buf(), changes: refused });
+        }
+        return Ok((Outcome::KeptLocked { changes }, false));
+    }
+    Ok((Outcome::Written { created: false, changes }, true))
+}
+
 /// Compare the project's lockfile with what the run will use. Without `locked`,
 /// write it when it is missing or differs; with `locked`, refuse any difference a
 /// reviewer has not seen.
@@ -260,31 +283,16 @@ pub fn enforce(project: &Project, catalog: &Catalog, locked: bool) -> Result<Out
     let path = path(project);
     let now = Lock::of(project, catalog);
     let existing = Lock::load(&path)?;
-    let Some(existing) = existing else {
-        if locked {
-            return Err(LockError::Missing { path });
-        }
+    let (outcome, write) = decide(existing.as_ref(), &now, catalog, locked, &path)?;
+    if write {
         now.save(&path)?;
-        return Ok(Outcome::Written { created: true, changes: Vec::new() });
-    };
-    let changes = existing.changes(&now, catalog);
-    if changes.is_empty() {
-        return Ok(Outcome::Unchanged);
     }
-    if locked {
-        let refused: Vec<Change> = changes.iter().filter(|c| c.refused_when_locked()).cloned().collect();
-        if !refused.is_empty() {
-            return Err(LockError::Differs { path, changes: refused });
-        }
-        return Ok(Outcome::KeptLocked { changes });
-    }
-    now.save(&path)?;
-    Ok(Outcome::Written { created: false, changes })
+    Ok(outcome)
 }
 
-/// `--locked`, or CI=true / CI=1 in the environment (what CI services set).
-pub fn locked_requested(flag: bool) -> bool {
-    flag || std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+/// `--locked`, or the CI variable (`$CI`) set to `true` or `1`, as CI services set it.
+pub fn locked_requested(flag: bool, ci: Option<&str>) -> bool {
+    flag || ci.is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 #[cfg(test)]
@@ -352,6 +360,52 @@ mod tests {
         assert_eq!(Lock::load(&dir.path().join("none")).unwrap(), None);
         std::fs::write(&file, "format = 9\n").unwrap();
         assert!(Lock::load(&file).unwrap_err().to_string().contains("format 9"));
+    }
+
+    #[test]
+    fn when_to_write_and_when_to_refuse() {
+        let catalog = Catalog::default();
+        let base = Grants { exec: true, ..Grants::default() };
+        let current = lock(&[("m", plugin("aa", base.clone()))]);
+        let changed = lock(&[("m", plugin("bb", base.clone()))]);
+        let extra = lock(&[("m", plugin("aa", base.clone())), ("old", plugin("cc", base))]);
+        let path = Path::new("provisioner.lock");
+        // (on disk, --locked, outcome or error, written)
+        let cases: Vec<(Option<&Lock>, bool, &str, bool)> = vec![
+            (None, false, "Written { created: true", true),
+            (None, true, "there is no", false),
+            (Some(&current), false, "Unchanged", false),
+            (Some(&current), true, "Unchanged", false),
+            (Some(&changed), false, "Written { created: false", true),
+            (Some(&changed), true, "the lockfile has bb", false),
+            // A plugin no longer used is harmless: not refused, but not rewritten either.
+            (Some(&extra), true, "KeptLocked", false),
+            (Some(&extra), false, "Written { created: false", true),
+        ];
+        for (i, (existing, locked, expected, written)) in cases.into_iter().enumerate() {
+            match decide(existing, &current, &catalog, locked, path) {
+                Ok((outcome, write)) => {
+                    assert!(format!("{outcome:?}").contains(expected), "case {i}: {outcome:?}");
+                    assert_eq!(write, written, "case {i}");
+                }
+                Err(e) => assert!(e.to_string().contains(expected) && !written, "case {i}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn ci_implies_locked() {
+        for (flag, ci, locked) in [
+            (false, None, false),
+            (true, None, true),
+            (false, Some("true"), true),
+            (false, Some("TRUE"), true),
+            (false, Some("1"), true),
+            (false, Some("false"), false),
+            (false, Some(""), false),
+        ] {
+            assert_eq!(locked_requested(flag, ci), locked, "{flag} {ci:?}");
+        }
     }
 
     #[test]

@@ -234,7 +234,7 @@ pub fn enforce_lock(cli: &Cli, project: &Project, catalog: &Catalog) -> Result<O
         }
     }
     let path = lock::path(project);
-    Ok(match lock::enforce(project, catalog, lock::locked_requested(cli.locked))? {
+    Ok(match lock::enforce(project, catalog, lock::locked_requested(cli.locked, std::env::var("CI").ok().as_deref()))? {
         Outcome::Unchanged => None,
         Outcome::Written { created: true, .. } => Some(format!("wrote {} (review and commit it)", path.display())),
         Outcome::Written { created: false, changes } => Some(format!(
