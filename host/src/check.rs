@@ -82,7 +82,10 @@ pub fn run(runtime: &PluginRuntime, wasm: &Path, options: &Options, report: &mut
             return results;
         }
     };
-    record("describe is sane", describe_problems(runtime, &plugin).map(|()| format!("{} {}", plugin.info.name, plugin.info.version)));
+    record("describe is sane", describe_problems(runtime, &plugin).map(|notes| {
+        let who = format!("{} {}", plugin.info.name, plugin.info.version);
+        if notes.is_empty() { who } else { format!("{who}; note: {}", notes.join("; ")) }
+    }));
     let config_json = options.config.to_string();
     let accepted = record(
         "validate accepts the test config",
@@ -102,9 +105,11 @@ pub fn run(runtime: &PluginRuntime, wasm: &Path, options: &Options, report: &mut
     results
 }
 
-fn describe_problems(runtime: &PluginRuntime, plugin: &LoadedPlugin) -> Result<(), String> {
+/// Problems fail the check; notes (things an operator should look at twice) do not.
+fn describe_problems(runtime: &PluginRuntime, plugin: &LoadedPlugin) -> Result<Vec<String>, String> {
     let info = &plugin.info;
     let mut problems = Vec::new();
+    let mut notes = Vec::new();
     if !is_semver(&info.version) {
         problems.push(format!("version `{}` is not semver (MAJOR.MINOR.PATCH)", info.version));
     }
@@ -128,7 +133,8 @@ fn describe_problems(runtime: &PluginRuntime, plugin: &LoadedPlugin) -> Result<(
     for capability in &info.capabilities {
         match capability {
             Capability::Image(p) if p.trim().is_empty() || p.contains(char::is_whitespace) => problems.push(format!("image pattern `{p}` is empty or has spaces")),
-            Capability::Image(p) if p == "*" => problems.push("image pattern `*` asks for any image at all; name the images".into()),
+            // Legitimate for a plugin that runs the user's own images, but worth a look.
+            Capability::Image(p) if p == "*" => notes.push("image pattern `*` asks for any image at all".to_string()),
             Capability::Publish(0) => problems.push("publish 0 is not a port".into()),
             Capability::Volume(v) if !is_valid_name(v) && !v.contains('*') => problems.push(format!("volume `{v}` is not a valid short name")),
             _ => {}
@@ -145,7 +151,7 @@ fn describe_problems(runtime: &PluginRuntime, plugin: &LoadedPlugin) -> Result<(
         Err(e) => problems.push(format!("describe failed the second time: {e}")),
     }
     if problems.is_empty() {
-        Ok(())
+        Ok(notes)
     } else {
         Err(problems.join("; "))
     }

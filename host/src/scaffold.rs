@@ -48,10 +48,15 @@ pub fn default_sdk() -> Option<SdkSource> {
 
 fn sdk_line(sdk: &SdkSource) -> String {
     match sdk {
-        SdkSource::Path(path) => format!("provisioner-plugin-sdk = {{ path = \"{}\" }}", path.display().to_string().replace('\\', "/")),
-        SdkSource::Git { url, tag: Some(tag) } => format!("provisioner-plugin-sdk = {{ git = \"{url}\", tag = \"{tag}\" }}"),
-        SdkSource::Git { url, tag: None } => format!("provisioner-plugin-sdk = {{ git = \"{url}\" }}"),
+        // toml::Value quotes and escapes, whatever the path or URL holds.
+        SdkSource::Path(path) => format!("provisioner-plugin-sdk = {{ path = {} }}", quoted(&path.display().to_string())),
+        SdkSource::Git { url, tag: Some(tag) } => format!("provisioner-plugin-sdk = {{ git = {}, tag = {} }}", quoted(url), quoted(tag)),
+        SdkSource::Git { url, tag: None } => format!("provisioner-plugin-sdk = {{ git = {} }}", quoted(url)),
     }
+}
+
+fn quoted(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
 }
 
 /// The files of a new plugin crate, as (relative path, contents).

@@ -34,6 +34,14 @@ pub enum PluginsCommand {
         #[arg(long, value_name = "URL")]
         registry: Option<String>,
     },
+    /// Grant NAME everything it declares: appends [plugins.NAME.grants] to
+    /// provisioner.toml, each line explained (refuses if the table exists).
+    Grant {
+        name: String,
+        /// Print what would be added, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Make a new plugin crate that builds for wasm32-wasip2 and passes `plugins check`.
     New {
         name: String,
@@ -96,6 +104,7 @@ pub fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<ExitCode> {
     match command {
         PluginsCommand::Install { spec, registry } => install(cli, spec, registry.as_deref()),
         PluginsCommand::Verify { registry } => verify(cli, registry.as_deref()),
+        PluginsCommand::Grant { name, dry_run } => grant(cli, name, *dry_run),
         PluginsCommand::New { name, dir, sdk, sdk_git, sdk_tag } => {
             let sdk = match (sdk, sdk_git) {
                 (Some(path), _) => SdkSource::Path(path.canonicalize().with_context(|| format!("--sdk {}", path.display()))?),
@@ -138,10 +147,38 @@ pub fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<ExitCode> {
     }
 }
 
+fn grant(cli: &Cli, name: &str, dry_run: bool) -> Result<ExitCode> {
+    let project = required_project(cli)?;
+    let runtime = runtime()?;
+    let catalog = catalog(cli, &runtime, Some(&project))?;
+    let found = catalog.plugins.get(name).with_context(|| format!("no plugin called `{name}` (see `provisioner plugins list`)"))?;
+    let declared = &found.plugin.info.capabilities;
+    if dry_run {
+        print!("{}", trust::grant_block(name, declared));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let block = trust::grant_in_file(&project, name, declared)?;
+    println!("added to {}:{block}", project.file.display());
+    println!("The next `provisioner run` records these grants in {}.", lock::FILE_NAME);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn install(cli: &Cli, spec: &str, flag: Option<&str>) -> Result<ExitCode> {
     let project = required_project(cli)?;
+    // Installing beside a plugin of the same name elsewhere would make every later
+    // command fail on the duplicate; say so now instead.
+    let (name, _) = registry::parse_spec(spec)?;
+    let target = project.root().join("plugins").join(format!("{name}.wasm"));
+    let runtime = runtime()?;
+    if let Some(existing) = catalog(cli, &runtime, Some(&project))?.plugins.get(&name).filter(|f| f.plugin.path != target) {
+        bail!(
+            "a plugin called `{name}` is already found at {} ({}); remove it first, or install under another project",
+            existing.plugin.path.display(),
+            serde_json::to_value(existing.source)?.as_str().unwrap_or("elsewhere")
+        );
+    }
     let location = registry::location(flag, &project.registry, project.root())?;
-    let installed = registry::install(&location, &project.registry, &runtime()?, spec, &project.root().join("plugins"))?;
+    let installed = registry::install(&location, &project.registry, &runtime, spec, &project.root().join("plugins"))?;
     if cli.json {
         return print_json(&installed).map(|()| ExitCode::SUCCESS);
     }
@@ -152,10 +189,11 @@ fn install(cli: &Cli, spec: &str, flag: Option<&str>) -> Result<ExitCode> {
     let what = if installed.changed { "installed" } else { "already installed" };
     println!("{what} {} {} into {} (sha256 {}, {signature})", installed.name, installed.version, installed.path.display(), installed.sha256);
     if project.grants(&installed.name).is_none() {
-        let runtime = runtime()?;
         let plugin = runtime.load(&installed.path)?;
         println!(
-            "\nNothing is granted to it yet. What it asks for (`provisioner plugins inspect {}` explains each line); to grant it, add to {}:\n\n{}",
+            "\nNothing is granted to it yet. What it asks for (`provisioner plugins inspect {}` explains each line; \
+             `provisioner plugins grant {}` adds it for you); to grant it, add to {}:\n\n{}",
+            installed.name,
             installed.name,
             project.file.display(),
             trust::grants_toml(&installed.name, &plugin.info.capabilities)

@@ -83,6 +83,41 @@ pub fn grant_advice<'a>(catalog: &Catalog, project: &Project, plugins: impl Into
     out
 }
 
+/// The text `plugins grant` appends to provisioner.toml: what each line allows, as
+/// comments, then the table.
+pub fn grant_block(plugin: &str, declared: &[Capability]) -> String {
+    let mut text = format!("\n# Granted with `provisioner plugins grant {plugin}`: everything it declares, which is:\n");
+    for capability in declared {
+        text.push_str(&format!("#   {capability}: {}\n", capability.meaning()));
+    }
+    text.push_str(&grants_toml(plugin, declared));
+    text.push('\n');
+    text
+}
+
+/// Append the grants table for everything `plugin` declares to the project file.
+/// Refuses when the file already has one (editing it is a human's call), and puts the
+/// file back if the result would not load.
+pub fn grant_in_file(project: &Project, plugin: &str, declared: &[Capability]) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    if project.grants(plugin).is_some() {
+        anyhow::bail!(
+            "{} already has [plugins.{plugin}.grants]; edit it there. Everything the plugin declares would be:\n\n{}",
+            project.file.display(),
+            grants_toml(plugin, declared)
+        );
+    }
+    let original = std::fs::read_to_string(&project.file).with_context(|| format!("reading {}", project.file.display()))?;
+    let block = grant_block(plugin, declared);
+    let separator = if original.ends_with('\n') || original.is_empty() { "" } else { "\n" };
+    std::fs::write(&project.file, format!("{original}{separator}{block}")).with_context(|| format!("writing {}", project.file.display()))?;
+    if let Err(e) = Project::load(&project.file) {
+        std::fs::write(&project.file, &original).with_context(|| format!("restoring {}", project.file.display()))?;
+        anyhow::bail!("adding the grants would break {}: {e}; the file is unchanged", project.file.display());
+    }
+    Ok(block)
+}
+
 /// One installed plugin checked against the lockfile and the registry.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyRow {
@@ -197,6 +232,21 @@ mod tests {
             assert_eq!(grants.status(capability), crate::capabilities::GrantStatus::Granted, "{capability}");
         }
         assert_eq!(grants_toml("x", &[]), "[plugins.x.grants]");
+    }
+
+    #[test]
+    fn granting_appends_once_and_the_file_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE_NAME);
+        std::fs::write(&file, "[project]\nname = \"p\"").unwrap();
+        let declared = vec![Capability::Image("m:1*".into()), Capability::Exec];
+        let project = Project::load(&file).unwrap();
+        let block = grant_in_file(&project, "m", &declared).unwrap();
+        assert!(block.contains("#   exec: run commands inside its own containers"), "{block}");
+        let project = Project::load(&file).unwrap();
+        assert_eq!(project.grants("m"), Some(&Grants::all_of(&declared)));
+        let again = grant_in_file(&project, "m", &declared).unwrap_err().to_string();
+        assert!(again.contains("already has [plugins.m.grants]"), "{again}");
     }
 
     #[test]
