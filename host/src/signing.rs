@@ -130,7 +130,8 @@ mod tests {
         let other = generate(&dir.path().join("other")).unwrap();
         let sig = sign(&secret, "memcached", "0.1.0", "aa");
         // (trusted keys, name, version, sha256, accepted, problem contains)
-        let cases: Vec<(Vec<VerifyingKey>, &str, &str, &str, bool, &str)> = vec![
+        type Case<'a> = (Vec<VerifyingKey>, &'a str, &'a str, &'a str, bool, &'a str);
+        let cases: Vec<Case> = vec![
             (vec![public], "memcached", "0.1.0", "aa", true, ""),
             (vec![other, public], "memcached", "0.1.0", "aa", true, ""),
             (vec![public], "memcached", "0.1.0", "ab", false, "does not match"),
