@@ -276,7 +276,14 @@ fn locked_catches_a_changed_digest_and_a_widened_grant() {
     // Accepting it is a run without --locked, which says what it changed.
     let text = ok(&provisioner(stack.path(), &["run", "local"]));
     assert!(text.contains("updated") && text.contains(&format!("has sha256 {new_sha}")), "{text}");
-    ok(&provisioner(stack.path(), &["run", "local", "--locked"]));
+
+    // What CI runs: stdout stays one JSON document.
+    let out = provisioner_with(stack.path(), &["run", "local", "--json"], &[("CI", "true")]);
+    ok(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(summary["services"][0]["status"], "ready", "{summary}");
+    let verified = ok(&provisioner(stack.path(), &["plugins", "verify"]));
+    assert!(verified.contains("lock:     matches") && verified.contains("no registry configured"), "{verified}");
 }
 
 #[test]
