@@ -311,6 +311,24 @@ fn scaffold_builds_and_passes_check() {
     assert!(text.contains("FAIL  loads as a component of a supported WIT version"), "{text}");
 }
 
+#[test]
+fn check_fails_plugins_that_break_the_rules_and_says_why() {
+    let work = tempfile::tempdir().unwrap();
+    let fixture = support::fixture("misbehave");
+    let check = |config: &str| refused(&provisioner(work.path(), &["plugins", "check", fixture.to_str().unwrap(), "--config", config]));
+    // (config, the failing check, and why)
+    let cases = [
+        ("{}", "FAIL  validate accepts the test config", "missing field `do`"),
+        (r#"{"do":"denied"}"#, "FAIL  provision and ready within the limits", "asked for something it did not declare: image `forbidden:latest`"),
+        (r#"{"do":"panic"}"#, "FAIL  provision and ready within the limits", "fixture panicked on purpose"),
+    ];
+    for (config, failing, why) in cases {
+        let text = check(config);
+        let line = text.lines().find(|l| l.starts_with(failing)).unwrap_or_else(|| panic!("{config}: no `{failing}` in:\n{text}"));
+        assert!(line.contains(why) || text.contains(why), "{config}: {text}");
+    }
+}
+
 /// A wasm custom section: valid anywhere in a component, so appending one changes the
 /// file's sha256 without changing what it does.
 fn custom_section() -> Vec<u8> {
