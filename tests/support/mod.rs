@@ -166,6 +166,8 @@ impl Stack {
             .args(args)
             .current_dir(self.path())
             .env_remove("PROVISIONER_PLUGIN_PATH")
+            // CI=true would imply --locked, and these throwaway projects have no lockfile.
+            .env_remove("CI")
             .output()
             .expect("running provisioner")
     }

@@ -158,7 +158,9 @@ fn test(extra: &[String]) -> Result<()> {
     engine::ensure()?;
     images::build()?;
     plugins()?;
-    run(cargo().current_dir(root()).args(["test", "--workspace"]).args(extra))
+    // CI=true makes every `provisioner run` --locked; the suites run throwaway projects
+    // without lockfiles and set CI themselves where they test that.
+    run(cargo().current_dir(root()).args(["test", "--workspace"]).args(extra).env_remove("CI"))
 }
 
 /// The benchmarks: the platform's (no engine needed) and `run local` (needs what
@@ -167,7 +169,7 @@ fn bench(extra: &[String]) -> Result<()> {
     engine::ensure()?;
     images::build()?;
     plugins()?;
-    run(cargo().current_dir(root()).args(["bench", "-p", "provisioner", "--benches"]).args(extra))
+    run(cargo().current_dir(root()).args(["bench", "-p", "provisioner", "--benches"]).args(extra).env_remove("CI"))
 }
 
 /// The example stack: everything it needs, then `provisioner run local` in
