@@ -178,9 +178,14 @@ impl Location {
     }
 }
 
-/// The registry to use: `--registry`, else `[registry] url`.
+/// The registry to use: `--registry` (a folder relative to the current folder, like
+/// any command-line path), else `[registry] url` (a folder relative to the file).
 pub fn location(flag: Option<&str>, settings: &RegistrySettings, project_root: &Path) -> Result<Location, RegistryError> {
-    flag.or(settings.url.as_deref()).map(|text| Location::parse(text, project_root)).ok_or(RegistryError::NoLocation)
+    if let Some(text) = flag {
+        let here = std::env::current_dir().map_err(|e| RegistryError::Io { path: PathBuf::from("."), message: e.to_string() })?;
+        return Ok(Location::parse(text, &here));
+    }
+    settings.url.as_deref().map(|text| Location::parse(text, project_root)).ok_or(RegistryError::NoLocation)
 }
 
 /// `NAME` or `NAME@VERSION`.
