@@ -322,6 +322,14 @@ impl Project {
             }
         }
 
+        // A mistyped key would otherwise surface only at the next install.
+        for key in &raw.registry.trusted_keys {
+            if let Err(e) = crate::signing::parse_public_key(key) {
+                let line = source.find(key.as_str()).map(|o| line_of(source, o));
+                return Err(error(line, "registry.trusted_keys", e.to_string()));
+            }
+        }
+
         let project = Project { file: file.to_path_buf(), name, environments: raw.environments, services, plugins: raw.plugins, registry: raw.registry };
         if let Some(cycle) = project.find_cycle() {
             let first = &project.services[&cycle[0]];
@@ -501,6 +509,29 @@ publish = [11211]
             assert!(err.message.contains(message), "{source}: {err}");
             assert!(err.to_string().starts_with("provisioner.toml:"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_registry_table() {
+        let base = "[project]\nname = \"x\"\n";
+        // (registry table, url, trusted keys, require_signatures) — absent means defaults.
+        let cases: Vec<(&str, Option<&str>, usize, bool)> = vec![
+            ("", None, 0, true),
+            ("[registry]\nurl = \"registry\"\ntrusted_keys = [\"ed25519:TSWpZd4EKG/siwjkljgpxWHMH5M5RQ6P6qiDYmNffyY=\"]\n", Some("registry"), 1, true),
+            ("[registry]\nurl = \"https://r.test\"\nrequire_signatures = false\n", Some("https://r.test"), 0, false),
+        ];
+        for (table, url, keys, require) in cases {
+            let p = parse(&format!("{base}{table}")).unwrap();
+            assert_eq!(p.registry.url.as_deref(), url, "{table}");
+            assert_eq!(p.registry.trusted_keys.len(), keys, "{table}");
+            assert_eq!(p.registry.require_signatures, require, "{table}");
+        }
+        let err = parse(&format!("{base}[registry]\ntrusted_key = []\n")).unwrap_err();
+        assert_eq!(err.line, Some(4), "{err}");
+        assert!(err.message.contains("unknown field"), "{err}");
+        let err = parse(&format!("{base}[registry]\ntrusted_keys = [\n  \"ed25519:short\",\n]\n")).unwrap_err();
+        assert_eq!((err.line, err.key.as_str()), (Some(5), "registry.trusted_keys"), "{err}");
+        assert!(err.message.contains("32 bytes"), "{err}");
     }
 
     #[test]
