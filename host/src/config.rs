@@ -145,14 +145,6 @@ impl Environment {
     }
 }
 
-/// `[plugins.NAME]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PluginSettings {
-    /// What the operator grants this plugin, replacing any default policy.
-    pub grants: Option<Grants>,
-}
-
 /// `[registry]`: where `provisioner plugins install` looks, and whose signatures it
 /// accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -177,6 +169,14 @@ impl Default for RegistrySettings {
     fn default() -> Self {
         RegistrySettings { url: None, trusted_keys: Vec::new(), require_signatures: true }
     }
+}
+
+/// `[plugins.NAME]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSettings {
+    /// What the operator grants this plugin, replacing any default policy.
+    pub grants: Option<Grants>,
 }
 
 /// `[services.NAME]`, checked.
