@@ -303,7 +303,7 @@ impl Session {
 
 fn run_env(cli: &Cli, env: &str) -> Result<ExitCode> {
     let session = Session::open(cli, env)?;
-    let lock_note = third_party_cli::enforce_lock(cli, &session.project, &session.catalog)?;
+    third_party_cli::enforce_lock(cli, &session.project, &session.catalog)?;
     let state_dir = session.project.state_dir(env);
     let _lock = EnvLock::acquire(&state_dir)?;
     let progress = Progress::new(cli.json);
@@ -349,7 +349,7 @@ fn run_env(cli: &Cli, env: &str) -> Result<ExitCode> {
             println!("wrote {}", root.join(".env").display());
         }
     }
-    third_party_cli::after_run(cli, &session.project, &session.catalog, &summary, lock_note);
+    third_party_cli::after_run(cli, &session.project, &session.catalog, &summary);
     Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

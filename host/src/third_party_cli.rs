@@ -262,9 +262,9 @@ pub fn registry(cli: &Cli, command: &RegistryCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Before a run: hold the plugins and grants to provisioner.lock. Returns what to
-/// tell the user about the lockfile once the run is done.
-pub fn enforce_lock(cli: &Cli, project: &Project, catalog: &Catalog) -> Result<Option<String>> {
+/// Before a run: hold the plugins and grants to provisioner.lock, and say what
+/// happened to the file (on stderr with --json, so stdout stays JSON).
+pub fn enforce_lock(cli: &Cli, project: &Project, catalog: &Catalog) -> Result<()> {
     for service in project.services.values() {
         let (_, source) = catalog.grants(&service.plugin, Some(project));
         if trust::trust(source) == trust::Trust::Unverified {
@@ -272,7 +272,7 @@ pub fn enforce_lock(cli: &Cli, project: &Project, catalog: &Catalog) -> Result<O
         }
     }
     let path = lock::path(project);
-    Ok(match lock::enforce(project, catalog, lock::locked_requested(cli.locked, std::env::var("CI").ok().as_deref()))? {
+    let note = match lock::enforce(project, catalog, lock::locked_requested(cli.locked, std::env::var("CI").ok().as_deref()))? {
         Outcome::Unchanged => None,
         Outcome::Written { created: true, .. } => Some(format!("wrote {} (review and commit it)", path.display())),
         Outcome::Written { created: false, changes } => Some(format!(
@@ -285,18 +285,27 @@ pub fn enforce_lock(cli: &Cli, project: &Project, catalog: &Catalog) -> Result<O
             path.display(),
             changes.iter().map(|c| format!("  - {c}")).collect::<Vec<_>>().join("\n")
         )),
-    })
+    };
+    if let Some(note) = note {
+        say(cli, &note);
+    }
+    Ok(())
 }
 
-/// After a run: the lockfile note, and for each plugin that was denied something it
-/// declared, the exact grants table to add. On stderr with --json, so stdout stays JSON.
-pub fn after_run(cli: &Cli, project: &Project, catalog: &Catalog, summary: &Summary, lock_note: Option<String>) {
+/// User-facing text beside a command's output: stdout, or stderr under --json.
+fn say(cli: &Cli, text: &str) {
+    if cli.json {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+}
+
+/// After a run: for each plugin that was denied something it declared, the exact
+/// grants table to add.
+pub fn after_run(cli: &Cli, project: &Project, catalog: &Catalog, summary: &Summary) {
     let advice = trust::grant_advice(catalog, project, summary.denials().map(|d| d.plugin.as_str()));
-    for text in lock_note.iter().chain(Some(&advice).filter(|a| !a.is_empty())) {
-        if cli.json {
-            eprintln!("{text}");
-        } else {
-            println!("{text}");
-        }
+    if !advice.is_empty() {
+        say(cli, &advice);
     }
 }
