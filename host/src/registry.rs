@@ -154,10 +154,16 @@ impl Location {
             Location::Http(base) => {
                 let url = format!("{base}/{relative}");
                 match ureq::get(&url).call() {
-                    Ok(mut response) => {
-                        response.body_mut().with_config().limit(MAX_DOWNLOAD).read_to_vec().map(Some).map_err(|e| fail(e.to_string()))
+                    Ok(response) => {
+                        let mut bytes = Vec::new();
+                        std::io::Read::read_to_end(&mut std::io::Read::take(response.into_reader(), MAX_DOWNLOAD + 1), &mut bytes)
+                            .map_err(|e| fail(e.to_string()))?;
+                        if bytes.len() as u64 > MAX_DOWNLOAD {
+                            return Err(fail(format!("larger than {} MiB", MAX_DOWNLOAD >> 20)));
+                        }
+                        Ok(Some(bytes))
                     }
-                    Err(ureq::Error::StatusCode(404)) => Ok(None),
+                    Err(ureq::Error::Status(404, _)) => Ok(None),
                     Err(e) => Err(fail(e.to_string())),
                 }
             }
