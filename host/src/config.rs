@@ -35,6 +35,8 @@ struct RawFile {
     services: BTreeMap<String, RawService>,
     #[serde(default)]
     plugins: BTreeMap<String, PluginSettings>,
+    #[serde(default)]
+    registry: RegistrySettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +147,32 @@ impl Environment {
     }
 }
 
+/// `[registry]`: where `provisioner plugins install` looks, and whose signatures it
+/// accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// A folder (relative to provisioner.toml) or an http(s) base URL.
+    pub url: Option<String>,
+    /// Public keys whose signatures are accepted, as `ed25519:BASE64`.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    /// Refuse artifacts without a valid signature by a trusted key. On by default:
+    /// turning it off is a deliberate choice in the file.
+    #[serde(default = "yes")]
+    pub require_signatures: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        RegistrySettings { url: None, trusted_keys: Vec::new(), require_signatures: true }
+    }
+}
+
 /// `[plugins.NAME]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -188,6 +216,7 @@ pub struct Project {
     pub environments: BTreeMap<String, Environment>,
     pub services: BTreeMap<String, Service>,
     pub plugins: BTreeMap<String, PluginSettings>,
+    pub registry: RegistrySettings,
 }
 
 fn line_of(source: &str, offset: usize) -> usize {
@@ -321,7 +350,15 @@ impl Project {
             }
         }
 
-        let project = Project { file: file.to_path_buf(), name, environments: raw.environments, services, plugins: raw.plugins };
+        // A mistyped key would otherwise surface only at the next install.
+        for key in &raw.registry.trusted_keys {
+            if let Err(e) = crate::signing::parse_public_key(key) {
+                let line = source.find(key.as_str()).map(|o| line_of(source, o));
+                return Err(error(line, "registry.trusted_keys", e.to_string()));
+            }
+        }
+
+        let project = Project { file: file.to_path_buf(), name, environments: raw.environments, services, plugins: raw.plugins, registry: raw.registry };
         if let Some(cycle) = project.find_cycle() {
             let first = &project.services[&cycle[0]];
             return Err(error(
@@ -501,6 +538,29 @@ publish = [11211]
             assert!(err.message.contains(message), "{source}: {err}");
             assert!(err.to_string().starts_with("provisioner.toml:"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_registry_table() {
+        let base = "[project]\nname = \"x\"\n";
+        // (registry table, url, trusted keys, require_signatures) — absent means defaults.
+        let cases: Vec<(&str, Option<&str>, usize, bool)> = vec![
+            ("", None, 0, true),
+            ("[registry]\nurl = \"registry\"\ntrusted_keys = [\"ed25519:TSWpZd4EKG/siwjkljgpxWHMH5M5RQ6P6qiDYmNffyY=\"]\n", Some("registry"), 1, true),
+            ("[registry]\nurl = \"https://r.test\"\nrequire_signatures = false\n", Some("https://r.test"), 0, false),
+        ];
+        for (table, url, keys, require) in cases {
+            let p = parse(&format!("{base}{table}")).unwrap();
+            assert_eq!(p.registry.url.as_deref(), url, "{table}");
+            assert_eq!(p.registry.trusted_keys.len(), keys, "{table}");
+            assert_eq!(p.registry.require_signatures, require, "{table}");
+        }
+        let err = parse(&format!("{base}[registry]\ntrusted_key = []\n")).unwrap_err();
+        assert_eq!(err.line, Some(4), "{err}");
+        assert!(err.message.contains("unknown field"), "{err}");
+        let err = parse(&format!("{base}[registry]\ntrusted_keys = [\n  \"ed25519:short\",\n]\n")).unwrap_err();
+        assert_eq!((err.line, err.key.as_str()), (Some(5), "registry.trusted_keys"), "{err}");
+        assert!(err.message.contains("32 bytes"), "{err}");
     }
 
     #[test]

@@ -7,13 +7,22 @@
 //! - `engine`: the container engine operations the capabilities use;
 //! - `discovery`: finding and loading plugins;
 //! - `config`: `provisioner.toml`;
-//! - `lifecycle`: the order hooks run in for `run` and `teardown`.
+//! - `lifecycle`: the order hooks run in for `run` and `teardown`;
+//! - `lock`, `registry`, `signing`, `trust`: third-party plugins (the lockfile, the
+//!   plugin registry and its signatures, drop-in grants);
+//! - `scaffold`, `check`: the authoring kit (`plugins new`, `plugins check`).
 
 pub mod capabilities;
+pub mod check;
 pub mod config;
 pub mod discovery;
 pub mod engine;
 pub mod lifecycle;
+pub mod lock;
+pub mod registry;
+pub mod scaffold;
+pub mod signing;
+pub mod trust;
 pub mod progress;
 pub mod state;
 pub mod runtime;

@@ -19,6 +19,8 @@ use provisioner::lifecycle::{Action, Stack, Status};
 use provisioner::progress::Progress;
 use provisioner::state::{EnvLock, Scaled, ServiceState, State};
 
+mod third_party_cli;
+
 #[derive(Parser)]
 #[command(name = "provisioner", version, about = "Brings up an application's backing infrastructure on Docker through sandboxed WebAssembly plugins")]
 struct Cli {
@@ -31,6 +33,9 @@ struct Cli {
     /// Machine-readable output on stdout.
     #[arg(long, global = true)]
     json: bool,
+    /// Refuse plugins or grants that differ from provisioner.lock (implied by CI=true).
+    #[arg(long, global = true)]
+    locked: bool,
     /// More diagnostics on stderr (-v, -vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -66,10 +71,15 @@ enum Command {
         #[arg(long)]
         keep_volumes: bool,
     },
-    /// Inspect the plugins on the search path.
+    /// Inspect, install, verify, scaffold and check plugins.
     Plugins {
         #[command(subcommand)]
         command: PluginsCommand,
+    },
+    /// Maintain a plugin registry: signing keys and publishing.
+    Registry {
+        #[command(subcommand)]
+        command: third_party_cli::RegistryCommand,
     },
 }
 
@@ -80,6 +90,8 @@ enum PluginsCommand {
     List,
     /// One plugin in full.
     Inspect { name: String },
+    #[command(flatten)]
+    ThirdParty(third_party_cli::PluginsCommand),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +123,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plan { env } => plan(&cli, env),
         Command::Teardown { env, keep_volumes } => teardown(&cli, env, *keep_volumes),
         Command::Scale { env, services } => scale(&cli, env, services),
+        Command::Registry { command } => third_party_cli::registry(&cli, command),
     }
 }
 
@@ -159,6 +172,7 @@ struct PluginView<'a> {
     path: &'a Path,
     source: provisioner::discovery::Source,
     grants_from: GrantSource,
+    trust: provisioner::trust::Trust,
     capabilities: Vec<CapabilityView>,
     outputs: &'a [String],
     defaults: &'a [(String, String)],
@@ -177,6 +191,7 @@ fn view<'a>(catalog: &Catalog, project: Option<&Project>, found: &'a Found) -> P
         path: &found.plugin.path,
         source: found.source,
         grants_from,
+        trust: provisioner::trust::trust(grants_from),
         capabilities: info
             .capabilities
             .iter()
@@ -192,7 +207,7 @@ fn print_capabilities(name: &str, view: &PluginView) {
     let from = match view.grants_from {
         GrantSource::ProjectFile => format!("granted by [plugins.{name}.grants]"),
         GrantSource::FirstPartyDefault => "granted by the first-party default policy".into(),
-        GrantSource::None => format!("nothing granted; add [plugins.{name}.grants] to {FILE_NAME}"),
+        GrantSource::None => format!("UNVERIFIED: nothing granted; add [plugins.{name}.grants] to {FILE_NAME}"),
     };
     println!("  capabilities ({from}):");
     for c in &view.capabilities {
@@ -206,6 +221,9 @@ fn print_capabilities(name: &str, view: &PluginView) {
 }
 
 fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<ExitCode> {
+    if let PluginsCommand::ThirdParty(command) = command {
+        return third_party_cli::plugins(cli, command);
+    }
     let project = project(cli, false)?;
     let runtime = runtime()?;
     let catalog = catalog(cli, &runtime, project.as_ref())?;
@@ -224,7 +242,8 @@ fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<ExitCode> {
                     println!("no plugins found (searched --plugins-dir, $PROVISIONER_PLUGIN_PATH, ./plugins and the host's own folder)");
                 }
                 for v in &views {
-                    println!("{} {} (WIT {}) — {}", v.name, v.version, v.wit_version, v.summary);
+                    let unverified = if v.trust == provisioner::trust::Trust::Unverified { "  [unverified]" } else { "" };
+                    println!("{} {} (WIT {}) — {}{unverified}", v.name, v.version, v.wit_version, v.summary);
                     println!("  sha256 {}", v.sha256);
                     println!("  from   {} ({})", v.path.display(), serde_json::to_value(v.source)?.as_str().unwrap_or(""));
                     print_capabilities(v.name, v);
@@ -257,6 +276,8 @@ fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<ExitCode> {
                 println!("  config schema: {}", v.config_schema);
             }
         }
+        // Handled before discovery: these commands find their plugins themselves.
+        PluginsCommand::ThirdParty(_) => {}
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -305,6 +326,7 @@ impl Session {
 
 fn run_env(cli: &Cli, env: &str) -> Result<ExitCode> {
     let session = Session::open(cli, env)?;
+    third_party_cli::enforce_lock(cli, &session.project, &session.catalog)?;
     let state_dir = session.project.state_dir(env);
     let _lock = EnvLock::acquire(&state_dir)?;
     bring_up(cli, &session, env)
@@ -336,6 +358,7 @@ fn scale(cli: &Cli, env: &str, assignments: &[String]) -> Result<ExitCode> {
         }
         wanted.insert(service.to_string(), replicas);
     }
+    third_party_cli::enforce_lock(cli, &session.project, &session.catalog)?;
 
     let state_dir = session.project.state_dir(env);
     let _lock = EnvLock::acquire(&state_dir)?;
@@ -409,6 +432,7 @@ fn bring_up(cli: &Cli, session: &Session, env: &str) -> Result<ExitCode> {
             println!("wrote {}", root.join(".env").display());
         }
     }
+    third_party_cli::after_run(cli, &session.project, &session.catalog, &summary);
     Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

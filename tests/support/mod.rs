@@ -40,6 +40,21 @@ pub fn fixtures() -> &'static Path {
     DIR.get_or_init(|| build_wasm(&root().join("tests/fixtures/Cargo.toml")))
 }
 
+/// The third-party example plugin `examples/plugins/NAME`, built for wasm32-wasip2
+/// from its own workspace.
+pub fn example_plugin(name: &str) -> PathBuf {
+    let dir = build_wasm(&root().join("examples/plugins").join(name).join("Cargo.toml"));
+    let path = dir.join(format!("{}.wasm", name.replace('-', "_")));
+    assert!(path.is_file(), "example plugin {} was not built", path.display());
+    path
+}
+
+/// Build the wasm crate at `manifest` into the shared wasm target folder and return
+/// the folder holding its `.wasm` (for crates a test makes itself).
+pub fn build_wasm_crate(manifest: &Path) -> PathBuf {
+    build_wasm(manifest)
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     let path = fixtures().join(format!("{name}.wasm"));
     assert!(path.is_file(), "fixture {} was not built", path.display());
@@ -96,6 +111,21 @@ pub fn require(plugins: &[&str], images: &[&str]) {
         let present = Command::new("docker").args(["image", "inspect", image]).output().is_ok_and(|o| o.status.success());
         assert!(present, "image {image} is missing or Docker is not running: run `cargo xtask images` (or `cargo xtask test`)");
     }
+}
+
+/// `provisioner-test/busybox:latest`, built from the machine's /bin/busybox by
+/// tests/images/busybox.sh (no registry involved) when it is missing.
+pub fn busybox_image() -> &'static str {
+    const IMAGE: &str = "provisioner-test/busybox:latest";
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let present = Command::new("docker").args(["image", "inspect", IMAGE]).output().is_ok_and(|o| o.status.success());
+        if !present {
+            let out = Command::new("bash").arg(root().join("tests/images/busybox.sh")).output().expect("run tests/images/busybox.sh");
+            assert!(out.status.success(), "tests/images/busybox.sh failed (needs Docker and busybox-static):\n{}", text(&out));
+        }
+    });
+    IMAGE
 }
 
 /// A project folder on the real engine, torn down (volumes included) when dropped.
@@ -156,6 +186,8 @@ impl Stack {
             .args(args)
             .current_dir(self.path())
             .env_remove("PROVISIONER_PLUGIN_PATH")
+            // CI=true would imply --locked, and these throwaway projects have no lockfile.
+            .env_remove("CI")
             .output()
             .expect("running provisioner")
     }

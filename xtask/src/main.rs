@@ -26,7 +26,8 @@ fn main() -> Result<()> {
                 "usage: cargo xtask <command>\n\n\
                  commands:\n  \
                  demo      bring up the example stack (examples/ticketing) with provisioner run local\n  \
-                 plugins   build every first-party plugin into target/plugins/NAME.wasm\n  \
+                 plugins   build every first-party plugin into target/plugins/NAME.wasm and publish them,\n            \
+                           signed with a dev key, into the registry target/registry\n  \
                  test      everything the test suite needs, then all tests (what CI runs)\n  \
                  bench     the benchmarks (plugin load, host-import overhead, run local cold/warm/teardown)\n  \
                  images    build the offline images from Debian packages (skips those present)"
@@ -102,7 +103,53 @@ fn plugins() -> Result<PathBuf> {
         std::fs::copy(&file, &dest).with_context(|| format!("copying {} to {}", file.display(), dest.display()))?;
         eprintln!("xtask: {}", dest.display());
     }
+    // The third-party example is published too (so `plugins install memcached` has
+    // something to install) but never put in the host's own folder.
+    run(cargo()
+        .args(["build", "--release", "--target", WASM_TARGET, "--manifest-path"])
+        .arg(root.join("examples/plugins/memcached/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target_dir))?;
+    publish(&out, &[built.join("memcached.wasm")])?;
     Ok(out)
+}
+
+/// Publish every plugin of `plugins_dir`, and the `extra` files, into target/registry, signed with the dev
+/// key target/registry-dev.key (made on first use; its public half is
+/// target/registry-dev.pub). The registry is build output: it is made afresh each
+/// time, because a rebuilt plugin keeps its version and published versions are
+/// immutable.
+fn publish(plugins_dir: &Path, extra: &[PathBuf]) -> Result<()> {
+    let root = root();
+    run(cargo().current_dir(&root).args(["build", "--quiet", "-p", "provisioner"]))?;
+    let provisioner = root.join("target/debug/provisioner");
+    let (key, public) = (root.join("target/registry-dev.key"), root.join("target/registry-dev.pub"));
+    if !key.exists() || !public.exists() {
+        let _ = std::fs::remove_file(&key);
+        let out = Command::new(&provisioner).args(["registry", "keygen"]).arg(&key).output().context("running provisioner registry keygen")?;
+        if !out.status.success() {
+            bail!("provisioner registry keygen failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::fs::write(&public, &out.stdout)?;
+    }
+    let registry = root.join("target/registry");
+    if registry.exists() {
+        std::fs::remove_dir_all(&registry).with_context(|| format!("clearing {}", registry.display()))?;
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(plugins_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
+    files.sort();
+    files.extend(extra.iter().cloned());
+    for file in files {
+        run(Command::new(&provisioner).args(["registry", "publish"]).arg(&registry).arg(&file).arg("--key").arg(&key))?;
+    }
+    eprintln!(
+        "xtask: registry {} (trusted key in {})",
+        registry.display(),
+        public.display()
+    );
+    Ok(())
 }
 
 /// Everything CI runs: the Docker engine and the offline images, the plugins, then
@@ -111,7 +158,9 @@ fn test(extra: &[String]) -> Result<()> {
     engine::ensure()?;
     images::build()?;
     plugins()?;
-    run(cargo().current_dir(root()).args(["test", "--workspace"]).args(extra))
+    // CI=true makes every `provisioner run` --locked; the suites run throwaway projects
+    // without lockfiles and set CI themselves where they test that.
+    run(cargo().current_dir(root()).args(["test", "--workspace"]).args(extra).env_remove("CI"))
 }
 
 /// The benchmarks: the platform's (no engine needed) and `run local` (needs what
@@ -120,7 +169,7 @@ fn bench(extra: &[String]) -> Result<()> {
     engine::ensure()?;
     images::build()?;
     plugins()?;
-    run(cargo().current_dir(root()).args(["bench", "-p", "provisioner", "--benches"]).args(extra))
+    run(cargo().current_dir(root()).args(["bench", "-p", "provisioner", "--benches"]).args(extra).env_remove("CI"))
 }
 
 /// The example stack: everything it needs, then `provisioner run local` in

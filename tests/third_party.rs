@@ -1,0 +1,380 @@
+//! Third-party plugins end to end, through the real binary: installing from a
+//! registry (a folder, and the same folder over HTTP) with digests and signatures,
+//! drop-in plugins that get nothing until granted, the lockfile under `--locked`, and
+//! the authoring kit (`plugins new` → `cargo build` → `plugins check`).
+//!
+//! The plugin under test is the third-party example `examples/plugins/memcached`,
+//! built here from its own workspace. The runs that start Memcached need a Memcached
+//! 1.6 image: `provisioner-offline/memcached:1.6` (`cargo xtask images`) or, as a
+//! stand-in, `provisioner-test/memcached:1.6`.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const MEMCACHED_IMAGES: &[&str] = &["provisioner-offline/memcached:1.6", "provisioner-test/memcached:1.6"];
+
+/// The real binary in `dir`, with CI unset (tests set it themselves) and a private
+/// component cache.
+fn provisioner(dir: &Path, args: &[&str]) -> Output {
+    provisioner_with(dir, args, &[])
+}
+
+fn provisioner_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_provisioner"));
+    command.args(args).current_dir(dir).env_remove("PROVISIONER_PLUGIN_PATH").env_remove("CI");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("running provisioner")
+}
+
+fn ok(out: &Output) -> String {
+    let text = support::text(out);
+    assert!(out.status.success(), "expected success:\n{text}");
+    text
+}
+
+fn refused(out: &Output) -> String {
+    let text = support::text(out);
+    assert!(!out.status.success(), "expected a refusal:\n{text}");
+    text
+}
+
+/// A registry folder with the memcached example published into it (signed with a
+/// fresh key unless `unsigned`), and that key's public half.
+struct Registry {
+    dir: tempfile::TempDir,
+    public_key: String,
+}
+
+impl Registry {
+    fn new(unsigned: bool) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("publisher.key");
+        let public_key = ok(&provisioner(dir.path(), &["registry", "keygen", key.to_str().unwrap()])).lines().next().unwrap().to_string();
+        assert!(public_key.starts_with("ed25519:"), "{public_key}");
+        let wasm = support::example_plugin("memcached");
+        let registry = dir.path().join("registry");
+        let mut args = vec!["registry", "publish", registry.to_str().unwrap(), wasm.to_str().unwrap()];
+        if unsigned {
+            args.push("--unsigned");
+        } else {
+            args.extend(["--key", key.to_str().unwrap()]);
+        }
+        ok(&provisioner(dir.path(), &args));
+        Registry { dir, public_key }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("registry")
+    }
+
+    fn artifact(&self) -> PathBuf {
+        self.path().join("memcached/0.1.0/memcached.wasm")
+    }
+}
+
+/// A project folder whose provisioner.toml has `extra` after a `[project]` table.
+fn project(extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!("[project]\nname = \"{}\"\n\n{extra}", support::unique_name("tp"));
+    std::fs::write(dir.path().join("provisioner.toml"), toml).unwrap();
+    dir
+}
+
+fn registry_table(url: &str, key: &str, require: bool) -> String {
+    format!("[registry]\nurl = \"{url}\"\ntrusted_keys = [\"{key}\"]\nrequire_signatures = {require}\n")
+}
+
+#[test]
+fn install_from_a_registry_folder_then_verify() {
+    let registry = Registry::new(false);
+    let dir = project(&registry_table(registry.path().to_str().unwrap(), &registry.public_key, true));
+
+    let text = ok(&provisioner(dir.path(), &["plugins", "install", "memcached"]));
+    assert!(text.contains("installed memcached 0.1.0") && text.contains(&format!("signed by {}", registry.public_key)), "{text}");
+    // It tells the user what to grant, since nothing is yet.
+    assert!(text.contains("[plugins.memcached.grants]") && text.contains("publish = [11211]"), "{text}");
+    let installed = dir.path().join("plugins/memcached.wasm");
+    assert_eq!(std::fs::read(&installed).unwrap(), std::fs::read(registry.artifact()).unwrap());
+
+    let again = ok(&provisioner(dir.path(), &["plugins", "install", "memcached@0.1.0"]));
+    assert!(again.contains("already installed"), "{again}");
+    let missing = refused(&provisioner(dir.path(), &["plugins", "install", "memcached@9.9.9"]));
+    assert!(missing.contains("no version 9.9.9 (published: 0.1.0)"), "{missing}");
+
+    let verified = ok(&provisioner(dir.path(), &["plugins", "verify"]));
+    assert!(verified.contains("verified, signed by ed25519:"), "{verified}");
+
+    // A file swapped in afterwards no longer verifies.
+    let mut bytes = std::fs::read(&installed).unwrap();
+    bytes.extend_from_slice(&custom_section());
+    std::fs::write(&installed, bytes).unwrap();
+    let text = refused(&provisioner(dir.path(), &["plugins", "verify"]));
+    assert!(text.contains("DIFFERS from the registry's sha256"), "{text}");
+}
+
+#[test]
+fn install_over_http() {
+    let registry = Registry::new(false);
+    let url = serve(registry.path());
+    let dir = project(&registry_table("http://unused.invalid", &registry.public_key, true));
+    // --registry wins over [registry] url.
+    let text = ok(&provisioner(dir.path(), &["plugins", "install", "memcached", "--registry", &url]));
+    assert!(text.contains("installed memcached 0.1.0"), "{text}");
+    let text = refused(&provisioner(dir.path(), &["plugins", "install", "nosuch", "--registry", &url]));
+    assert!(text.contains("no plugin called `nosuch` (the registry has: memcached)"), "{text}");
+}
+
+#[test]
+fn a_tampered_artifact_is_refused() {
+    let registry = Registry::new(false);
+    let dir = project(&registry_table(registry.path().to_str().unwrap(), &registry.public_key, true));
+    let mut bytes = std::fs::read(registry.artifact()).unwrap();
+    bytes.extend_from_slice(&custom_section());
+    std::fs::write(registry.artifact(), &bytes).unwrap();
+
+    let text = refused(&provisioner(dir.path(), &["plugins", "install", "memcached"]));
+    assert!(text.contains("refusing memcached@0.1.0") && text.contains("but the index says"), "{text}");
+    assert!(text.contains("nothing was installed"), "{text}");
+    assert!(!dir.path().join("plugins/memcached.wasm").exists());
+
+    // Whoever can change the artifact may change the index too: the signature still
+    // covers the original digest.
+    let index_path = registry.path().join("index.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    index["plugins"]["memcached"]["versions"]["0.1.0"]["sha256"] = sha256(&bytes).into();
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let text = refused(&provisioner(dir.path(), &["plugins", "install", "memcached"]));
+    assert!(text.contains("does not match this plugin's name, version and sha256"), "{text}");
+    assert!(!dir.path().join("plugins/memcached.wasm").exists());
+}
+
+#[test]
+fn unsigned_or_untrusted_plugins_are_refused_when_signatures_are_required() {
+    let unsigned = Registry::new(true);
+    let folder = unsigned.path();
+    let dir = project(&registry_table(folder.to_str().unwrap(), &unsigned.public_key, true));
+    let text = refused(&provisioner(dir.path(), &["plugins", "install", "memcached"]));
+    assert!(text.contains("it is not signed, and [registry] require_signatures is on"), "{text}");
+    assert!(!dir.path().join("plugins/memcached.wasm").exists());
+
+    // Turning the requirement off is a deliberate line in the file.
+    let dir = project(&registry_table(folder.to_str().unwrap(), &unsigned.public_key, false));
+    ok(&provisioner(dir.path(), &["plugins", "install", "memcached"]));
+
+    // Signed, but by a key the project does not trust.
+    let signed = Registry::new(false);
+    let stranger = Registry::new(false).public_key;
+    let dir = project(&registry_table(signed.path().to_str().unwrap(), &stranger, true));
+    let text = refused(&provisioner(dir.path(), &["plugins", "install", "memcached"]));
+    assert!(text.contains(&format!("signed by {}, which is not among [registry] trusted_keys", signed.public_key)), "{text}");
+}
+
+fn memcached_image() -> &'static str {
+    MEMCACHED_IMAGES
+        .iter()
+        .find(|image| Command::new("docker").args(["image", "inspect", image]).output().is_ok_and(|o| o.status.success()))
+        .copied()
+        .unwrap_or_else(|| panic!("none of {MEMCACHED_IMAGES:?} is present (or Docker is not running): run `cargo xtask images`"))
+}
+
+#[test]
+fn a_dropped_in_plugin_gets_nothing_until_granted_and_the_run_says_how() {
+    let image = memcached_image();
+    let stack = support::Stack::with_images("dropin", &[("cache", image)], "[services.cache]\nplugin = \"memcached\"\n");
+    std::fs::create_dir(stack.path().join("plugins")).unwrap();
+    std::fs::copy(support::example_plugin("memcached"), stack.path().join("plugins/memcached.wasm")).unwrap();
+
+    let listing = ok(&provisioner(stack.path(), &["plugins", "list"]));
+    assert!(listing.contains("[unverified]") && listing.contains("UNVERIFIED: nothing granted"), "{listing}");
+    assert!(listing.contains("DENIED   image memcached:1*") && listing.contains("run containers from images matching `memcached:1*`"), "{listing}");
+    assert!(listing.contains("publish container port 11211 on the host"), "{listing}");
+
+    let text = refused(&provisioner(stack.path(), &["run", "local"]));
+    assert!(text.contains(&format!("image `{image}` is declared by plugin `memcached` but not granted")), "{text}");
+    // The table on a line of its own (the denial above mentions it inline too).
+    let advice_start = text.find("\n[plugins.memcached.grants]\n").unwrap_or_else(|| panic!("no grants table in:\n{text}")) + 1;
+    let advice: String = text[advice_start..].lines().take_while(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("\n");
+    assert_eq!(
+        advice,
+        "[plugins.memcached.grants]\nimages = [\"memcached:1*\", \"*/memcached:1*\"]\npublish = [11211]\nnet_probe = true"
+    );
+    assert!(stack.container_ids().is_empty(), "nothing was started");
+
+    // Pasting exactly what it said is enough.
+    let file = stack.path().join("provisioner.toml");
+    let toml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{toml}\n{advice}\n")).unwrap();
+    let text = ok(&provisioner(stack.path(), &["run", "local"]));
+    assert!(text.contains("wrote") && text.contains("provisioner.lock"), "{text}");
+    let servers = stack.dotenv()["MEMCACHED_SERVERS"].clone();
+    assert_eq!(memcached_version(&servers).split('.').take(2).collect::<Vec<_>>(), ["1", "6"], "at {servers}");
+    let listing = ok(&provisioner(stack.path(), &["plugins", "list", "--json"]));
+    let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    assert_eq!(listing["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "memcached").unwrap()["trust"], "granted");
+}
+
+/// `version` over Memcached's text protocol at `addr`.
+fn memcached_version(addr: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to memcached");
+    stream.write_all(b"version\r\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    line.trim().strip_prefix("VERSION ").unwrap_or_else(|| panic!("answer: {line}")).to_string()
+}
+
+const GRANT_MISBEHAVE: &str = "[plugins.misbehave.grants]\nimages = [\"allowed:*\"]\nexec = true\n";
+
+#[test]
+fn locked_catches_a_changed_digest_and_a_widened_grant() {
+    let services = format!("[services.app]\nplugin = \"misbehave\"\nconfig = {{ do = \"ok\" }}\n\n{GRANT_MISBEHAVE}");
+    let stack = support::Stack::with_images("locked", &[], &services);
+    std::fs::create_dir(stack.path().join("plugins")).unwrap();
+    let plugin = stack.path().join("plugins/misbehave.wasm");
+    std::fs::copy(support::fixture("misbehave"), &plugin).unwrap();
+    let lockfile = stack.path().join("provisioner.lock");
+
+    // Without a lockfile, --locked has nothing to hold the run to.
+    let text = refused(&provisioner(stack.path(), &["run", "local", "--locked"]));
+    assert!(text.contains("there is no") && text.contains("without --locked"), "{text}");
+    assert!(!lockfile.exists());
+
+    let text = ok(&provisioner(stack.path(), &["run", "local"]));
+    assert!(text.contains(&format!("wrote {}", lockfile.display())), "{text}");
+    let locked = std::fs::read_to_string(&lockfile).unwrap();
+    assert!(locked.contains("[plugins.misbehave]") && locked.contains(&sha256(&std::fs::read(&plugin).unwrap())), "{locked}");
+    assert!(locked.contains("exec = true") && locked.contains("grants_from = \"project-file\""), "{locked}");
+    ok(&provisioner(stack.path(), &["run", "local", "--locked"]));
+    assert_eq!(std::fs::read_to_string(&lockfile).unwrap(), locked, "an unchanged run leaves the file alone");
+
+    // A widened grant: refused under --locked and under CI=true alike.
+    let file = stack.path().join("provisioner.toml");
+    let toml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, toml.replace("exec = true", "exec = true\nsecrets = true")).unwrap();
+    for (args, env) in [(vec!["run", "local", "--locked"], vec![]), (vec!["run", "local"], vec![("CI", "true")])] {
+        let text = refused(&provisioner_with(stack.path(), &args, &env));
+        assert!(text.contains("plugin `misbehave`: grants widened by secrets"), "{text}");
+        assert!(text.contains("run once without --locked (and with CI unset) to accept them"), "{text}");
+    }
+    assert_eq!(std::fs::read_to_string(&lockfile).unwrap(), locked, "--locked never writes");
+    std::fs::write(&file, &toml).unwrap();
+
+    // A changed digest: the same plugin with one more (harmless) custom section.
+    let mut bytes = std::fs::read(&plugin).unwrap();
+    let old_sha = sha256(&bytes);
+    bytes.extend_from_slice(&custom_section());
+    std::fs::write(&plugin, &bytes).unwrap();
+    let new_sha = sha256(&bytes);
+    let text = refused(&provisioner(stack.path(), &["run", "local", "--locked"]));
+    assert!(text.contains(&format!("has sha256 {new_sha}, the lockfile has {old_sha}")), "{text}");
+
+    // Accepting it is a run without --locked, which says what it changed.
+    let text = ok(&provisioner(stack.path(), &["run", "local"]));
+    assert!(text.contains("updated") && text.contains(&format!("has sha256 {new_sha}")), "{text}");
+
+    // What CI runs: stdout stays one JSON document.
+    let out = provisioner_with(stack.path(), &["run", "local", "--json"], &[("CI", "true")]);
+    ok(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(summary["services"][0]["status"], "ready", "{summary}");
+    let verified = ok(&provisioner(stack.path(), &["plugins", "verify"]));
+    assert!(verified.contains("lock:     matches") && verified.contains("no registry configured"), "{verified}");
+}
+
+#[test]
+fn scaffold_builds_and_passes_check() {
+    let work = tempfile::tempdir().unwrap();
+    let name = "scaffold-probe";
+    let dir = work.path().join(name);
+    let text = ok(&provisioner(work.path(), &["plugins", "new", name]));
+    assert!(text.contains("cargo build --release"), "{text}");
+    assert!(dir.join(".cargo/config.toml").is_file());
+
+    let built = support::build_wasm_crate(&dir.join("Cargo.toml")).join("scaffold_probe.wasm");
+    assert!(built.is_file(), "{} was not built", built.display());
+
+    // The template runs BusyBox's httpd; with no registry reachable, the local BusyBox
+    // image stands in for `busybox:1.36` as an environment image override would.
+    let out = provisioner(work.path(), &["plugins", "check", built.to_str().unwrap(), "--image", support::busybox_image()]);
+    let text = ok(&out);
+    assert!(text.contains("9 of 9 checks passed"), "{text}");
+    assert!(!text.contains("FAIL"), "{text}");
+
+    // And it fails, saying why, what this host cannot run.
+    let out = provisioner(work.path(), &["plugins", "check", support::fixture("future_wit").to_str().unwrap()]);
+    let text = refused(&out);
+    assert!(text.contains("FAIL  loads as a component of a supported WIT version"), "{text}");
+}
+
+#[test]
+fn check_fails_plugins_that_break_the_rules_and_says_why() {
+    let work = tempfile::tempdir().unwrap();
+    let fixture = support::fixture("misbehave");
+    let check = |config: &str| refused(&provisioner(work.path(), &["plugins", "check", fixture.to_str().unwrap(), "--config", config]));
+    // (config, the failing check, and why)
+    let cases = [
+        ("{}", "FAIL  validate accepts the test config", "missing field `do`"),
+        (r#"{"do":"denied"}"#, "FAIL  provision and ready within the limits", "asked for something it did not declare: image `forbidden:latest`"),
+        (r#"{"do":"panic"}"#, "FAIL  provision and ready within the limits", "fixture panicked on purpose"),
+    ];
+    for (config, failing, why) in cases {
+        let text = check(config);
+        let line = text.lines().find(|l| l.starts_with(failing)).unwrap_or_else(|| panic!("{config}: no `{failing}` in:\n{text}"));
+        assert!(line.contains(why) || text.contains(why), "{config}: {text}");
+    }
+}
+
+/// A wasm custom section: valid anywhere in a component, so appending one changes the
+/// file's sha256 without changing what it does.
+fn custom_section() -> Vec<u8> {
+    let name = b"tampered";
+    let payload = b"!";
+    let size = 1 + name.len() + payload.len();
+    let mut section = vec![0u8, size as u8, name.len() as u8];
+    section.extend_from_slice(name);
+    section.extend_from_slice(payload);
+    section
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    provisioner::runtime::cache::sha256_hex(bytes)
+}
+
+/// Serve `dir` over HTTP on 127.0.0.1 (GET only, one request per connection) for the
+/// rest of the test process; returns the base URL.
+fn serve(dir: PathBuf) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            // Drain the headers.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_string();
+            let mut body = Vec::new();
+            let status = match std::fs::File::open(dir.join(&path)).and_then(|mut f| f.read_to_end(&mut body)) {
+                Ok(_) if !path.contains("..") => "200 OK",
+                _ => {
+                    body.clear();
+                    "404 Not Found"
+                }
+            };
+            let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
+        }
+    });
+    url
+}
