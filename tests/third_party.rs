@@ -4,9 +4,8 @@
 //! the authoring kit (`plugins new` → `cargo build` → `plugins check`).
 //!
 //! The plugin under test is the third-party example `examples/plugins/memcached`,
-//! built here from its own workspace. The runs that start Memcached need a Memcached
-//! 1.6 image: `provisioner-offline/memcached:1.6` (`cargo xtask images`) or, as a
-//! stand-in, `provisioner-test/memcached:1.6`.
+//! built here from its own workspace. The runs that start Memcached need
+//! `provisioner-offline/memcached:1.6` (`cargo xtask images`).
 
 mod support;
 
@@ -15,7 +14,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const MEMCACHED_IMAGES: &[&str] = &["provisioner-offline/memcached:1.6", "provisioner-test/memcached:1.6"];
+const MEMCACHED_IMAGE: &str = "provisioner-offline/memcached:1.6";
 
 /// The real binary in `dir`, with CI unset (tests set it themselves) and a private
 /// component cache.
@@ -176,11 +175,8 @@ fn unsigned_or_untrusted_plugins_are_refused_when_signatures_are_required() {
 }
 
 fn memcached_image() -> &'static str {
-    MEMCACHED_IMAGES
-        .iter()
-        .find(|image| Command::new("docker").args(["image", "inspect", image]).output().is_ok_and(|o| o.status.success()))
-        .copied()
-        .unwrap_or_else(|| panic!("none of {MEMCACHED_IMAGES:?} is present (or Docker is not running): run `cargo xtask images`"))
+    support::require(&[], &[MEMCACHED_IMAGE]);
+    MEMCACHED_IMAGE
 }
 
 #[test]
