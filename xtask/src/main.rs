@@ -27,7 +27,7 @@ fn main() -> Result<()> {
                  commands:\n  \
                  demo      bring up the example stack (examples/ticketing) with provisioner run local\n  \
                  plugins   build every first-party plugin into target/plugins/NAME.wasm and publish them,\n            \
-                           signed with a dev key, into the registry target/registry\n  \
+                           signed with a dev key, into registry/\n  \
                  test      everything the test suite needs, then all tests (what CI runs)\n  \
                  bench     the benchmarks (plugin load, host-import overhead, run local cold/warm/teardown)\n  \
                  images    build the offline images from Debian packages (skips those present)"
@@ -113,11 +113,12 @@ fn plugins() -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Publish every plugin of `plugins_dir`, and the `extra` files, into target/registry, signed with the dev
-/// key target/registry-dev.key (made on first use; its public half is
-/// target/registry-dev.pub). The registry is build output: it is made afresh each
-/// time, because a rebuilt plugin keeps its version and published versions are
-/// immutable.
+/// Publish every plugin of `plugins_dir`, and the `extra` files, into registry/,
+/// signed with the dev key target/registry-dev.key (made on first use; its public half
+/// is target/registry-dev.pub). The published files are build output (ignored by git;
+/// registry/README.md, the format, is the folder's only tracked file): they are made
+/// afresh each time, because a rebuilt plugin keeps its version and published
+/// versions are immutable.
 fn publish(plugins_dir: &Path, extra: &[PathBuf]) -> Result<()> {
     let root = root();
     run(cargo().current_dir(&root).args(["build", "--quiet", "-p", "provisioner"]))?;
@@ -131,9 +132,14 @@ fn publish(plugins_dir: &Path, extra: &[PathBuf]) -> Result<()> {
         }
         std::fs::write(&public, &out.stdout)?;
     }
-    let registry = root.join("target/registry");
-    if registry.exists() {
-        std::fs::remove_dir_all(&registry).with_context(|| format!("clearing {}", registry.display()))?;
+    let registry = root.join("registry");
+    for entry in std::fs::read_dir(&registry).with_context(|| format!("reading {}", registry.display()))? {
+        let path = entry?.path();
+        if path.file_name().is_some_and(|n| n == "README.md") {
+            continue;
+        }
+        let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        removed.with_context(|| format!("clearing {}", path.display()))?;
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(plugins_dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
