@@ -99,14 +99,17 @@ pub fn build() -> Result<()> {
 
     for &(folder, tag) in IMAGES {
         let dir = super::root().join(folder);
-        // Garage's context is its Dockerfile plus the binary, in a folder of their own.
-        let context = if tag.contains("/garage:") { Some(garage_context(&dir)?) } else { None };
-        let dir = context.as_ref().map_or(dir, |tmp| tmp.path.clone());
-        let recipe = recipe(&dir, &base_id)?;
+        let is_garage = tag.contains("/garage:");
+        // Garage's binary is part of its recipe by version: checking freshness must not
+        // need the 20-minute build.
+        let recipe = recipe(&dir, &format!("{base_id} garage {}", if is_garage { GARAGE_VERSION } else { "-" }))?;
         if label(tag, RECIPE_LABEL).as_deref() == Some(recipe.as_str()) {
             eprintln!("xtask: image {tag} up to date, skipping");
             continue;
         }
+        // Garage's context is its Dockerfile plus the binary, in a folder of their own.
+        let context = if is_garage { Some(garage_context(&dir)?) } else { None };
+        let dir = context.as_ref().map_or(dir, |tmp| tmp.path.clone());
         eprintln!("xtask: docker build -t {tag} {}", dir.display());
         let started = Instant::now();
         // --network=none: the Dockerfiles only arrange what the base already holds.
