@@ -65,6 +65,15 @@ case $command in
       exit 1
     fi
     secrets fresh
+    # No registry here: a missing image would only fail as a pull, later and vaguer.
+    images=$(sed -n 's/^ *image: *//p' "$file" | sed "s|\${NGINX_IMAGE:-[^}]*}|$NGINX_IMAGE|")
+    if ! docker image inspect $images >/dev/null 2>&1; then
+      for image in $images; do
+        docker image inspect "$image" >/dev/null 2>&1 \
+          || echo "compose_up: no image $image: build it with \`cargo xtask images\`" >&2
+      done
+      exit 1
+    fi
     started=$(date +%s.%N)
     deadline=$(( $(date +%s) + timeout_secs ))
     # Returns once every container is started, each after its dependencies are healthy.
