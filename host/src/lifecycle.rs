@@ -171,7 +171,12 @@ impl std::fmt::Display for Summary {
                 .critical_path
                 .iter()
                 .filter_map(|name| self.services.iter().find(|s| &s.service == name))
-                .map(|s| format!("{} ({} ms)", s.service, s.total_ms))
+                // Run-relative spans, not durations: with `wait_for = "outputs"` a
+                // service overlaps the ones before it, so durations would not add up.
+                .map(|s| {
+                    let secs = |ms: u128| ms as f64 / 1000.0;
+                    format!("{} ({:.1}–{:.1} s)", s.service, secs(s.started_at_ms), secs(s.started_at_ms + s.total_ms))
+                })
                 .collect();
             writeln!(f, "\ncritical path: {}", steps.join(" -> "))?;
         }
