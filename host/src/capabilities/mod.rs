@@ -36,7 +36,7 @@ impl Capability {
             Capability::Publish(p) => format!("publish container port {p} on the host"),
             Capability::Volume(v) => format!("create and mount its own volume `{v}`"),
             Capability::Exec => "run commands inside its own containers".into(),
-            Capability::NetProbe => "open TCP connections to its own published ports".into(),
+            Capability::NetProbe => "open TCP connections to its own published ports and its own containers".into(),
             Capability::StateFiles => "read and write its own state folder".into(),
             Capability::Secrets => "generate and read its own secrets".into(),
         }

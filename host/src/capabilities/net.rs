@@ -30,7 +30,7 @@ pub fn allows(targets: &HashSet<SocketAddr>, addr: SocketAddr, use_: SocketAddrU
     }
 }
 
-/// Open the sandbox's TCP to the service's own published ports, if granted.
+/// Open the sandbox's TCP to the service's own ports and containers, if granted.
 /// Without the grant TCP stays off (wasmtime-wasi's default) and every check fails.
 pub fn configure(wasi: &mut WasiCtxBuilder, host: &ServiceHost) {
     if !host.effective.allows_net_probe() {

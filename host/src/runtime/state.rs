@@ -67,8 +67,9 @@ pub struct ServiceHost {
     pub state_dir: Option<PathBuf>,
     /// Where the service's secrets are kept, with `secrets`.
     pub secrets_dir: Option<PathBuf>,
-    /// Host addresses of the service's own published ports: the only places
-    /// `net-probe` may connect to. Filled in as containers are inspected.
+    /// Host addresses of the service's own published ports, and its own containers'
+    /// addresses with port 0 (any port): the only places `net-probe` may connect to.
+    /// Filled in as containers are inspected.
     pub probe_targets: Arc<Mutex<HashSet<SocketAddr>>>,
     pub progress: Option<ProgressSink>,
     /// Sandbox limits of each hook call for this service.
