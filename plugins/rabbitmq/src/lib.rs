@@ -111,6 +111,12 @@ fn spec(config: &Config, ctx: &Context, creds: &Credentials) -> ContainerSpec {
         // can only be written into an existing folder. A path without spaces: the
         // server script splits this variable on whitespace.
         EnvVar::plain("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", format!("-rabbit load_definitions \"{DEFINITIONS}\"")),
+        // Everything this broker needs is above, so it reads no rabbitmq.conf files: a
+        // folder nobody creates instead of the image's conf.d. That skips the Cuttlefish
+        // schema pass over every bundled plugin (measured: 0.35 s of a 5.5 s cold boot).
+        // The images' conf.d only turns console logging on, which this does directly.
+        EnvVar::plain("RABBITMQ_CONFIG_FILES", "/var/lib/rabbitmq/conf.d"),
+        EnvVar::plain("RABBITMQ_LOGS", "-"),
     ];
     // Both files are written as root before the first start; both images' entrypoints
     // hand /var/lib/rabbitmq to rabbitmq before the broker starts, so they can be
