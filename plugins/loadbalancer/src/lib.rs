@@ -124,7 +124,12 @@ impl Plugin for LoadBalancer {
         let config = Config::parse(&ctx.config).map_err(|p| format!("config.{}: {}", p[0].key, p[0].message))?;
         progress(&format!("ensuring nginx in front of {}", config.upstream));
         let deployment = docker::ensure(&spec(&config, &ctx)).map_err(|e| e.to_string())?;
-        let addr = address(&deployment.containers[0])?;
+        let server = deployment.containers.first().ok_or("the engine reported no nginx container")?;
+        // One that dies at once (a bad image) is already down here, and unpublished.
+        if let Some(code) = server.exit_code.filter(|_| matches!(server.state, ContainerState::Exited | ContainerState::Dead)) {
+            return Err(format!("nginx exited with code {code} as it started"));
+        }
+        let addr = address(server)?;
         Ok(vec![Output::plain("URL", format!("http://{addr}")).on_network(format!("http://{}:{HTTP}", ctx.service))])
     }
 

@@ -210,6 +210,16 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
+/// A broker that exited will not come up by waiting; the host adds its log's last lines.
+fn exited(info: &ContainerInfo) -> Result<(), String> {
+    match info.state {
+        ContainerState::Exited | ContainerState::Dead => {
+            Err(format!("the server exited with code {} during start-up", info.exit_code.unwrap_or(-1)))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn address(info: &ContainerInfo) -> Result<String, String> {
     info.published(PORT).ok_or_else(|| format!("port {PORT} of the server is not published"))
 }
@@ -248,6 +258,8 @@ impl Plugin for RabbitMq {
         progress("ensuring the server container");
         let deployment = docker::ensure(&spec(&config, &ctx, &creds)).map_err(|e| e.to_string())?;
         let server = deployment.containers.first().ok_or("the engine reported no server container")?;
+        // One that dies at once is already down here, and unpublished.
+        exited(server)?;
         let addr = address(server)?;
         // No waiting here: the broker imports its definitions as it boots, so the
         // outputs are right already, and services that wait only for outputs can
@@ -265,10 +277,7 @@ impl Plugin for RabbitMq {
             Ok(info) => info,
             Err(e) => return Ok(Readiness::NotYet(e.to_string())),
         };
-        if matches!(server.state, ContainerState::Exited | ContainerState::Dead) {
-            // It will not come up by waiting; the host adds the log's last lines.
-            return Err(format!("the server exited with code {} during start-up", server.exit_code.unwrap_or(-1)));
-        }
+        exited(&server)?;
         let addr = address(&server)?;
         // Costs the broker nothing until its listener opens, at the end of the boot.
         let opened = probe::connect(&addr, Duration::from_secs(2))
