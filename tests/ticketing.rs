@@ -38,21 +38,21 @@ fn request(agent: &ureq::Agent, method: &str, url: &str, body: Option<serde_json
     Ok((status, replica, body))
 }
 
-/// The backend instances running, by container name.
-fn backend_containers(stack: &Stack) -> BTreeSet<String> {
+/// The backend instances running, each as `docker ps --format FORMAT` shows it.
+fn backend(stack: &Stack, format: &str) -> BTreeSet<String> {
     let filter = format!("label=provisioner.project={}", stack.name);
-    docker(&["ps", "--format", "{{.Names}}", "--filter", &filter, "--filter", "label=provisioner.service=backend"])
+    docker(&["ps", "--format", format, "--filter", &filter, "--filter", "label=provisioner.service=backend"])
         .lines()
         .map(str::to_string)
         .collect()
 }
 
+fn backend_containers(stack: &Stack) -> BTreeSet<String> {
+    backend(stack, "{{.Names}}")
+}
+
 fn backend_ids(stack: &Stack) -> BTreeSet<String> {
-    let filter = format!("label=provisioner.project={}", stack.name);
-    docker(&["ps", "-q", "--filter", &filter, "--filter", "label=provisioner.service=backend"])
-        .lines()
-        .map(str::to_string)
-        .collect()
+    backend(stack, "{{.ID}}")
 }
 
 /// GETs in a loop on another thread while `during` runs; every answer that is not a

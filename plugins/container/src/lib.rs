@@ -201,9 +201,8 @@ impl Plugin for Container {
         let config = Config::parse(&ctx.config).map_err(|p| format!("config.{}: {}", p[0].key, p[0].message))?;
         let wanted = ctx.replicas.max(1) as usize;
         let list = instances()?;
-        if let Some(dead) = list.iter().find(|c| matches!(c.state, ContainerState::Exited | ContainerState::Dead)) {
+        if let Some((dead, code)) = list.iter().find_map(|c| c.stopped().map(|code| (c, code))) {
             let logs = docker::logs(&dead.name, 20).unwrap_or_default();
-            let code = dead.exit_code.map_or("?".to_string(), |c| c.to_string());
             return Err(format!("{} exited with code {code}; its last log lines:\n{}", dead.name, logs.trim_end()));
         }
         let mut up = 0;

@@ -126,7 +126,7 @@ impl Plugin for LoadBalancer {
         let deployment = docker::ensure(&spec(&config, &ctx)).map_err(|e| e.to_string())?;
         let server = deployment.containers.first().ok_or("the engine reported no nginx container")?;
         // One that dies at once (a bad image) is already down here, and unpublished.
-        if let Some(code) = server.exit_code.filter(|_| matches!(server.state, ContainerState::Exited | ContainerState::Dead)) {
+        if let Some(code) = server.stopped() {
             return Err(format!("nginx exited with code {code} as it started"));
         }
         let addr = address(server)?;
@@ -139,7 +139,7 @@ impl Plugin for LoadBalancer {
             Ok(info) => info,
             Err(e) => return Ok(Readiness::NotYet(e.to_string())),
         };
-        if let Some(code) = server.exit_code.filter(|_| server.state == ContainerState::Exited) {
+        if let Some(code) = server.stopped() {
             let logs = docker::logs(SERVER, 20).unwrap_or_default();
             return Err(format!("nginx exited with code {code}; its last log lines:\n{}", logs.trim_end()));
         }

@@ -212,11 +212,9 @@ fn percent_encode(s: &str) -> String {
 
 /// A broker that exited will not come up by waiting; the host adds its log's last lines.
 fn exited(info: &ContainerInfo) -> Result<(), String> {
-    match info.state {
-        ContainerState::Exited | ContainerState::Dead => {
-            Err(format!("the server exited with code {} during start-up", info.exit_code.unwrap_or(-1)))
-        }
-        _ => Ok(()),
+    match info.stopped() {
+        Some(code) => Err(format!("the server exited with code {code} during start-up")),
+        None => Ok(()),
     }
 }
 

@@ -226,8 +226,8 @@ fn wait_for_server() -> Result<(), String> {
         Err(e) => {
             // A server that exited will not come up: stop waiting now.
             if let Ok(info) = docker::inspect(SERVER) {
-                if matches!(info.state, ContainerState::Exited | ContainerState::Dead) {
-                    exited = Some(info.exit_code.unwrap_or(-1));
+                if let Some(code) = info.stopped() {
+                    exited = Some(code);
                     return Ok(());
                 }
             }

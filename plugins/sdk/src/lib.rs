@@ -146,6 +146,12 @@ impl ExecOutput {
 }
 
 impl ContainerInfo {
+    /// The exit code (-1 when the engine has none) if the container has stopped:
+    /// a server in that state will not come up by waiting.
+    pub fn stopped(&self) -> Option<i32> {
+        matches!(self.state, ContainerState::Exited | ContainerState::Dead).then(|| self.exit_code.unwrap_or(-1))
+    }
+
     /// `host:port` where `container_port` is published, if it is.
     pub fn published(&self, container_port: u16) -> Option<String> {
         self.ports
