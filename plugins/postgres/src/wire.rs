@@ -56,6 +56,24 @@ fn error_text(body: &postgres_protocol::message::backend::ErrorResponseBody) -> 
     message
 }
 
+/// Whether a postmaster accepts connections at `addr`: it answers an SSLRequest with
+/// one byte, `S` or `N`. Through Docker's port proxy a connection opens even while
+/// nothing listens behind it, so the answer, not the connect, is the proof. (The
+/// server logs nothing for a client that leaves after that byte, as for pg_isready.)
+pub fn accepts_connections(addr: &str) -> Result<(), String> {
+    let mut stream = probe::connect(addr, Duration::from_secs(2)).map_err(|e| format!("connect {addr}: {e}"))?;
+    let mut request = BytesMut::new();
+    frontend::ssl_request(&mut request);
+    stream.write_all(&request).map_err(|e| format!("write to {addr}: {e}"))?;
+    let mut answer = [0u8; 1];
+    match stream.read(&mut answer) {
+        Ok(1) if matches!(answer[0], b'S' | b'N') => Ok(()),
+        Ok(0) => Err("not accepting connections yet".into()),
+        Ok(_) => Err(format!("{addr} answered {:?}, not PostgreSQL", answer[0] as char)),
+        Err(e) => Err(format!("read from {addr}: {e}")),
+    }
+}
+
 /// Log in as `user` to `database` at `addr` and run `SELECT 1`.
 pub fn login_and_select_one(addr: &str, user: &str, password: &str, database: &str) -> Result<(), String> {
     let stream = probe::connect(addr, Duration::from_secs(2)).map_err(|e| format!("connect {addr}: {e}"))?;

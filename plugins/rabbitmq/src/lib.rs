@@ -25,6 +25,8 @@ const SERVER: &str = "server";
 /// In the data volume, which exists in any image (Docker makes the mount point) and
 /// which both images' entrypoints hand to rabbitmq before the broker starts.
 const DEFINITIONS: &str = "/var/lib/rabbitmq/definitions.json";
+/// Loads the broker's code in one batch before it boots (see preload.erl).
+const PRELOAD: &str = "/var/lib/rabbitmq/preload.erl";
 /// RabbitMQ stops cleanly in a couple of seconds; don't wait much longer.
 const STOP_TIMEOUT_MS: u32 = 10_000;
 
@@ -110,17 +112,31 @@ fn spec(config: &Config, ctx: &Context, creds: &Credentials) -> ContainerSpec {
         // than a conf.d file: /etc/rabbitmq need not exist in the image, and a file
         // can only be written into an existing folder. A path without spaces: the
         // server script splits this variable on whitespace.
-        EnvVar::plain("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", format!("-rabbit load_definitions \"{DEFINITIONS}\"")),
+        //
+        // The `+sbwt…` flags let idle scheduler threads spin a moment before they
+        // sleep, instead of RabbitMQ's `none`: the boot hands ~900 module loads back
+        // and forth between the code server and the file I/O threads, and with `none`
+        // each hand-off sleeps and wakes a thread. Measured on the offline image (2
+        // cores), AMQP listener after start: 4.7 s → 2.3 s; with preload.erl as well,
+        // 2.1 s → 1.7 s. An idle broker's CPU stays under 0.5%. These come after the
+        // server's own arguments on its command line, so they win. preload.erl tells
+        // the server from the CLI tools by the `-rabbit` argument.
+        EnvVar::plain(
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+            format!("-rabbit load_definitions \"{DEFINITIONS}\" +sbwt very_short +sbwtdcpu very_short +sbwtdio very_short"),
+        ),
         // Everything this broker needs is above, so it reads no rabbitmq.conf files: a
         // folder nobody creates instead of the image's conf.d. That skips the Cuttlefish
         // schema pass over every bundled plugin (measured: 0.35 s of a 5.5 s cold boot).
         // The images' conf.d only turns console logging on, which this does directly.
         EnvVar::plain("RABBITMQ_CONFIG_FILES", "/var/lib/rabbitmq/conf.d"),
         EnvVar::plain("RABBITMQ_LOGS", "-"),
+        // Before `-s rabbit boot` on the command line, which only ERL_AFLAGS reaches.
+        EnvVar::plain("ERL_AFLAGS", format!("-eval 'file:script(\"{PRELOAD}\")'")),
     ];
-    // Both files are written as root before the first start; both images' entrypoints
-    // hand /var/lib/rabbitmq to rabbitmq before the broker starts, so they can be
-    // private. The cookie as a file, not RABBITMQ_ERLANG_COOKIE: newer images' CLI
+    // The files are written as root before the first start; both images' entrypoints
+    // hand /var/lib/rabbitmq to rabbitmq before the broker starts, so the secret ones
+    // can be private. The cookie as a file, not RABBITMQ_ERLANG_COOKIE: newer images' CLI
     // tools warn about that variable on every call and RabbitMQ 4 dropped it; Erlang
     // wants it private.
     spec.files = vec![
@@ -135,6 +151,12 @@ fn spec(config: &Config, ctx: &Context, creds: &Credentials) -> ContainerSpec {
             contents: definitions(&config.vhost(ctx), &config.user, creds).into_bytes(),
             mode: 0o600,
             secret: true,
+        },
+        docker::ContainerFile {
+            path: PRELOAD.into(),
+            contents: include_bytes!("preload.erl").to_vec(),
+            mode: 0o644,
+            secret: false,
         },
     ];
     spec.ports = vec![Port { container_port: PORT, host_port: None }];
