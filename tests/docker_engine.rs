@@ -354,8 +354,18 @@ fn a_container_runs_publishes_execs_logs_and_is_removed_without_its_volume() {
     let ls = engine.exec(&name, &cmd(&["ls", "-l", "/tmp/config.txt"])).unwrap();
     assert!(String::from_utf8_lossy(&ls.stdout).starts_with("-rw-r-----"), "{}", String::from_utf8_lossy(&ls.stdout));
     assert!(matches!(engine.write_file(&name, "/no/such/folder/file", b"x", 0o644), Err(EngineError::NotFound(_))));
-    engine.write_file(&name, "/www/index.html", b"served from the container\n", 0o644).unwrap();
-    engine.write_file(&name, "/data/kept.txt", b"survives removal\n", 0o600).unwrap();
+    // write_files: each file with its own contents and mode, across folders (one
+    // upload per folder), into the container and into the volume.
+    let files = [
+        ("/www/index.html".to_string(), b"served from the container\n".to_vec(), 0o644),
+        ("/tmp/two.txt".to_string(), b"two\n".to_vec(), 0o600),
+        ("/data/kept.txt".to_string(), b"survives removal\n".to_vec(), 0o600),
+        ("/tmp/three.txt".to_string(), b"three\n".to_vec(), 0o444),
+    ];
+    engine.write_files(&name, &files).expect("write_files");
+    let listing = engine.exec(&name, &cmd(&["sh", "-c", "stat -c '%n %a' /tmp/two.txt /tmp/three.txt /data/kept.txt && cat /tmp/two.txt /tmp/three.txt"])).unwrap();
+    assert_eq!(String::from_utf8_lossy(&listing.stdout), "/tmp/two.txt 600\n/tmp/three.txt 444\n/data/kept.txt 600\ntwo\nthree\n");
+    assert!(matches!(engine.write_files(&name, &[("/no/such/folder/file".to_string(), b"x".to_vec(), 0o644)]), Err(EngineError::NotFound(_))));
 
     // The published port reaches the container.
     let response = http_get(host_port, "/index.html");

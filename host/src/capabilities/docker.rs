@@ -414,9 +414,7 @@ impl HookState {
                 self.progress_note(&format!("creating {}", request.name));
                 let started = std::time::Instant::now();
                 engine.create_container(request).map_err(engine_error)?;
-                for (path, contents, mode) in &request.files {
-                    engine.write_file(&request.name, path, contents, *mode).map_err(engine_error)?;
-                }
+                engine.write_files(&request.name, &request.files).map_err(engine_error)?;
                 self.phases.create += started.elapsed();
                 self.progress_note(&format!("starting {}", request.name));
                 let started = std::time::Instant::now();

@@ -124,6 +124,27 @@ impl Docker {
         }
         Ok(())
     }
+
+    /// Unpack `entries` into `folder` of container `name`, in one upload.
+    fn upload(&self, name: &str, folder: &str, entries: &[(&str, &[u8], u32)]) -> Result<(), EngineError> {
+        let archive =
+            files_tar(entries).map_err(|e| EngineError::Failed(format!("cannot pack files for {folder} for the engine: {e}")))?;
+        let options = UploadToContainerOptionsBuilder::new().path(folder).build();
+        let failure = |e: BollardError| match &e {
+            BollardError::DockerResponseServerError { status_code: 404, message }
+                if !message.contains("No such container") =>
+            {
+                EngineError::NotFound(format!("folder {folder} in container {name}"))
+            }
+            _ => classify(e, &format!("container {name}")),
+        };
+        self.runtime.block_on(async {
+            self.client
+                .upload_to_container(name, Some(options), bollard::body_full(archive.into()))
+                .await
+                .map_err(failure)
+        })
+    }
 }
 
 impl ContainerEngine for Docker {
@@ -386,27 +407,17 @@ impl ContainerEngine for Docker {
     }
 
     fn write_file(&self, name: &str, path: &str, contents: &[u8], mode: u32) -> Result<(), EngineError> {
-        let (folder, file) = match path.rsplit_once('/') {
-            Some((folder, file)) if !file.is_empty() => (if folder.is_empty() { "/" } else { folder }, file),
-            _ => return Err(EngineError::Failed(format!("file path `{path}` must be absolute and name a file"))),
-        };
-        let archive = single_file_tar(file, contents, mode)
-            .map_err(|e| EngineError::Failed(format!("cannot pack {path} for the engine: {e}")))?;
-        let options = UploadToContainerOptionsBuilder::new().path(folder).build();
-        let failure = |e: BollardError| match &e {
-            BollardError::DockerResponseServerError { status_code: 404, message }
-                if !message.contains("No such container") =>
-            {
-                EngineError::NotFound(format!("folder {folder} in container {name}"))
-            }
-            _ => classify(e, &format!("container {name}")),
-        };
-        self.runtime.block_on(async {
-            self.client
-                .upload_to_container(name, Some(options), bollard::body_full(archive.into()))
-                .await
-                .map_err(failure)
-        })
+        let (folder, file) = split_file_path(path)?;
+        self.upload(name, folder, &[(file, contents, mode)])
+    }
+
+    fn write_files(&self, name: &str, files: &[(String, Vec<u8>, u32)]) -> Result<(), EngineError> {
+        let mut by_folder: BTreeMap<&str, Vec<(&str, &[u8], u32)>> = BTreeMap::new();
+        for (path, contents, mode) in files {
+            let (folder, file) = split_file_path(path)?;
+            by_folder.entry(folder).or_default().push((file, contents, *mode));
+        }
+        by_folder.into_iter().try_for_each(|(folder, entries)| self.upload(name, folder, &entries))
     }
 
     fn logs(&self, name: &str, lines: u32) -> Result<String, EngineError> {
@@ -649,14 +660,26 @@ fn container_details(response: ContainerInspectResponse) -> ContainerDetails {
     }
 }
 
-fn single_file_tar(name: &str, contents: &[u8], mode: u32) -> std::io::Result<Vec<u8>> {
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_size(contents.len() as u64);
-    header.set_mode(mode);
-    header.set_mtime(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
+/// `/folder/file` as (`/folder`, `file`).
+fn split_file_path(path: &str) -> Result<(&str, &str), EngineError> {
+    match path.rsplit_once('/') {
+        Some((folder, file)) if !file.is_empty() => Ok((if folder.is_empty() { "/" } else { folder }, file)),
+        _ => Err(EngineError::Failed(format!("file path `{path}` must be absolute and name a file"))),
+    }
+}
+
+/// A tar archive of plain files (name, contents, mode), all in one folder.
+fn files_tar(entries: &[(&str, &[u8], u32)]) -> std::io::Result<Vec<u8>> {
+    let mtime = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut archive = tar::Builder::new(Vec::new());
-    archive.append_data(&mut header, name, contents)?;
+    for (name, contents, mode) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(contents.len() as u64);
+        header.set_mode(*mode);
+        header.set_mtime(mtime);
+        archive.append_data(&mut header, name, *contents)?;
+    }
     archive.into_inner()
 }
 

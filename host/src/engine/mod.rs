@@ -160,5 +160,11 @@ pub trait ContainerEngine: Send + Sync {
 
     fn exec(&self, name: &str, request: &ExecRequest) -> Result<ExecResult, EngineError>;
     fn write_file(&self, name: &str, path: &str, contents: &[u8], mode: u32) -> Result<(), EngineError>;
+    /// Several files (path, contents, mode), as `write_file` each. The Docker engine
+    /// sends each folder's files in one archive: every upload costs dockerd a re-exec
+    /// of itself to unpack it.
+    fn write_files(&self, name: &str, files: &[(String, Vec<u8>, u32)]) -> Result<(), EngineError> {
+        files.iter().try_for_each(|(path, contents, mode)| self.write_file(name, path, contents, *mode))
+    }
     fn logs(&self, name: &str, lines: u32) -> Result<String, EngineError>;
 }
