@@ -2,7 +2,9 @@
 # The baseline of the four-service benchmark, in the style of the seed's provision.sh:
 # start a service, wait until it is ready, set up its app identity, then the next one.
 # Same images and the same setup as the plugins do; readiness polled every 100 ms
-# (faster than the seed's sleeps, so the baseline is not handicapped).
+# (faster than the seed's sleeps, so the baseline is not handicapped). The servers run
+# with their images' defaults, as the seed runs them: the RabbitMQ plugin's boot
+# settings (plugins/rabbitmq: busy-wait, preload.erl) are part of what A measures.
 # usage: sequential.sh NAME — containers NAME-*, all labelled provisioner.project=NAME.
 set -euo pipefail
 name=$1
