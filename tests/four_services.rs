@@ -112,6 +112,10 @@ fn four_services_in_parallel_least_privileged_and_kept_across_teardown() {
         );
         assert!(outcome.starts_with("refused"), "{what} was allowed: {outcome}");
     }
+    // The broker's own tools still work in its container (the plugin's boot settings
+    // reach every Erlang VM there, these included), and see the message waiting.
+    let queues = docker(&["exec", "-u", "rabbitmq", &format!("{}-local-queue-server", stack.name), "rabbitmqctl", "-q", "list_queues", "-p", "shop", "name", "messages"]);
+    assert!(queues.lines().any(|l| l.split_whitespace().eq(["q", "1"])), "rabbitmqctl list_queues: {queues:?}");
 
     // Keep the volumes across a teardown: the row, the object and the queued message survive.
     let down = stack.run(&["teardown", "local", "--keep-volumes"]);
