@@ -166,21 +166,7 @@ impl Plugin for Postgres {
             // up. A wire probe rather than `pg_isready` through `docker exec`: each
             // exec costs ~30 ms of CPU in the engine, taken from the services booting
             // alongside.
-            let mut exited = None;
-            wait::until(Duration::from_secs(120), Duration::from_millis(50), || match wire::accepts_connections(&addr) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    // A server that exited will not come up: stop waiting now.
-                    if let Some(code) = docker::inspect(SERVER).ok().and_then(|info| info.stopped()) {
-                        exited = Some(code);
-                        return Ok(());
-                    }
-                    Err(e)
-                }
-            })?;
-            if let Some(code) = exited {
-                return Err(format!("the server exited with code {code} during start-up"));
-            }
+            wait::until_up(SERVER, Duration::from_secs(120), Duration::from_millis(50), || wire::accepts_connections(&addr))?;
             progress(&format!("creating role {} and database {database}", config.user));
             let out = exec(&["psql", "-X", "-q", "-U", "postgres", "-d", "postgres", "-f", "-"], Some(setup_sql(&database, &config.user, &creds.app)))?;
             if !out.success() {

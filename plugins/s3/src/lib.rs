@@ -221,22 +221,12 @@ fn garage_create(what: &str, args: &[&str], stdin: Option<String>) -> Result<(),
 /// HTTP probe rather than polling `garage status` through `docker exec`: each exec
 /// costs the engine ~30 ms of CPU, taken from the services booting alongside. The
 /// server opens its RPC port (which the CLI uses) before its S3 API.
-fn wait_for_server() -> Result<(), String> {
-    let mut exited = None;
-    wait::until(Duration::from_secs(60), Duration::from_millis(50), || {
-        let info = docker::inspect(SERVER).map_err(|e| e.to_string())?;
-        if let Some(code) = info.stopped() {
-            // A server that exited will not come up: stop waiting now.
-            exited = Some(code);
-            return Ok(());
-        }
-        // Any answer will do: it refuses anonymous requests with 403.
-        probe::http_status(&address(&info)?, "/", Duration::from_secs(2)).map(|_| ())
-    })?;
-    match exited {
-        Some(code) => Err(format!("the server exited with code {code} during start-up")),
-        None => Ok(()),
-    }
+fn wait_for_server(server: &ContainerInfo) -> Result<(), String> {
+    wait::until_up(SERVER, Duration::from_secs(60), Duration::from_millis(50), || {
+        // Any answer will do: it refuses anonymous requests with 403. (A server that
+        // exited at once has no published port; until_up then says why.)
+        probe::http_status(&address(server)?, "/", Duration::from_secs(2)).map(|_| ())
+    })
 }
 
 #[derive(Deserialize)]
@@ -399,7 +389,7 @@ impl Plugin for S3 {
             || state::read(SETUP_MARKER).as_deref() != Some(marker.as_str())
         {
             progress("waiting for the server to answer");
-            wait_for_server()?;
+            wait_for_server(server)?;
             ensure_layout()?;
             setup(&config.buckets, &key)?;
             state::write(SETUP_MARKER, &marker)?;

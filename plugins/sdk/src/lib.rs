@@ -177,6 +177,27 @@ pub mod wait {
             }
         }
     }
+
+    /// [`until`], for a server that must stay up meanwhile: when an attempt fails and
+    /// the service's container `name` has stopped, give up at once, with its exit code
+    /// (a server that exited will not come up by waiting).
+    pub fn until_up(name: &str, timeout: Duration, every: Duration, mut attempt: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+        let mut exited = None;
+        until(timeout, every, || match attempt() {
+            Ok(()) => Ok(()),
+            Err(e) => match crate::docker::inspect(name).ok().and_then(|info| info.stopped()) {
+                Some(code) => {
+                    exited = Some(code);
+                    Ok(())
+                }
+                None => Err(e),
+            },
+        })?;
+        match exited {
+            Some(code) => Err(format!("the server exited with code {code} during start-up")),
+            None => Ok(()),
+        }
+    }
 }
 
 /// TCP to the service's own published ports (needs the `net-probe` capability).
