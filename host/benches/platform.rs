@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use provisioner::capabilities::{Effective, Grants};
-use provisioner::engine::Unavailable;
 use provisioner::runtime::cache::ComponentCache;
 use provisioner::runtime::limits::HookLimits;
 use provisioner::runtime::state::{Scope, ServiceHost};
@@ -65,7 +64,6 @@ fn main() {
     let host = Arc::new(ServiceHost {
         scope: Scope { project: "bench".into(), environment: "local".into(), service: "calls".into(), plugin: "misbehave".into() },
         effective: Effective::new("misbehave", plugin.info.capabilities.clone(), Grants::default()),
-        engine: Arc::new(Unavailable { reason: "benchmark".into() }),
         ..ServiceHost::sealed("misbehave", HookLimits::default())
     });
     let hook = |count: u32| {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::capabilities::docker::environment_labels;
+use crate::naming::environment_labels;
 use crate::capabilities::Capability;
 use crate::config::Project;
 use crate::discovery::{Catalog, Found, Source};

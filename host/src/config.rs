@@ -143,6 +143,7 @@ impl Environment {
             max_cpu_millis: r.max_cpu_millis,
             max_pids: r.max_pids,
             mirror: self.mirror.clone(),
+            other_services: Vec::new(),
         }
     }
 }

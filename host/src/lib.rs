@@ -3,8 +3,11 @@
 //!
 //! Where things are:
 //! - `runtime`: the wasmtime engine, per-hook stores and limits, the component cache;
-//! - `capabilities`: declared ∩ granted, one file per host import;
-//! - `engine`: the container engine operations the capabilities use;
+//! - `capabilities`: declared ∩ granted, one file per host import, in the host's own
+//!   types (`spec`); the WIT glue per version is in `runtime::wit`;
+//! - `naming`: every engine name and label; `policy`: what a spec may become;
+//! - `realise`: how a target runs a workload (observe → reconcile → execute);
+//! - `engine`: the container engine operations a realiser uses;
 //! - `discovery`: finding and loading plugins;
 //! - `config`: `provisioner.toml`;
 //! - `lifecycle`: the order hooks run in for `run` and `teardown`;
@@ -18,6 +21,12 @@ pub mod config;
 pub mod discovery;
 pub mod engine;
 pub mod lifecycle;
+pub mod limits;
+pub mod naming;
+pub mod outputs;
+pub mod policy;
+pub mod realise;
+pub mod spec;
 pub mod lock;
 pub mod registry;
 pub mod scaffold;

@@ -413,6 +413,7 @@ fn bring_up(cli: &Cli, session: &Session, env: &str) -> Result<ExitCode> {
             ready,
             provision_ms: report.provision_ms,
             ready_ms: report.ready_ms,
+            workloads: if ready { report.workloads.clone() } else { Vec::new() },
         };
         state.services.insert(report.service.clone(), entry);
     }
@@ -477,14 +478,10 @@ fn plan(cli: &Cli, env: &str) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&items)?);
     } else {
         for item in &items {
-            let word = match item.action {
-                Action::Create => "create",
-                Action::Update => "update",
-                Action::Start => "start",
-                Action::Unchanged => "unchanged",
-                Action::Remove => "remove",
-            };
-            println!("{word:<10} {:<16} {}", item.service, item.detail);
+            println!("{:<10} {:<16} {}", item.action.word(), item.service, item.detail);
+            for op in &item.operations {
+                println!("{:<10} {:<16}   {op}", "", "");
+            }
         }
         let changes = items.iter().filter(|i| i.action != Action::Unchanged).count();
         println!("{changes} change(s)");

@@ -25,6 +25,10 @@ pub struct ServiceState {
     pub ready: bool,
     pub provision_ms: Option<u128>,
     pub ready_ms: Option<u128>,
+    /// What `provision` realised (names, images, spec hashes; nothing secret), so that
+    /// `plan` can reconcile the engine against it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workloads: Vec<crate::realise::RecordedWorkload>,
 }
 
 /// `.provisioner/<env>/state.json`.

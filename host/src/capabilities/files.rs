@@ -5,7 +5,7 @@
 use anyhow::Context;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::runtime::state::ServiceHost;
+use super::service::ServiceHost;
 
 /// Where plugins find their folder.
 pub const GUEST_PATH: &str = "/state";

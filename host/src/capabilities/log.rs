@@ -1,13 +1,23 @@
 //! `log`: always available. Messages go to the host's tracing log tagged with plugin
 //! and service, with any secret the hook has read masked out and the length capped.
 
-use crate::runtime::bindings::v0_1::log::{Host, Level};
-use crate::runtime::state::HookState;
+use super::service::HostCalls;
 
 const MAX_MESSAGE: usize = 4096;
+const MAX_PROGRESS: usize = 200;
 
-impl Host for HookState {
-    fn log(&mut self, level: Level, message: String) {
+/// How much a log message matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl HostCalls {
+    pub fn log(&mut self, level: Level, message: &str) {
         // The no-op path (level filtered out) must stay cheap: plugins log freely.
         let enabled = match level {
             Level::Trace => tracing::enabled!(tracing::Level::TRACE),
@@ -17,7 +27,7 @@ impl Host for HookState {
         if !enabled {
             return;
         }
-        let message = self.mask(&message, MAX_MESSAGE);
+        let message = self.mask(message, MAX_MESSAGE);
         let scope = &self.host.scope;
         let (plugin, service) = (scope.plugin.as_str(), scope.service.as_str());
         match level {
@@ -29,11 +39,9 @@ impl Host for HookState {
         }
     }
 
-    fn progress(&mut self, message: String) {
-        let message = self.mask(&message, 200);
-        if let Some(sink) = &self.host.progress {
-            sink(&self.host.scope, &message);
-        }
+    pub fn progress(&mut self, message: &str) {
+        let message = self.mask(message, MAX_PROGRESS);
+        self.host.note(&message);
         tracing::debug!(plugin = %self.host.scope.plugin, service = %self.host.scope.service, "progress: {message}");
     }
 }

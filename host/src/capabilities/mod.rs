@@ -1,6 +1,7 @@
 //! Capabilities: what a plugin declares in `describe`, what the operator grants, and
 //! the intersection the host enforces. Each capability has one file beside this one
-//! holding its policy and the host import that applies it.
+//! holding its checks and the host call that applies them, in the host's own types;
+//! the WIT glue of each version (`runtime::wit`) converts at the edge.
 //!
 //! Effective = declared ∩ granted. A request outside it becomes a [`Denial`]: the
 //! guest receives `error::denied(...)`, the host logs it and the run summary lists it.
@@ -11,6 +12,9 @@ pub mod first_party;
 pub mod log;
 pub mod net;
 pub mod secrets;
+pub mod service;
+
+pub use service::{HostCalls, HostError, ProgressSink, ServiceHost};
 
 use serde::{Deserialize, Serialize};
 use wildmatch::WildMatch;

@@ -11,9 +11,7 @@ use anyhow::Context;
 use rand::distr::Alphanumeric;
 use rand::RngExt;
 
-use crate::runtime::bindings::v0_1::secrets::Host;
-use crate::runtime::bindings::v0_1::types::Error;
-use crate::runtime::state::HookState;
+use super::service::{HostCalls, HostError};
 
 /// The secrets of one service.
 pub struct SecretFile {
@@ -77,33 +75,31 @@ pub fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).with_context(|| format!("chmod {}", path.display()))
 }
 
-impl HookState {
-    fn secret_file(&mut self, name: &str) -> Result<SecretFile, Error> {
+impl HostCalls {
+    fn secret_file(&mut self, name: &str) -> Result<SecretFile, HostError> {
         if let Err(refusal) = self.host.effective.check_secrets(name) {
-            return Err(Error::Denied(self.deny(refusal)));
+            return Err(self.deny(refusal));
         }
         if !valid_secret_name(name) {
-            return Err(Error::Invalid(format!("secret name `{name}`: use 1 to 64 of a-z 0-9 - _")));
+            return Err(HostError::Invalid(format!("secret name `{name}`: use 1 to 64 of a-z 0-9 - _")));
         }
-        let dir = self.host.secrets_dir.as_ref().ok_or_else(|| Error::Denied("this hook has no secrets".into()))?;
+        let dir = self.host.secrets_dir.as_ref().ok_or_else(|| HostError::Denied("this hook has no secrets".into()))?;
         Ok(SecretFile::new(dir, &self.host.scope.service))
     }
-}
 
-impl Host for HookState {
-    fn get_or_create(&mut self, name: String, length: u32) -> Result<String, Error> {
+    pub fn get_or_create_secret(&mut self, name: &str, length: u32) -> Result<String, HostError> {
         if !(16..=128).contains(&length) {
-            return Err(Error::Invalid(format!("secret length {length}: must be 16 to 128")));
+            return Err(HostError::Invalid(format!("secret length {length}: must be 16 to 128")));
         }
-        let file = self.secret_file(&name)?;
-        let value = file.get_or_create(&name, length as usize).map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let file = self.secret_file(name)?;
+        let value = file.get_or_create(name, length as usize).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         self.remember_secret(&value);
         Ok(value)
     }
 
-    fn get(&mut self, name: String) -> Result<Option<String>, Error> {
-        let file = self.secret_file(&name)?;
-        let value = file.get(&name).map_err(|e| Error::Engine(format!("{e:#}")))?;
+    pub fn get_secret(&mut self, name: &str) -> Result<Option<String>, HostError> {
+        let file = self.secret_file(name)?;
+        let value = file.get(name).map_err(|e| HostError::Engine(format!("{e:#}")))?;
         if let Some(value) = &value {
             self.remember_secret(value);
         }

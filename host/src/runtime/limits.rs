@@ -1,40 +1,6 @@
-//! Per-hook sandbox limits: memory, fuel and a wall-clock deadline.
+//! Enforcing the per-hook sandbox limits (memory, tables, instances) in a store.
 
-use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
-
-/// Limits for one hook call. Defaults suit the first-party plugins; an environment
-/// may override them (`[environments.NAME.limits]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HookLimits {
-    /// Linear memory across all of the plugin's instances, in MiB.
-    pub memory_mb: u64,
-    /// Fuel: WebAssembly instructions executed per hook call. Tight code burns
-    /// 10–30 billion a second on this kind of machine, so the default is a CPU
-    /// budget of tens of seconds.
-    pub fuel: u64,
-    /// Wall-clock time per hook call, including time spent in host calls such as
-    /// image pulls.
-    pub hook_timeout_ms: u64,
-}
-
-impl Default for HookLimits {
-    fn default() -> Self {
-        HookLimits { memory_mb: 64, fuel: 500_000_000_000, hook_timeout_ms: 600_000 }
-    }
-}
-
-impl HookLimits {
-    pub fn deadline(&self) -> Duration {
-        Duration::from_millis(self.hook_timeout_ms)
-    }
-
-    pub fn memory_bytes(&self) -> usize {
-        usize::try_from(self.memory_mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
-    }
-}
+pub use crate::limits::HookLimits;
 
 /// Enforces the memory cap (a failed growth traps, naming the cap) and caps on
 /// instances, tables and memories. Remembers whether it refused, so a trap can be

@@ -2,11 +2,15 @@
 //! `Store` per hook call with a memory cap, a fuel budget and an epoch deadline, and
 //! an on-disk cache of precompiled components.
 
-pub mod bindings;
 pub mod cache;
 pub mod limits;
 pub mod state;
 pub mod stderr;
+pub mod wit;
+
+/// The WIT glue, under its former name.
+pub use self::wit as bindings;
+pub use crate::naming::is_valid_name;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,10 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
-use self::bindings::v0_1;
 use self::cache::{sha256_hex, CacheOutcome, ComponentCache};
 use self::limits::HookLimits;
 use self::state::{HookState, ServiceHost};
@@ -26,6 +29,11 @@ use crate::capabilities::{Capability, Denial};
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How long past its deadline a hook blocked in a host call is waited for.
+const HOST_CALL_GRACE: Duration = Duration::from_secs(1);
+/// Limits of `describe` and `validate`.
+const INSPECTION_FUEL: u64 = 5_000_000_000;
+const INSPECTION_TIMEOUT_MS: u64 = 5_000;
 /// Lines of guest stderr shown with a failure.
 const STDERR_LINES: usize = 20;
 
@@ -71,7 +79,7 @@ pub struct LoadedPlugin {
     pub sha256: String,
     pub info: PluginInfo,
     pub cache: CacheOutcome,
-    pre: v0_1::ServicePluginPre<HookState>,
+    pre: Arc<wit::PluginPre>,
 }
 
 /// Why a file could not be loaded as a plugin.
@@ -109,7 +117,7 @@ pub enum LoadError {
 
 /// A hook that did not complete: it trapped, ran out of a limit, or could not start.
 #[derive(Debug, Clone, Serialize, thiserror::Error)]
-#[error("plugin `{plugin}` (service `{service}`) failed in `{hook}`: {reason}{}", stderr_suffix(.stderr_tail))]
+#[error("plugin `{plugin}`{} failed in `{hook}`: {reason}{}", service_part(.service), stderr_suffix(.stderr_tail))]
 pub struct HookFailure {
     pub plugin: String,
     pub service: String,
@@ -117,6 +125,15 @@ pub struct HookFailure {
     pub reason: String,
     pub stderr_tail: String,
     pub denials: Vec<Denial>,
+}
+
+/// `describe` and `validate` run for no service.
+fn service_part(service: &str) -> String {
+    if service.is_empty() {
+        String::new()
+    } else {
+        format!(" (service `{service}`)")
+    }
 }
 
 fn stderr_suffix(tail: &str) -> String {
@@ -135,6 +152,8 @@ pub struct HookCall<R> {
     pub elapsed: Duration,
     /// Time spent pulling, creating and starting containers within `elapsed`.
     pub phases: state::Phases,
+    /// The workloads the call realised.
+    pub workloads: Vec<crate::realise::RecordedWorkload>,
 }
 
 pub struct PluginRuntime {
@@ -160,8 +179,7 @@ impl PluginRuntime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        v0_1::ServicePlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        wit::add_to_linker(&mut linker).map_err(|e| anyhow::anyhow!("{e:?}"))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop) = (engine.clone(), ticker_stop.clone());
@@ -201,12 +219,13 @@ impl PluginRuntime {
             .cache
             .load_or_compile(&self.engine, wasm, &sha256)
             .map_err(|e| LoadError::Invalid { path: path_buf.clone(), reason: format!("{e:#}") })?;
-        self.check_wit_version(path, &component)?;
+        let version = self.check_wit_version(path, &component)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link { path: path_buf.clone(), reason: format!("{e}") })?;
-        let pre = v0_1::ServicePluginPre::new(pre)
+        let pre = wit::PluginPre::new(&version, pre)
+            .map(Arc::new)
             .map_err(|e| LoadError::Link { path: path_buf.clone(), reason: format!("{e}") })?;
         let mut plugin = LoadedPlugin {
             path: path_buf.clone(),
@@ -233,33 +252,38 @@ impl PluginRuntime {
         Ok(plugin)
     }
 
-    fn check_wit_version(&self, path: &Path, component: &Component) -> Result<(), LoadError> {
+    /// The WIT version the component exports its hooks at, if this host serves it.
+    fn check_wit_version(&self, path: &Path, component: &Component) -> Result<String, LoadError> {
         let ty = component.component_type();
         let found = ty
             .exports(&self.engine)
-            .find_map(|(name, _)| name.strip_prefix(bindings::HOOKS_EXPORT)?.strip_prefix('@').map(str::to_string));
+            .find_map(|(name, _)| name.strip_prefix(wit::HOOKS_EXPORT)?.strip_prefix('@').map(str::to_string));
         match found {
-            None => Err(LoadError::NotAPlugin { path: path.to_path_buf(), export: bindings::HOOKS_EXPORT }),
-            Some(version) if !bindings::is_supported(&version) => Err(LoadError::UnsupportedWit {
+            None => Err(LoadError::NotAPlugin { path: path.to_path_buf(), export: wit::HOOKS_EXPORT }),
+            Some(version) if !wit::is_supported(&version) => Err(LoadError::UnsupportedWit {
                 path: path.to_path_buf(),
                 found: version,
-                supported: bindings::SUPPORTED.iter().map(|v| format!("{v}.x")).collect::<Vec<_>>().join(", "),
+                supported: wit::SUPPORTED.iter().map(|v| format!("{v}.x")).collect::<Vec<_>>().join(", "),
             }),
-            Some(_) => Ok(()),
+            Some(version) => Ok(version),
         }
     }
 
-    /// Run one hook in a fresh store with the service's limits.
-    pub fn call<R>(
+    /// Run one hook in a fresh store with `limits`, on a thread of its own: the
+    /// epoch deadline stops the guest's own code, and waiting at most the deadline
+    /// (plus a grace) for the thread stops a hook blocked in a host call (an exec, a
+    /// WASI sleep). Such a call is abandoned: it finishes on its own, and its guest
+    /// traps as soon as it runs again.
+    fn call<R: Send + 'static>(
         &self,
         plugin: &LoadedPlugin,
         host: Arc<ServiceHost>,
         hook: Hook,
-        f: impl FnOnce(&v0_1::hooks::Guest, &mut Store<HookState>) -> wasmtime::Result<R>,
+        limits: HookLimits,
+        f: impl FnOnce(&wit::PluginPre, &mut Store<HookState>) -> wasmtime::Result<R> + Send + 'static,
     ) -> Result<HookCall<R>, HookFailure> {
         let started = Instant::now();
         let stderr = StderrTail::new(16 * 1024);
-        let limits = host.limits;
         let plugin_name = if plugin.info.name.is_empty() { host.scope.plugin.clone() } else { plugin.info.name.clone() };
         let fail = |reason: String, stderr: &StderrTail, denials: Vec<Denial>| HookFailure {
             plugin: plugin_name.clone(),
@@ -278,11 +302,34 @@ impl PluginRuntime {
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
 
-        let result = self.pre_instantiate(plugin, &mut store).and_then(|instance| f(instance.provisioner_plugin_hooks(), &mut store));
-        let denials = std::mem::take(&mut store.data_mut().denials);
-        let phases = store.data().phases;
+        let pre = plugin.pre.clone();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name(format!("{hook}-{}", host.scope.service))
+            .spawn(move || {
+                let result = f(&pre, &mut store);
+                // The caller may have given up waiting; then nobody needs the result.
+                let _ = done.send((result, store));
+            })
+            .map_err(|e| fail(format!("could not start the hook's thread: {e}"), &stderr, Vec::new()))?;
+        let (result, mut store) = match finished.recv_timeout(limits.deadline() + HOST_CALL_GRACE) {
+            Ok(finished) => finished,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let reason = format!(
+                    "deadline of {:.1} s exceeded while the plugin waited in a host call (the call was abandoned)",
+                    limits.deadline().as_secs_f64()
+                );
+                return Err(fail(reason, &stderr, Vec::new()));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(fail("the host failed while running the hook (see the log)".into(), &stderr, Vec::new()))
+            }
+        };
+        let denials = std::mem::take(&mut store.data_mut().calls.denials);
+        let phases = store.data().calls.phases;
+        let workloads = std::mem::take(&mut store.data_mut().calls.workloads);
         match result {
-            Ok(value) => Ok(HookCall { value, denials, elapsed: started.elapsed(), phases }),
+            Ok(value) => Ok(HookCall { value, denials, elapsed: started.elapsed(), phases, workloads }),
             Err(error) => {
                 let reason = explain_trap(&error, &store, &limits);
                 Err(fail(reason, &stderr, denials))
@@ -290,25 +337,31 @@ impl PluginRuntime {
         }
     }
 
-    fn pre_instantiate(&self, plugin: &LoadedPlugin, store: &mut Store<HookState>) -> wasmtime::Result<v0_1::ServicePlugin> {
-        plugin.pre.instantiate(store)
+    /// `describe` and `validate` may use no capability and should take no time: they
+    /// get a short deadline and a small fuel budget, so a broken drop-in costs seconds.
+    fn inspection_limits(&self) -> HookLimits {
+        HookLimits {
+            fuel: self.limits.fuel.min(INSPECTION_FUEL),
+            hook_timeout_ms: self.limits.hook_timeout_ms.min(INSPECTION_TIMEOUT_MS),
+            ..self.limits
+        }
     }
 
     /// `describe`, with no capabilities at all.
     pub fn describe(&self, plugin: &LoadedPlugin, label: &str) -> Result<PluginInfo, HookFailure> {
-        let host = Arc::new(ServiceHost::sealed(label, self.limits));
-        let call = self.call(plugin, host, Hook::Describe, |hooks, store| hooks.call_describe(store))?;
-        Ok(PluginInfo::from(call.value))
+        let limits = self.inspection_limits();
+        let host = Arc::new(ServiceHost::sealed(label, limits));
+        let call = self.call(plugin, host, Hook::Describe, limits, |pre, store| pre.describe(store))?;
+        Ok(call.value)
     }
 
     /// `validate`, with no capabilities at all. `Ok(problems)`; empty means valid.
     pub fn validate(&self, plugin: &LoadedPlugin, config_json: &str) -> Result<Vec<(String, String)>, HookFailure> {
-        let host = Arc::new(ServiceHost::sealed(&plugin.info.name, self.limits));
-        let call = self.call(plugin, host, Hook::Validate, |hooks, store| hooks.call_validate(store, config_json))?;
-        Ok(match call.value {
-            Ok(()) => Vec::new(),
-            Err(problems) => problems.into_iter().map(|p| (p.key, p.message)).collect(),
-        })
+        let limits = self.inspection_limits();
+        let host = Arc::new(ServiceHost::sealed(&plugin.info.name, limits));
+        let config = config_json.to_string();
+        let call = self.call(plugin, host, Hook::Validate, limits, move |pre, store| pre.validate(store, &config))?;
+        Ok(call.value.err().unwrap_or_default())
     }
 
     pub fn provision(
@@ -317,16 +370,8 @@ impl PluginRuntime {
         host: Arc<ServiceHost>,
         context: &HookContext,
     ) -> Result<HookCall<Result<Vec<Output>, String>>, HookFailure> {
-        let ctx = context.to_wit();
-        let call = self.call(plugin, host, Hook::Provision, |hooks, store| hooks.call_provision(store, &ctx))?;
-        Ok(HookCall {
-            value: call.value.map(|outputs| {
-                outputs.into_iter().map(|o| Output { name: o.name, value: o.value, secret: o.secret, network_value: o.network_value }).collect()
-            }),
-            denials: call.denials,
-            elapsed: call.elapsed,
-            phases: call.phases,
-        })
+        let (limits, context) = (host.limits, context.clone());
+        self.call(plugin, host, Hook::Provision, limits, move |pre, store| pre.provision(store, &context))
     }
 
     /// `ready`: `Ok(None)` when ready, `Ok(Some(reason))` when not yet.
@@ -336,17 +381,8 @@ impl PluginRuntime {
         host: Arc<ServiceHost>,
         context: &HookContext,
     ) -> Result<HookCall<Result<Option<String>, String>>, HookFailure> {
-        let ctx = context.to_wit();
-        let call = self.call(plugin, host, Hook::Ready, |hooks, store| hooks.call_ready(store, &ctx))?;
-        Ok(HookCall {
-            value: call.value.map(|r| match r {
-                v0_1::types::Readiness::Ready => None,
-                v0_1::types::Readiness::NotYet(reason) => Some(reason),
-            }),
-            denials: call.denials,
-            elapsed: call.elapsed,
-            phases: call.phases,
-        })
+        let (limits, context) = (host.limits, context.clone());
+        self.call(plugin, host, Hook::Ready, limits, move |pre, store| pre.ready(store, &context))
     }
 
     pub fn teardown(
@@ -356,8 +392,8 @@ impl PluginRuntime {
         context: &HookContext,
         keep_volumes: bool,
     ) -> Result<HookCall<Result<(), String>>, HookFailure> {
-        let ctx = context.to_wit();
-        self.call(plugin, host, Hook::Teardown, |hooks, store| hooks.call_teardown(store, &ctx, keep_volumes))
+        let (limits, context) = (host.limits, context.clone());
+        self.call(plugin, host, Hook::Teardown, limits, move |pre, store| pre.teardown(store, &context, keep_volumes))
     }
 }
 
@@ -372,19 +408,6 @@ pub struct HookContext {
     pub image_override: Option<String>,
 }
 
-impl HookContext {
-    fn to_wit(&self) -> v0_1::types::Context {
-        v0_1::types::Context {
-            project: self.project.clone(),
-            environment: self.environment.clone(),
-            service: self.service.clone(),
-            config: self.config_json.clone(),
-            replicas: self.replicas,
-            image_override: self.image_override.clone(),
-        }
-    }
-}
-
 /// A value a service hands to the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
@@ -395,42 +418,6 @@ pub struct Output {
     pub network_value: Option<String>,
 }
 
-impl From<v0_1::types::PluginInfo> for PluginInfo {
-    fn from(info: v0_1::types::PluginInfo) -> Self {
-        use v0_1::types::Capability as C;
-        PluginInfo {
-            name: info.name,
-            version: info.version,
-            wit_version: info.wit_version,
-            summary: info.summary,
-            capabilities: info
-                .capabilities
-                .into_iter()
-                .map(|c| match c {
-                    C::Image(p) => Capability::Image(p),
-                    C::Publish(p) => Capability::Publish(p),
-                    C::Volume(v) => Capability::Volume(v),
-                    C::Exec => Capability::Exec,
-                    C::NetProbe => Capability::NetProbe,
-                    C::StateFiles => Capability::StateFiles,
-                    C::Secrets => Capability::Secrets,
-                })
-                .collect(),
-            config_schema: info.config_schema,
-            outputs: info.outputs,
-            defaults: info.defaults.into_iter().map(|kv| (kv.key, kv.value)).collect(),
-        }
-    }
-}
-
-/// Plugin and service names: what may appear in resource names and file names.
-pub fn is_valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 40
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-}
-
 fn check_info(info: &PluginInfo) -> Result<(), String> {
     if !is_valid_name(&info.name) {
         return Err(format!(
@@ -438,7 +425,7 @@ fn check_info(info: &PluginInfo) -> Result<(), String> {
             info.name
         ));
     }
-    if !bindings::is_supported(&info.wit_version) {
+    if !wit::is_supported(&info.wit_version) {
         return Err(format!("wit-version `{}`, which does not match the WIT it exports", info.wit_version));
     }
     Ok(())
@@ -456,6 +443,9 @@ fn explain_trap(error: &wasmtime::Error, store: &Store<HookState>, limits: &Hook
             "the plugin aborted (wasm `unreachable`; a Rust plugin panics this way)".to_string()
         }
         Some(trap) => format!("trapped: {trap}"),
-        None => format!("{error:#}"),
+        None => match error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            Some(exit) => format!("the plugin called exit({}) inside the hook; a hook must return its result instead", exit.0),
+            None => format!("{error:#}"),
+        },
     }
 }

@@ -1,0 +1,165 @@
+//! What one service's hooks can reach ([`ServiceHost`]), and what one hook call
+//! reports along the way ([`HostCalls`]). The WIT glue of every version calls into
+//! [`HostCalls`]; the runtime makes a fresh one for every call.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use wasmtime_wasi::WasiCtxBuilder;
+
+use super::{Denial, Effective, Refusal};
+use crate::engine::{EngineError, Unavailable};
+use crate::limits::HookLimits;
+use crate::naming::Scope;
+use crate::policy::ContainerDefaults;
+use crate::realise::{Containers, Phases, Realiser, RecordedWorkload};
+
+/// Called with each progress message of a hook.
+pub type ProgressSink = Arc<dyn Fn(&Scope, &str) + Send + Sync>;
+
+/// Everything about one service that outlives a single hook call.
+pub struct ServiceHost {
+    pub scope: Scope,
+    pub effective: Effective,
+    /// The target the service's workloads are realised on.
+    pub realiser: Arc<dyn Realiser>,
+    pub defaults: ContainerDefaults,
+    /// The service's own folder, preopened as `/state` with `state-files`.
+    pub state_dir: Option<PathBuf>,
+    /// Where the service's secrets are kept, with `secrets`.
+    pub secrets_dir: Option<PathBuf>,
+    /// Host addresses of the service's own published ports, and its own containers'
+    /// addresses with port 0 (any port): the only places `net-probe` may connect to.
+    /// Filled in as containers are inspected.
+    pub probe_targets: Arc<Mutex<HashSet<SocketAddr>>>,
+    pub progress: Option<ProgressSink>,
+    /// Sandbox limits of each hook call for this service.
+    pub limits: HookLimits,
+}
+
+impl ServiceHost {
+    /// A host for calls that must not touch anything, such as `describe` and
+    /// `validate`: no capabilities, no engine, no files.
+    pub fn sealed(plugin: &str, limits: HookLimits) -> Self {
+        let engine = Arc::new(Unavailable { reason: "this hook may not use the container engine".into() });
+        ServiceHost {
+            scope: Scope { project: String::new(), environment: String::new(), service: String::new(), plugin: plugin.to_string() },
+            effective: Effective::new(plugin, Vec::new(), Default::default()),
+            realiser: Arc::new(Containers::new(engine)),
+            defaults: ContainerDefaults::default(),
+            state_dir: None,
+            secrets_dir: None,
+            probe_targets: Arc::default(),
+            progress: None,
+            limits,
+        }
+    }
+
+    /// Each capability pushes its own WASI configuration (preopens, socket checks)
+    /// into the builder of a hook call's sandbox.
+    pub fn configure_wasi(&self, wasi: &mut WasiCtxBuilder) -> anyhow::Result<()> {
+        super::files::configure(wasi, self)?;
+        super::net::configure(wasi, self);
+        Ok(())
+    }
+
+    pub fn note(&self, message: &str) {
+        if let Some(sink) = &self.progress {
+            sink(&self.scope, message);
+        }
+    }
+}
+
+/// Why a host call failed, in the host's terms; each WIT version's glue maps it to its
+/// own `error` variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    #[error("denied: {0}")]
+    Denied(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Engine(String),
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+impl From<EngineError> for HostError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::NotFound(m) => HostError::NotFound(m),
+            EngineError::Conflict(m) => HostError::Conflict(m),
+            EngineError::Failed(m) => HostError::Engine(m),
+        }
+    }
+}
+
+/// The host side of one hook call: the service's capabilities, and what the call
+/// reported (denials, where its engine time went, the secrets it has seen).
+pub struct HostCalls {
+    pub host: Arc<ServiceHost>,
+    pub denials: Vec<Denial>,
+    pub phases: Phases,
+    /// Every workload `ensure` realised, for state.json and `plan`.
+    pub workloads: Vec<RecordedWorkload>,
+    secret_values: Vec<String>,
+}
+
+impl HostCalls {
+    pub fn new(host: Arc<ServiceHost>) -> Self {
+        HostCalls { host, denials: Vec::new(), phases: Phases::default(), workloads: Vec::new(), secret_values: Vec::new() }
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.host.scope
+    }
+
+    /// Remember a secret this hook has seen, so it is masked in anything logged.
+    pub fn remember_secret(&mut self, value: &str) {
+        if !value.is_empty() && !self.secret_values.iter().any(|v| v == value) {
+            self.secret_values.push(value.to_string());
+        }
+    }
+
+    /// `text` with every secret this hook has seen replaced by `***`, cut to `max` bytes.
+    pub fn mask(&self, text: &str, max: usize) -> String {
+        let mut text = text.to_string();
+        for secret in &self.secret_values {
+            text = text.replace(secret.as_str(), "***");
+        }
+        if text.len() > max {
+            let mut cut = max;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push('…');
+        }
+        text
+    }
+
+    /// Record a refusal against this service and turn it into the guest's error.
+    pub fn deny(&mut self, refusal: Refusal) -> HostError {
+        let scope = &self.host.scope;
+        tracing::warn!(
+            plugin = %scope.plugin,
+            service = %scope.service,
+            capability = refusal.capability,
+            argument = %refusal.argument,
+            "denied: {}",
+            refusal.message
+        );
+        self.denials.push(Denial {
+            plugin: scope.plugin.clone(),
+            service: scope.service.clone(),
+            capability: refusal.capability.to_string(),
+            argument: refusal.argument,
+            message: refusal.message.clone(),
+        });
+        HostError::Denied(refusal.message)
+    }
+}

@@ -1,0 +1,200 @@
+//! The plain-container realiser: one engine, one container per instance.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::execute::Executor;
+use super::reconcile::{self, Observed, Operation};
+use super::{Deployment, Observer, Realiser};
+use crate::engine::{ContainerDetails, ContainerEngine, EngineError, ExecRequest, ExecResult};
+use crate::naming::{self, Scope};
+use crate::policy::Workload;
+
+pub struct Containers {
+    engine: Arc<dyn ContainerEngine>,
+}
+
+impl Containers {
+    pub fn new(engine: Arc<dyn ContainerEngine>) -> Self {
+        Containers { engine }
+    }
+
+    fn not_found(scope: &Scope, what: &str, short: &str) -> EngineError {
+        EngineError::NotFound(format!("{what} `{short}` of service `{}`", scope.service))
+    }
+
+    /// One of the service's containers by short name; someone else's is not found.
+    fn own(&self, scope: &Scope, short: &str) -> Result<ContainerDetails, EngineError> {
+        if !naming::is_valid_short_name(short) {
+            return Err(EngineError::Failed(format!("invalid container name `{short}`")));
+        }
+        match self.engine.inspect_container(&naming::engine_name(scope, short))? {
+            Some(details) if naming::owned_by(&details.labels, scope) => Ok(details),
+            _ => Err(Self::not_found(scope, "container", short)),
+        }
+    }
+
+    fn observe(&self, scope: &Scope, workload: &Workload) -> Result<Observed, EngineError> {
+        let mut observed = Observed::default();
+        for member in self.engine.list_containers(&naming::workload_labels(scope, &workload.name))? {
+            observed.containers.insert(member.name.clone(), member);
+        }
+        for request in &workload.instances {
+            for name in [request.name.clone(), naming::retiring_name(&request.name)] {
+                if !observed.containers.contains_key(&name) {
+                    if let Some(details) = self.engine.inspect_container(&name)? {
+                        observed.containers.insert(name, details);
+                    }
+                }
+            }
+        }
+        if let Some(first) = workload.instances.first() {
+            for (volume, _, _) in &first.volumes {
+                if let Some(details) = self.engine.inspect_volume(volume)? {
+                    observed.volumes.insert(volume.clone(), details);
+                }
+            }
+        }
+        Ok(observed)
+    }
+
+    fn reconcile(&self, scope: &Scope, workload: &Workload) -> Result<Vec<Operation>, EngineError> {
+        let observed = self.observe(scope, workload)?;
+        reconcile::reconcile(scope, workload, &observed).map_err(|c| EngineError::Conflict(c.0))
+    }
+
+    /// A container of the environment by engine name, if it carries its labels.
+    fn of_environment(&self, project: &str, environment: &str, name: &str) -> Result<Option<ContainerDetails>, EngineError> {
+        let labels = naming::environment_labels(project, environment);
+        Ok(self.engine.inspect_container(name)?.filter(|d| labels.iter().all(|(k, v)| d.labels.get(k) == Some(v))))
+    }
+}
+
+impl Realiser for Containers {
+    fn describe(&self) -> String {
+        self.engine.describe()
+    }
+
+    fn network(&self, scope: &Scope) -> Result<String, EngineError> {
+        let name = naming::network_name(&scope.project, &scope.environment);
+        self.engine.ensure_network(&name, &naming::environment_labels(&scope.project, &scope.environment))?;
+        Ok(name)
+    }
+
+    fn create_volume(&self, scope: &Scope, short: &str) -> Result<String, EngineError> {
+        let name = naming::engine_name(scope, short);
+        match self.engine.inspect_volume(&name)? {
+            Some(v) if naming::owned_by(&v.labels, scope) => {}
+            Some(_) => return Err(EngineError::Conflict(format!("volume {name} exists and belongs to something else"))),
+            None => self.engine.create_volume(&name, &naming::service_labels(scope))?,
+        }
+        Ok(name)
+    }
+
+    fn remove_volume(&self, scope: &Scope, short: &str) -> Result<(), EngineError> {
+        let name = naming::engine_name(scope, short);
+        match self.engine.inspect_volume(&name)? {
+            Some(v) if naming::owned_by(&v.labels, scope) => self.engine.remove_volume(&name),
+            _ => Err(Self::not_found(scope, "volume", short)),
+        }
+    }
+
+    fn list_volumes(&self, scope: &Scope) -> Result<Vec<String>, EngineError> {
+        let volumes = self.engine.list_volumes(&naming::service_labels(scope))?;
+        Ok(volumes.iter().filter_map(|v| naming::short_name(scope, &v.name).map(str::to_string)).collect())
+    }
+
+    fn plan(&self, scope: &Scope, workload: &Workload) -> Result<Vec<Operation>, EngineError> {
+        self.reconcile(scope, workload)
+    }
+
+    fn ensure(&self, scope: &Scope, workload: &Workload, observer: &mut dyn Observer) -> Result<Deployment, EngineError> {
+        self.network(scope)?;
+        let ops = self.reconcile(scope, workload)?;
+        let requests: BTreeMap<&str, _> = workload.instances.iter().map(|r| (r.name.as_str(), r)).collect();
+        Executor { engine: self.engine.as_ref(), scope, requests, observer }.run(&ops)?;
+        let mut containers = Vec::new();
+        for request in &workload.instances {
+            let details = self
+                .engine
+                .inspect_container(&request.name)?
+                .ok_or_else(|| EngineError::Failed(format!("container {} vanished after start", request.name)))?;
+            containers.push(details);
+        }
+        Ok(Deployment { outcome: reconcile::outcome(&ops), containers })
+    }
+
+    fn list(&self, scope: &Scope) -> Result<Vec<ContainerDetails>, EngineError> {
+        self.engine.list_containers(&naming::service_labels(scope))
+    }
+
+    fn inspect(&self, scope: &Scope, short: &str) -> Result<ContainerDetails, EngineError> {
+        self.own(scope, short)
+    }
+
+    fn start(&self, scope: &Scope, short: &str) -> Result<(), EngineError> {
+        self.engine.start_container(&self.own(scope, short)?.name)
+    }
+
+    fn stop(&self, scope: &Scope, short: &str, timeout_secs: u32) -> Result<(), EngineError> {
+        self.engine.stop_container(&self.own(scope, short)?.name, timeout_secs)
+    }
+
+    fn remove(&self, scope: &Scope, short: &str) -> Result<(), EngineError> {
+        if let Ok(details) = self.own(scope, short) {
+            return self.engine.remove_container(&details.name);
+        }
+        let instances = self.engine.list_containers(&naming::workload_labels(scope, short))?;
+        if instances.is_empty() {
+            return Err(Self::not_found(scope, "container", short));
+        }
+        instances.iter().try_for_each(|instance| self.engine.remove_container(&instance.name))
+    }
+
+    fn exec(&self, scope: &Scope, short: &str, request: &ExecRequest) -> Result<ExecResult, EngineError> {
+        self.engine.exec(&self.own(scope, short)?.name, request)
+    }
+
+    fn write_file(&self, scope: &Scope, short: &str, path: &str, contents: &[u8], mode: u32) -> Result<(), EngineError> {
+        self.engine.write_file(&self.own(scope, short)?.name, path, contents, mode)
+    }
+
+    fn logs(&self, scope: &Scope, short: &str, lines: u32) -> Result<String, EngineError> {
+        self.engine.logs(&self.own(scope, short)?.name, lines)
+    }
+
+    fn environment(&self, project: &str, environment: &str) -> Result<Vec<ContainerDetails>, EngineError> {
+        self.engine.list_containers(&naming::environment_labels(project, environment))
+    }
+
+    fn remove_from_environment(&self, project: &str, environment: &str, name: &str) -> Result<(), EngineError> {
+        match self.of_environment(project, environment, name)? {
+            Some(details) => self.engine.remove_container(&details.name),
+            None => Err(EngineError::NotFound(format!("container {name} of {project}-{environment}"))),
+        }
+    }
+
+    fn sweep(&self, project: &str, environment: &str, keep_volumes: bool) -> Result<usize, EngineError> {
+        let labels = naming::environment_labels(project, environment);
+        let mut removed = 0;
+        for container in self.engine.list_containers(&labels)? {
+            self.engine.remove_container(&container.name)?;
+            removed += 1;
+        }
+        if !keep_volumes {
+            for volume in self.engine.list_volumes(&labels)? {
+                self.engine.remove_volume(&volume.name)?;
+                removed += 1;
+            }
+        }
+        self.engine.remove_network(&naming::network_name(project, environment))?;
+        Ok(removed)
+    }
+
+    fn environment_logs(&self, project: &str, environment: &str, name: &str, lines: u32) -> Result<String, EngineError> {
+        match self.of_environment(project, environment, name)? {
+            Some(details) => self.engine.logs(&details.name, lines),
+            None => Err(EngineError::NotFound(format!("container {name} of {project}-{environment}"))),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The WIT versions this host serves, one module each (`since_v0_1_0`, …), like Zed's
+//! extension host. Each module generates its bindings, implements its imports on
+//! [`HookState`] by converting to the host's own types at the edge, and calls its
+//! hooks. Everything behind the edge (capabilities, policy, realisers) is shared, so a
+//! new version adds a file here, not a copy of every capability.
+
+pub mod since_v0_1_0;
+
+use wasmtime::component::{InstancePre, Linker};
+use wasmtime::Store;
+
+use super::state::HookState;
+use super::{HookContext, Output, PluginInfo};
+
+/// The WIT versions this host serves, as `major.minor` prefixes: while the major is 0,
+/// a minor bump is breaking, so `0.1` serves every `0.1.x` plugin.
+pub const SUPPORTED: &[&str] = &["0.1"];
+
+/// The name of the export every plugin must have, before the `@version`.
+pub const HOOKS_EXPORT: &str = "provisioner:plugin/hooks";
+
+/// Whether a plugin built against WIT `version` (e.g. `0.1.0`) can be served.
+pub fn is_supported(version: &str) -> bool {
+    major_minor(version).is_some_and(|mm| SUPPORTED.contains(&mm.as_str()))
+}
+
+fn major_minor(version: &str) -> Option<String> {
+    let mut parts = version.split('.');
+    let (Some(major), Some(minor)) = (parts.next(), parts.next()) else {
+        return None;
+    };
+    Some(format!("{major}.{minor}"))
+}
+
+/// Every version's imports, in one linker.
+pub fn add_to_linker(linker: &mut Linker<HookState>) -> wasmtime::Result<()> {
+    since_v0_1_0::add_to_linker(linker)
+}
+
+/// A plugin's instantiation, for the WIT version it was built against.
+pub enum PluginPre {
+    V0_1(since_v0_1_0::Pre),
+}
+
+impl PluginPre {
+    /// `version` is the one the component exports its hooks at.
+    pub fn new(version: &str, pre: InstancePre<HookState>) -> wasmtime::Result<Self> {
+        match major_minor(version).as_deref() {
+            Some("0.1") => Ok(PluginPre::V0_1(since_v0_1_0::Pre::new(pre)?)),
+            _ => Err(wasmtime::format_err!("WIT version {version} is not served")),
+        }
+    }
+
+    pub fn describe(&self, store: &mut Store<HookState>) -> wasmtime::Result<PluginInfo> {
+        match self {
+            PluginPre::V0_1(pre) => pre.describe(store),
+        }
+    }
+
+    /// `Ok(Err(problems))` when the config is not valid: (key, message) each.
+    pub fn validate(&self, store: &mut Store<HookState>, config: &str) -> wasmtime::Result<Result<(), Vec<(String, String)>>> {
+        match self {
+            PluginPre::V0_1(pre) => pre.validate(store, config),
+        }
+    }
+
+    pub fn provision(&self, store: &mut Store<HookState>, ctx: &HookContext) -> wasmtime::Result<Result<Vec<Output>, String>> {
+        match self {
+            PluginPre::V0_1(pre) => pre.provision(store, ctx),
+        }
+    }
+
+    /// `Ok(Ok(None))` when ready, `Ok(Ok(Some(reason)))` when not yet.
+    pub fn ready(&self, store: &mut Store<HookState>, ctx: &HookContext) -> wasmtime::Result<Result<Option<String>, String>> {
+        match self {
+            PluginPre::V0_1(pre) => pre.ready(store, ctx),
+        }
+    }
+
+    pub fn teardown(&self, store: &mut Store<HookState>, ctx: &HookContext, keep_volumes: bool) -> wasmtime::Result<Result<(), String>> {
+        match self {
+            PluginPre::V0_1(pre) => pre.teardown(store, ctx, keep_volumes),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_ranges() {
+        for (version, ok) in [("0.1.0", true), ("0.1.7", true), ("0.2.0", false), ("1.1.0", false), ("0", false), ("", false)] {
+            assert_eq!(super::is_supported(version), ok, "{version}");
+        }
+    }
+}

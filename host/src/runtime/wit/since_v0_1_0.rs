@@ -1,0 +1,310 @@
+//! `provisioner:plugin@0.1.0` (`wit/v0.1.0`): the bindings, the imports on
+//! [`HookState`] and the hook calls, converting to and from the host's own types.
+
+use wasmtime::component::{HasSelf, InstancePre, Linker};
+use wasmtime::Store;
+
+use crate::capabilities::log::Level;
+use crate::capabilities::{Capability, HostError};
+use crate::engine::{ContainerDetails, Health, State};
+use crate::naming;
+use crate::realise::{Deployment, Outcome};
+use crate::runtime::state::HookState;
+use crate::runtime::{HookContext, Output, PluginInfo};
+use crate::spec;
+
+wasmtime::component::bindgen!({
+    path: "../wit/v0.1.0",
+    world: "service-plugin",
+});
+
+use self::provisioner::plugin::{docker, log, secrets, types};
+
+pub fn add_to_linker(linker: &mut Linker<HookState>) -> wasmtime::Result<()> {
+    ServicePlugin::add_to_linker::<_, HasSelf<_>>(linker, |state| state)
+}
+
+impl From<HostError> for types::Error {
+    fn from(error: HostError) -> Self {
+        match error {
+            HostError::Denied(m) => types::Error::Denied(m),
+            HostError::NotFound(m) => types::Error::NotFound(m),
+            HostError::Conflict(m) => types::Error::Conflict(m),
+            HostError::Engine(m) => types::Error::Engine(m),
+            HostError::Invalid(m) => types::Error::Invalid(m),
+        }
+    }
+}
+
+fn env_var(v: docker::EnvVar) -> spec::EnvVar {
+    spec::EnvVar { name: v.name, value: v.value, secret: v.secret }
+}
+
+impl From<docker::ContainerSpec> for spec::ContainerSpec {
+    fn from(s: docker::ContainerSpec) -> Self {
+        spec::ContainerSpec {
+            name: s.name,
+            image: s.image,
+            command: s.command,
+            entrypoint: s.entrypoint,
+            env: s.env.into_iter().map(env_var).collect(),
+            ports: s.ports.into_iter().map(|p| spec::Port { container_port: p.container_port, host_port: p.host_port }).collect(),
+            mounts: s
+                .mounts
+                .into_iter()
+                .map(|m| spec::Mount { volume: m.volume, target: m.target, read_only: m.read_only })
+                .collect(),
+            files: s
+                .files
+                .into_iter()
+                .map(|f| spec::ContainerFile { path: f.path, contents: f.contents, mode: f.mode, secret: f.secret })
+                .collect(),
+            health: s.health.map(|h| spec::HealthCheck {
+                command: h.command,
+                interval_ms: h.interval_ms,
+                timeout_ms: h.timeout_ms,
+                retries: h.retries,
+                start_period_ms: h.start_period_ms,
+            }),
+            resources: s
+                .resources
+                .map(|r| spec::Resources { memory_mb: r.memory_mb, cpu_millis: r.cpu_millis, pids: r.pids }),
+            user: s.user,
+            aliases: s.aliases,
+            labels: s.labels.into_iter().map(|kv| (kv.key, kv.value)).collect(),
+            replicas: s.replicas,
+            stop_timeout_ms: s.stop_timeout_ms,
+        }
+    }
+}
+
+fn container_info(scope: &naming::Scope, d: ContainerDetails) -> docker::ContainerInfo {
+    docker::ContainerInfo {
+        name: naming::short_name(scope, &d.name).unwrap_or(&d.name).to_string(),
+        spec_hash: d.labels.get(naming::LABEL_SPEC_HASH).cloned().unwrap_or_default(),
+        engine_name: d.name,
+        id: d.id,
+        image: d.image,
+        state: match d.state {
+            State::Created => docker::ContainerState::Created,
+            State::Running => docker::ContainerState::Running,
+            State::Paused => docker::ContainerState::Paused,
+            State::Restarting => docker::ContainerState::Restarting,
+            State::Exited => docker::ContainerState::Exited,
+            State::Dead => docker::ContainerState::Dead,
+            State::Removing => docker::ContainerState::Removing,
+        },
+        health: d.health.map(|h| match h {
+            Health::Starting => docker::HealthState::Starting,
+            Health::Healthy => docker::HealthState::Healthy,
+            Health::Unhealthy => docker::HealthState::Unhealthy,
+        }),
+        exit_code: d.exit_code,
+        ports: d
+            .ports
+            .into_iter()
+            .map(|(c, ip, h)| docker::PublishedPort { container_port: c, host_ip: ip, host_port: h })
+            .collect(),
+        address: d.address,
+    }
+}
+
+fn deployment(scope: &naming::Scope, d: Deployment) -> docker::Deployment {
+    docker::Deployment {
+        outcome: match d.outcome {
+            Outcome::Created => docker::EnsureOutcome::Created,
+            Outcome::Recreated => docker::EnsureOutcome::Recreated,
+            Outcome::Started => docker::EnsureOutcome::Started,
+            Outcome::Unchanged => docker::EnsureOutcome::Unchanged,
+        },
+        containers: d.containers.into_iter().map(|c| container_info(scope, c)).collect(),
+    }
+}
+
+type Result<T> = std::result::Result<T, types::Error>;
+
+impl docker::Host for HookState {
+    fn network(&mut self) -> Result<String> {
+        Ok(self.calls.network()?)
+    }
+
+    fn create_volume(&mut self, name: String) -> Result<String> {
+        Ok(self.calls.create_volume(&name)?)
+    }
+
+    fn remove_volume(&mut self, name: String) -> Result<()> {
+        Ok(self.calls.remove_volume(&name)?)
+    }
+
+    fn list_volumes(&mut self) -> Result<Vec<String>> {
+        Ok(self.calls.list_volumes()?)
+    }
+
+    fn ensure(&mut self, spec: docker::ContainerSpec) -> Result<docker::Deployment> {
+        let done = self.calls.ensure(&spec.into())?;
+        Ok(deployment(self.calls.scope(), done))
+    }
+
+    fn list_containers(&mut self) -> Result<Vec<docker::ContainerInfo>> {
+        let list = self.calls.list_containers()?;
+        Ok(list.into_iter().map(|d| container_info(self.calls.scope(), d)).collect())
+    }
+
+    fn inspect(&mut self, name: String) -> Result<docker::ContainerInfo> {
+        let details = self.calls.inspect(&name)?;
+        Ok(container_info(self.calls.scope(), details))
+    }
+
+    fn start(&mut self, name: String) -> Result<()> {
+        Ok(self.calls.start(&name)?)
+    }
+
+    fn stop(&mut self, name: String, timeout_ms: u32) -> Result<()> {
+        Ok(self.calls.stop(&name, timeout_ms)?)
+    }
+
+    fn remove(&mut self, name: String) -> Result<()> {
+        Ok(self.calls.remove(&name)?)
+    }
+
+    fn exec(&mut self, name: String, command: Vec<String>, options: docker::ExecOptions) -> Result<docker::ExecOutput> {
+        let options = spec::ExecOptions {
+            env: options.env.into_iter().map(env_var).collect(),
+            user: options.user,
+            workdir: options.workdir,
+            stdin: options.stdin,
+        };
+        let out = self.calls.exec(&name, command, options)?;
+        Ok(docker::ExecOutput { exit_code: out.exit_code, stdout: out.stdout, stderr: out.stderr })
+    }
+
+    fn write_file(&mut self, name: String, path: String, contents: Vec<u8>, mode: u32) -> Result<()> {
+        Ok(self.calls.write_file(&name, &path, &contents, mode)?)
+    }
+
+    fn logs(&mut self, name: String, lines: u32) -> Result<String> {
+        Ok(self.calls.logs(&name, lines)?)
+    }
+}
+
+impl secrets::Host for HookState {
+    fn get_or_create(&mut self, name: String, length: u32) -> Result<String> {
+        Ok(self.calls.get_or_create_secret(&name, length)?)
+    }
+
+    fn get(&mut self, name: String) -> Result<Option<String>> {
+        Ok(self.calls.get_secret(&name)?)
+    }
+}
+
+impl log::Host for HookState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let level = match level {
+            log::Level::Trace => Level::Trace,
+            log::Level::Debug => Level::Debug,
+            log::Level::Info => Level::Info,
+            log::Level::Warn => Level::Warn,
+            log::Level::Error => Level::Error,
+        };
+        self.calls.log(level, &message);
+    }
+
+    fn progress(&mut self, message: String) {
+        self.calls.progress(&message);
+    }
+}
+
+impl types::Host for HookState {}
+
+impl From<types::PluginInfo> for PluginInfo {
+    fn from(info: types::PluginInfo) -> Self {
+        use types::Capability as C;
+        PluginInfo {
+            name: info.name,
+            version: info.version,
+            wit_version: info.wit_version,
+            summary: info.summary,
+            capabilities: info
+                .capabilities
+                .into_iter()
+                .map(|c| match c {
+                    C::Image(p) => Capability::Image(p),
+                    C::Publish(p) => Capability::Publish(p),
+                    C::Volume(v) => Capability::Volume(v),
+                    C::Exec => Capability::Exec,
+                    C::NetProbe => Capability::NetProbe,
+                    C::StateFiles => Capability::StateFiles,
+                    C::Secrets => Capability::Secrets,
+                })
+                .collect(),
+            config_schema: info.config_schema,
+            outputs: info.outputs,
+            defaults: info.defaults.into_iter().map(|kv| (kv.key, kv.value)).collect(),
+        }
+    }
+}
+
+fn context(ctx: &HookContext) -> types::Context {
+    types::Context {
+        project: ctx.project.clone(),
+        environment: ctx.environment.clone(),
+        service: ctx.service.clone(),
+        config: ctx.config_json.clone(),
+        replicas: ctx.replicas,
+        image_override: ctx.image_override.clone(),
+    }
+}
+
+/// A 0.1 plugin, linked and ready to be instantiated once per hook call.
+pub struct Pre(ServicePluginPre<HookState>);
+
+impl Pre {
+    pub fn new(pre: InstancePre<HookState>) -> wasmtime::Result<Self> {
+        Ok(Pre(ServicePluginPre::new(pre)?))
+    }
+
+    fn instantiate(&self, store: &mut Store<HookState>) -> wasmtime::Result<ServicePlugin> {
+        self.0.instantiate(&mut *store)
+    }
+
+    pub fn describe(&self, store: &mut Store<HookState>) -> wasmtime::Result<PluginInfo> {
+        let plugin = self.instantiate(store)?;
+        Ok(plugin.provisioner_plugin_hooks().call_describe(store)?.into())
+    }
+
+    pub fn validate(&self, store: &mut Store<HookState>, config: &str) -> wasmtime::Result<std::result::Result<(), Vec<(String, String)>>> {
+        let plugin = self.instantiate(store)?;
+        let result = plugin.provisioner_plugin_hooks().call_validate(store, config)?;
+        Ok(result.map_err(|problems| problems.into_iter().map(|p| (p.key, p.message)).collect()))
+    }
+
+    pub fn provision(&self, store: &mut Store<HookState>, ctx: &HookContext) -> wasmtime::Result<std::result::Result<Vec<Output>, String>> {
+        let plugin = self.instantiate(store)?;
+        let result = plugin.provisioner_plugin_hooks().call_provision(store, &context(ctx))?;
+        Ok(result.map(|outputs| {
+            outputs
+                .into_iter()
+                .map(|o| Output { name: o.name, value: o.value, secret: o.secret, network_value: o.network_value })
+                .collect()
+        }))
+    }
+
+    pub fn ready(&self, store: &mut Store<HookState>, ctx: &HookContext) -> wasmtime::Result<std::result::Result<Option<String>, String>> {
+        let plugin = self.instantiate(store)?;
+        let result = plugin.provisioner_plugin_hooks().call_ready(store, &context(ctx))?;
+        Ok(result.map(|r| match r {
+            types::Readiness::Ready => None,
+            types::Readiness::NotYet(reason) => Some(reason),
+        }))
+    }
+
+    pub fn teardown(
+        &self,
+        store: &mut Store<HookState>,
+        ctx: &HookContext,
+        keep_volumes: bool,
+    ) -> wasmtime::Result<std::result::Result<(), String>> {
+        let plugin = self.instantiate(store)?;
+        plugin.provisioner_plugin_hooks().call_teardown(store, &context(ctx), keep_volumes)
+    }
+}
