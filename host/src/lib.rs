@@ -6,23 +6,27 @@
 //! - `capabilities`: declared ∩ granted, one file per host import;
 //! - `engine`: the container engine operations the capabilities use;
 //! - `discovery`: finding and loading plugins;
-//! - `config`: `provisioner.toml`;
+//! - `config`: `provisioner.toml`, and the limits it shares with the commands;
 //! - `lifecycle`: the order hooks run in for `run` and `teardown`;
-//! - `lock`, `registry`, `signing`, `trust`: third-party plugins (the lockfile, the
-//!   plugin registry and its signatures, drop-in grants);
-//! - `scaffold`, `check`: the authoring kit (`plugins new`, `plugins check`).
+//! - `state`: `.provisioner/<env>/state.json`, the environment lock, `.env`;
+//! - `outcome`: what `run` and `teardown` record (state and `.env`) from their summary;
+//! - `scale`: `provisioner scale` assignments, their checks and overrides;
+//! - `distribution`: third-party plugins (the lockfile, the plugin registry and its
+//!   signatures, drop-in grants);
+//! - `authoring`: the authoring kit (`plugins new`, `plugins check`);
+//! - `fsutil`: the one atomic, private file writer;
+//! - `progress`: what a run shows while it works.
 
+pub mod authoring;
 pub mod capabilities;
-pub mod check;
 pub mod config;
 pub mod discovery;
+pub mod distribution;
 pub mod engine;
+pub mod fsutil;
 pub mod lifecycle;
-pub mod lock;
-pub mod registry;
-pub mod scaffold;
-pub mod signing;
-pub mod trust;
+pub mod outcome;
 pub mod progress;
-pub mod state;
 pub mod runtime;
+pub mod scale;
+pub mod state;
