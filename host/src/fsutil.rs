@@ -51,10 +51,20 @@ pub fn write_private_in_private_dir(path: &Path, bytes: &[u8]) -> Result<(), Wri
     write_atomic(path, bytes, PRIVATE_FILE, Parent::Private)
 }
 
+/// `write_private` of `parts` one after another, so a header and a large payload need
+/// not be copied into one buffer first (the component cache).
+pub fn write_private_parts(path: &Path, parts: &[&[u8]]) -> Result<(), WriteError> {
+    write_parts(path, parts, PRIVATE_FILE, Parent::Create)
+}
+
 /// Write `bytes` to `path` atomically with `mode`: staged in a temporary file in the
 /// same folder (a rename is atomic only within one file system), synced to disk,
 /// then renamed over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, parent: Parent) -> Result<(), WriteError> {
+    write_parts(path, &[bytes], mode, parent)
+}
+
+fn write_parts(path: &Path, parts: &[&[u8]], mode: u32, parent: Parent) -> Result<(), WriteError> {
     // A bare file name has the current folder as its parent.
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -67,7 +77,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, parent: Parent) -> Res
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(WriteError::new("writing", path))?;
     // Set before the contents go in, so they are never readable by others.
     set_mode(file.path(), mode)?;
-    file.write_all(bytes).map_err(WriteError::new("writing", path))?;
+    for part in parts {
+        file.write_all(part).map_err(WriteError::new("writing", path))?;
+    }
     file.as_file().sync_data().map_err(WriteError::new("writing", path))?;
     file.persist(path).map_err(|e| WriteError { action: "writing", path: path.to_path_buf(), source: e.error })?;
     Ok(())
@@ -101,13 +113,16 @@ mod tests {
         write_private(&file, b"two").unwrap();
         assert_eq!(fs::read(&file).unwrap(), b"two");
         assert_eq!(mode(&file), PRIVATE_FILE);
-        assert_ne!(mode(&dir.path().join("a/b")), PRIVATE_DIR, "Parent::Create leaves the folder's mode alone");
         // Nothing left behind but the file itself.
         assert_eq!(fs::read_dir(dir.path().join("a/b")).unwrap().count(), 1);
 
         let secret = dir.path().join("s/f");
         write_private_in_private_dir(&secret, b"x").unwrap();
         assert_eq!((mode(&secret), mode(&dir.path().join("s"))), (PRIVATE_FILE, PRIVATE_DIR));
+
+        let parts = dir.path().join("parts");
+        write_private_parts(&parts, &[b"head", b"", b"body"]).unwrap();
+        assert_eq!(fs::read(&parts).unwrap(), b"headbody");
 
         let shared = dir.path().join("p.wasm");
         write_atomic(&shared, b"x", SHARED_FILE, Parent::Create).unwrap();

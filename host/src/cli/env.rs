@@ -3,20 +3,20 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use provisioner::config::{Project, FILE_NAME};
 use provisioner::discovery::Catalog;
 use provisioner::engine::{ContainerEngine, Docker};
 use provisioner::lifecycle::{Action, Stack};
+use provisioner::outcome;
 use provisioner::progress::Progress;
 use provisioner::runtime::PluginRuntime;
 use provisioner::scale::{self, Overrides};
 use provisioner::state::{EnvLock, State};
-use provisioner::outcome;
 
 use super::registry::{after_run, enforce_lock};
-use super::{catalog, project, runtime};
+use super::{catalog, required_project, runtime};
 use crate::Cli;
 
 /// What every environment command needs: the project, its plugins and the engine.
@@ -31,7 +31,7 @@ struct Session {
 
 impl Session {
     fn open(cli: &Cli, env: &str) -> Result<Session> {
-        let mut project = project(cli, true)?.context("a project file is required")?;
+        let mut project = required_project(cli)?;
         project.environment(env)?;
         let overrides = Overrides::apply(&mut project, &State::load(&project.state_dir(env))?);
         let runtime = runtime()?;
