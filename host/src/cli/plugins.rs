@@ -144,81 +144,82 @@ fn print_capabilities(name: &str, view: &PluginView) {
 }
 
 pub fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<ExitCode> {
-    // These find their plugins themselves (or need none), so they come before discovery.
     match command {
-        PluginsCommand::List | PluginsCommand::Inspect { .. } => {}
-        PluginsCommand::Install { spec, registry } => return super::registry::install(cli, spec, registry.as_deref()),
-        PluginsCommand::Verify { registry } => return super::registry::verify(cli, registry.as_deref()),
-        PluginsCommand::Grant { name, dry_run } => return grant(cli, name, *dry_run),
+        PluginsCommand::List => list(cli),
+        PluginsCommand::Inspect { name } => inspect(cli, name),
+        PluginsCommand::Install { spec, registry } => super::registry::install(cli, spec, registry.as_deref()),
+        PluginsCommand::Verify { registry } => super::registry::verify(cli, registry.as_deref()),
+        PluginsCommand::Grant { name, dry_run } => grant(cli, name, *dry_run),
         PluginsCommand::New { name, dir, sdk, sdk_git, sdk_tag } => {
-            return super::authoring::new(cli, name, dir.as_deref(), sdk.as_deref(), sdk_git.as_deref(), sdk_tag.as_deref())
+            super::authoring::new(cli, name, dir.as_deref(), sdk.as_deref(), sdk_git.as_deref(), sdk_tag.as_deref())
         }
         PluginsCommand::Check { file, config, image, readiness_timeout } => {
-            return super::authoring::check(cli, file, config.as_deref(), image.as_deref(), *readiness_timeout)
+            super::authoring::check(cli, file, config.as_deref(), image.as_deref(), *readiness_timeout)
         }
     }
+}
+
+/// `plugins list`.
+fn list(cli: &Cli) -> Result<ExitCode> {
     let project = project(cli, false)?;
     let runtime = runtime()?;
     let catalog = catalog(cli, &runtime, project.as_ref())?;
-    match command {
-        PluginsCommand::List => {
-            let views: Vec<PluginView> = catalog.plugins.values().map(|f| view(&catalog, project.as_ref(), f)).collect();
-            if cli.json {
-                #[derive(Serialize)]
-                struct Listing<'a> {
-                    plugins: &'a [PluginView<'a>],
-                    broken: &'a [Broken],
-                }
-                println!("{}", serde_json::to_string_pretty(&Listing { plugins: &views, broken: &catalog.broken })?);
-            } else {
-                if views.is_empty() && catalog.broken.is_empty() {
-                    println!("no plugins found (searched --plugins-dir, $PROVISIONER_PLUGIN_PATH, ./plugins and the host's own folder)");
-                }
-                for v in &views {
-                    let unverified = if v.trust == Trust::Unverified { "  [unverified]" } else { "" };
-                    println!("{} {} (WIT {}) — {}{unverified}", v.name, v.version, v.wit_version, v.summary);
-                    println!("  sha256 {}", v.sha256);
-                    println!("  from   {} ({})", v.path.display(), serde_json::to_value(v.source)?.as_str().unwrap_or(""));
-                    print_capabilities(v.name, v);
-                }
-                for b in &catalog.broken {
-                    println!("BROKEN {}\n  {}", b.path.display(), b.reason);
-                }
-            }
+    let views: Vec<PluginView> = catalog.plugins.values().map(|f| view(&catalog, project.as_ref(), f)).collect();
+    if cli.json {
+        #[derive(Serialize)]
+        struct Listing<'a> {
+            plugins: &'a [PluginView<'a>],
+            broken: &'a [Broken],
         }
-        PluginsCommand::Inspect { name } => {
-            let found = catalog.plugins.get(name).with_context(|| {
-                format!(
-                    "no plugin called `{name}` (found: {})",
-                    catalog.plugins.keys().cloned().collect::<Vec<_>>().join(", ")
-                )
-            })?;
-            let v = view(&catalog, project.as_ref(), found);
-            if cli.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                println!("{} {} — {}", v.name, v.version, v.summary);
-                println!("  WIT     provisioner:plugin@{}", v.wit_version);
-                println!("  sha256  {}", v.sha256);
-                println!("  path    {}", v.path.display());
-                println!("  outputs {}", v.outputs.join(", "));
-                for (key, value) in v.defaults {
-                    println!("  default {key} = {value}");
-                }
-                print_capabilities(v.name, &v);
-                println!("  config schema: {}", v.config_schema);
-            }
+        println!("{}", serde_json::to_string_pretty(&Listing { plugins: &views, broken: &catalog.broken })?);
+    } else {
+        if views.is_empty() && catalog.broken.is_empty() {
+            println!("no plugins found (searched --plugins-dir, $PROVISIONER_PLUGIN_PATH, ./plugins and the host's own folder)");
         }
-        // Handled above, before discovery.
-        PluginsCommand::Install { .. }
-        | PluginsCommand::Verify { .. }
-        | PluginsCommand::Grant { .. }
-        | PluginsCommand::New { .. }
-        | PluginsCommand::Check { .. } => {}
+        for v in &views {
+            let unverified = if v.trust == Trust::Unverified { "  [unverified]" } else { "" };
+            println!("{} {} (WIT {}) — {}{unverified}", v.name, v.version, v.wit_version, v.summary);
+            println!("  sha256 {}", v.sha256);
+            println!("  from   {} ({})", v.path.display(), serde_json::to_value(v.source)?.as_str().unwrap_or(""));
+            print_capabilities(v.name, v);
+        }
+        for b in &catalog.broken {
+            println!("BROKEN {}\n  {}", b.path.display(), b.reason);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// `plugins inspect NAME`.
+fn inspect(cli: &Cli, name: &str) -> Result<ExitCode> {
+    let project = project(cli, false)?;
+    let runtime = runtime()?;
+    let catalog = catalog(cli, &runtime, project.as_ref())?;
+    let found = catalog.plugins.get(name).with_context(|| {
+        format!(
+            "no plugin called `{name}` (found: {})",
+            catalog.plugins.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    let v = view(&catalog, project.as_ref(), found);
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{} {} — {}", v.name, v.version, v.summary);
+        println!("  WIT     provisioner:plugin@{}", v.wit_version);
+        println!("  sha256  {}", v.sha256);
+        println!("  path    {}", v.path.display());
+        println!("  outputs {}", v.outputs.join(", "));
+        for (key, value) in v.defaults {
+            println!("  default {key} = {value}");
+        }
+        print_capabilities(v.name, &v);
+        println!("  config schema: {}", v.config_schema);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `plugins grant NAME [--dry-run]`.
 fn grant(cli: &Cli, name: &str, dry_run: bool) -> Result<ExitCode> {
     let project = required_project(cli)?;
     let runtime = runtime()?;
