@@ -9,29 +9,33 @@
 //! - `realise`: how a target runs a workload (observe → reconcile → execute);
 //! - `engine`: the container engine operations a realiser uses;
 //! - `discovery`: finding and loading plugins;
-//! - `config`: `provisioner.toml`;
+//! - `config`: `provisioner.toml`, and the limits it shares with the commands;
 //! - `lifecycle`: the order hooks run in for `run` and `teardown`;
-//! - `lock`, `registry`, `signing`, `trust`: third-party plugins (the lockfile, the
-//!   plugin registry and its signatures, drop-in grants);
-//! - `scaffold`, `check`: the authoring kit (`plugins new`, `plugins check`).
+//! - `state`: `.provisioner/<env>/state.json`, the environment lock, `.env`;
+//! - `outcome`: what `run` and `teardown` record (state and `.env`) from their summary;
+//! - `scale`: `provisioner scale` assignments, their checks and overrides;
+//! - `distribution`: third-party plugins (the lockfile, the plugin registry and its
+//!   signatures, drop-in grants);
+//! - `authoring`: the authoring kit (`plugins new`, `plugins check`);
+//! - `fsutil`: the one atomic, private file writer;
+//! - `progress`: what a run shows while it works.
 
+pub mod authoring;
 pub mod capabilities;
-pub mod check;
 pub mod config;
 pub mod discovery;
+pub mod distribution;
 pub mod engine;
+pub mod fsutil;
 pub mod lifecycle;
 pub mod limits;
 pub mod naming;
+pub mod outcome;
 pub mod outputs;
 pub mod policy;
 pub mod realise;
 pub mod spec;
-pub mod lock;
-pub mod registry;
-pub mod scaffold;
-pub mod signing;
-pub mod trust;
 pub mod progress;
-pub mod state;
 pub mod runtime;
+pub mod scale;
+pub mod state;

@@ -4,13 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::capabilities::secrets::{create_private_dir, set_mode};
+use crate::fsutil::{create_private_dir, write_private};
 use crate::runtime::Output;
 
 /// One service as the last run left it.
@@ -81,20 +80,8 @@ impl State {
 
     /// Write atomically: a crash leaves the old file or the new one, never half.
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
-        write_private(&Self::path(dir), serde_json::to_string_pretty(self)?.as_bytes())
+        Ok(write_private(&Self::path(dir), serde_json::to_string_pretty(self)?.as_bytes())?)
     }
-}
-
-/// Write `contents` to `path` atomically with mode 0600.
-pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("path has no folder")?;
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    set_mode(file.path(), 0o600)?;
-    file.write_all(contents)?;
-    file.as_file().sync_data()?;
-    file.persist(path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 /// An exclusive hold on one environment, released on drop.

@@ -26,7 +26,7 @@ pub enum SdkSource {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
-    #[error("`{0}`: a plugin name is 1 to 40 lower-case letters, digits and `-`, starting with a letter")]
+    #[error("`{0}`: a plugin name is 1 to {max} lower-case letters, digits and `-`, starting with a letter", max = crate::config::MAX_NAME_LEN)]
     BadName(String),
     #[error("{}: already exists and is not empty; pick another name or --dir", .0.display())]
     Exists(PathBuf),

@@ -21,7 +21,8 @@ use crate::capabilities::Capability;
 use crate::config::RegistrySettings;
 use crate::runtime::cache::sha256_hex;
 use crate::runtime::{is_valid_name, PluginRuntime};
-use crate::signing::{self, SignatureProblem};
+use crate::distribution::signing::{self, SignatureProblem};
+use crate::fsutil;
 
 pub const INDEX: &str = "index.json";
 const FORMAT: u32 = 1;
@@ -360,19 +361,11 @@ pub fn install(
     Ok(Installed { name, version: verified.version, sha256: verified.sha256, path, signature: verified.signature, changed })
 }
 
+/// Artifacts and plugins are meant to be read by others (a web server, the host
+/// under another user), hence shared rather than private.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    // Temporary files start private; artifacts and plugins are meant to be read by
-    // others (a web server, the host under another user).
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io(path))?;
-    }
-    std::io::Write::write_all(&mut file, bytes).map_err(io(path))?;
-    file.persist(path).map_err(|e| RegistryError::Io { path: path.to_path_buf(), message: e.error.to_string() })?;
-    Ok(())
+    fsutil::write_atomic(path, bytes, fsutil::SHARED_FILE, fsutil::Parent::Create)
+        .map_err(|e| RegistryError::Io { path: e.path, message: e.source.to_string() })
 }
 
 /// What `publish` did.

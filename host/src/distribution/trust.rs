@@ -12,8 +12,8 @@ use serde::Serialize;
 use crate::capabilities::{Capability, Grants};
 use crate::config::{Project, RegistrySettings, FILE_NAME};
 use crate::discovery::{Catalog, GrantSource, Source};
-use crate::lock::Lock;
-use crate::registry::{self, Location};
+use crate::distribution::lock::Lock;
+use crate::distribution::registry::{self, Location};
 
 /// How far the host trusts a plugin, for `plugins list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -134,8 +134,8 @@ pub struct VerifyRow {
 
 /// Check every plugin of the project's own `plugins/` folder (and every other plugin
 /// the lockfile names) against the lockfile and, when one is configured, the registry.
-pub fn verify(project: &Project, catalog: &Catalog, location: Option<&Location>, settings: &RegistrySettings) -> Result<Vec<VerifyRow>, crate::lock::LockError> {
-    let lock = Lock::load(&crate::lock::path(project))?;
+pub fn verify(project: &Project, catalog: &Catalog, location: Option<&Location>, settings: &RegistrySettings) -> Result<Vec<VerifyRow>, crate::distribution::lock::LockError> {
+    let lock = Lock::load(&crate::distribution::lock::path(project))?;
     let index = location.map(|l| l.index());
     let mut rows = Vec::new();
     for (name, found) in &catalog.plugins {

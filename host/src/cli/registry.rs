@@ -1,77 +1,22 @@
-//! The commands for third-party plugins: `plugins install|verify|new|check`,
+//! The commands for third-party plugins: `plugins install|verify`,
 //! `registry publish|keygen`, and what `run` adds for them (the lockfile before, the
-//! grant advice after). Kept out of main.rs so each command is one dispatch line there.
+//! grant advice after).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Subcommand;
 
 use provisioner::config::Project;
 use provisioner::discovery::Catalog;
+use provisioner::distribution::lock::{self, Outcome};
+use provisioner::distribution::registry::{self, SignatureStatus};
+use provisioner::distribution::{signing, trust};
 use provisioner::lifecycle::Summary;
-use provisioner::lock::{self, Outcome};
-use provisioner::registry::{self, SignatureStatus};
-use provisioner::scaffold::{self, SdkSource};
-use provisioner::{check, signing, trust};
 
-use super::{catalog, project, runtime, Cli};
-
-#[derive(Subcommand)]
-pub enum PluginsCommand {
-    /// Install NAME or NAME@VERSION from a registry into the project's plugins/ folder,
-    /// after checking its sha256 and its signature by a trusted key.
-    Install {
-        spec: String,
-        /// A registry folder or http(s) base URL (default: [registry] url).
-        #[arg(long, value_name = "URL")]
-        registry: Option<String>,
-    },
-    /// Check the project's plugins against provisioner.lock and the registry; exits
-    /// non-zero if any is altered, unsigned or not verified.
-    Verify {
-        #[arg(long, value_name = "URL")]
-        registry: Option<String>,
-    },
-    /// Grant NAME everything it declares: appends [plugins.NAME.grants] to
-    /// provisioner.toml, each line explained (refuses if the table exists).
-    Grant {
-        name: String,
-        /// Print what would be added, change nothing.
-        #[arg(long)]
-        dry_run: bool,
-    },
-    /// Make a new plugin crate that builds for wasm32-wasip2 and passes `plugins check`.
-    New {
-        name: String,
-        /// Where to put it (default: ./NAME).
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-        /// The SDK as a path dependency (default: the checkout this binary was built from).
-        #[arg(long, value_name = "PATH", conflicts_with = "sdk_git")]
-        sdk: Option<PathBuf>,
-        /// The SDK as a git dependency: the provisioner repository's URL.
-        #[arg(long, value_name = "URL")]
-        sdk_git: Option<String>,
-        /// With --sdk-git: the tag to pin.
-        #[arg(long, value_name = "TAG", requires = "sdk_git")]
-        sdk_tag: Option<String>,
-    },
-    /// Run the conformance suite on a plugin file; exits non-zero if any check fails.
-    Check {
-        file: PathBuf,
-        /// The service config to test with, as JSON (default `{}`).
-        #[arg(long, value_name = "JSON")]
-        config: Option<String>,
-        /// Run this image instead of the plugin's default (an environment image override).
-        #[arg(long, value_name = "IMAGE")]
-        image: Option<String>,
-        /// How long `ready` may take.
-        #[arg(long, value_name = "SECS", default_value_t = 120)]
-        readiness_timeout: u64,
-    },
-}
+use super::{catalog, json_success, print_json, required_project, runtime, say};
+use crate::Cli;
 
 #[derive(Subcommand)]
 pub enum RegistryCommand {
@@ -91,79 +36,8 @@ pub enum RegistryCommand {
     Keygen { keyfile: PathBuf },
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
-}
-
-fn required_project(cli: &Cli) -> Result<Project> {
-    project(cli, true)?.context("a project file is required")
-}
-
-pub fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<ExitCode> {
-    match command {
-        PluginsCommand::Install { spec, registry } => install(cli, spec, registry.as_deref()),
-        PluginsCommand::Verify { registry } => verify(cli, registry.as_deref()),
-        PluginsCommand::Grant { name, dry_run } => grant(cli, name, *dry_run),
-        PluginsCommand::New { name, dir, sdk, sdk_git, sdk_tag } => {
-            let sdk = match (sdk, sdk_git) {
-                (Some(path), _) => SdkSource::Path(path.canonicalize().with_context(|| format!("--sdk {}", path.display()))?),
-                (None, Some(url)) => SdkSource::Git { url: url.clone(), tag: sdk_tag.clone() },
-                (None, None) => scaffold::default_sdk().ok_or(scaffold::ScaffoldError::NoSdk)?,
-            };
-            let dir = dir.clone().unwrap_or_else(|| PathBuf::from(name));
-            let written = scaffold::create(&dir, name, &sdk)?;
-            if cli.json {
-                return print_json(&written).map(|()| ExitCode::SUCCESS);
-            }
-            for path in &written {
-                println!("created {}", path.display());
-            }
-            let wasm = format!("target/wasm32-wasip2/release/{}.wasm", name.replace('-', "_"));
-            println!("\nnext:\n  cd {}\n  cargo build --release\n  provisioner plugins check {wasm}", dir.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        PluginsCommand::Check { file, config, image, readiness_timeout } => {
-            let config = match config {
-                Some(text) => serde_json::from_str(text).with_context(|| format!("--config {text}: not JSON"))?,
-                None => serde_json::json!({}),
-            };
-            let options = check::Options { config, image: image.clone(), readiness_timeout_secs: *readiness_timeout };
-            let json = cli.json;
-            let results = check::run(&runtime()?, file, &options, &mut |r| {
-                if !json {
-                    let detail = if r.detail.is_empty() { String::new() } else { format!(" ({})", r.detail) };
-                    println!("{}  {}{detail}", if r.passed { "pass" } else { "FAIL" }, r.check);
-                }
-            });
-            let failed = results.iter().filter(|r| !r.passed).count();
-            if json {
-                print_json(&results)?;
-            } else {
-                println!("\n{} of {} checks passed", results.len() - failed, results.len());
-            }
-            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-        }
-    }
-}
-
-fn grant(cli: &Cli, name: &str, dry_run: bool) -> Result<ExitCode> {
-    let project = required_project(cli)?;
-    let runtime = runtime()?;
-    let catalog = catalog(cli, &runtime, Some(&project))?;
-    let found = catalog.plugins.get(name).with_context(|| format!("no plugin called `{name}` (see `provisioner plugins list`)"))?;
-    let declared = &found.plugin.info.capabilities;
-    if dry_run {
-        print!("{}", trust::grant_block(name, declared));
-        return Ok(ExitCode::SUCCESS);
-    }
-    let block = trust::grant_in_file(&project, name, declared)?;
-    println!("added to {}:{block}", project.file.display());
-    println!("The next `provisioner run` records these grants in {}.", lock::FILE_NAME);
-    Ok(ExitCode::SUCCESS)
-}
-
-fn install(cli: &Cli, spec: &str, flag: Option<&str>) -> Result<ExitCode> {
+/// `plugins install NAME[@VERSION]`.
+pub fn install(cli: &Cli, spec: &str, flag: Option<&str>) -> Result<ExitCode> {
     let project = required_project(cli)?;
     // Installing beside a plugin of the same name elsewhere would make every later
     // command fail on the duplicate; say so now instead.
@@ -180,7 +54,7 @@ fn install(cli: &Cli, spec: &str, flag: Option<&str>) -> Result<ExitCode> {
     let location = registry::location(flag, &project.registry, project.root())?;
     let installed = registry::install(&location, &project.registry, &runtime, spec, &project.root().join("plugins"))?;
     if cli.json {
-        return print_json(&installed).map(|()| ExitCode::SUCCESS);
+        return json_success(&installed);
     }
     let signature = match &installed.signature {
         SignatureStatus::Trusted(key) => format!("signed by {key}"),
@@ -203,7 +77,8 @@ fn install(cli: &Cli, spec: &str, flag: Option<&str>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(cli: &Cli, flag: Option<&str>) -> Result<ExitCode> {
+/// `plugins verify`.
+pub fn verify(cli: &Cli, flag: Option<&str>) -> Result<ExitCode> {
     let project = required_project(cli)?;
     let location = match registry::location(flag, &project.registry, project.root()) {
         Ok(location) => Some(location),
@@ -290,15 +165,6 @@ pub fn enforce_lock(cli: &Cli, project: &Project, catalog: &Catalog) -> Result<(
         say(cli, &note);
     }
     Ok(())
-}
-
-/// User-facing text beside a command's output: stdout, or stderr under --json.
-fn say(cli: &Cli, text: &str) {
-    if cli.json {
-        eprintln!("{text}");
-    } else {
-        println!("{text}");
-    }
 }
 
 /// After a run: for each plugin that was denied something it declared, the exact

@@ -56,12 +56,7 @@ pub fn generate(path: &Path) -> Result<VerifyingKey, KeyError> {
     let seed: [u8; 32] = rand::RngExt::random(&mut rand::rng());
     let key = SigningKey::from_bytes(&seed);
     let text = format!("{SECRET_PREFIX}{}\n", B64.encode(seed));
-    // write_private needs a folder to stage the file in; a bare file name has none.
-    let absolute = std::path::absolute(path).map_err(|source| KeyError::Write { path: path.to_path_buf(), source })?;
-    crate::state::write_private(&absolute, text.as_bytes()).map_err(|e| KeyError::Write {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(format!("{e:#}")),
-    })?;
+    crate::fsutil::write_private(path, text.as_bytes()).map_err(|e| KeyError::Write { path: path.to_path_buf(), source: e.source })?;
     Ok(key.verifying_key())
 }
 

@@ -205,14 +205,8 @@ impl Lock {
 
     /// Write atomically, so a crash never leaves half a lockfile.
     pub fn save(&self, path: &Path) -> Result<(), LockError> {
-        let write = |path: &Path| -> std::io::Result<()> {
-            let dir = path.parent().unwrap_or(Path::new("."));
-            let mut file = tempfile::NamedTempFile::new_in(dir)?;
-            std::io::Write::write_all(&mut file, self.to_toml().as_bytes())?;
-            file.persist(path).map_err(|e| e.error)?;
-            Ok(())
-        };
-        write(path).map_err(|source| LockError::Write { path: path.to_path_buf(), source })
+        crate::fsutil::write_private(path, self.to_toml().as_bytes())
+            .map_err(|e| LockError::Write { path: path.to_path_buf(), source: e.source })
     }
 
     /// What differs between `self` (the lockfile) and `now` (what a run would use).

@@ -52,7 +52,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { config: serde_json::json!({}), image: None, readiness_timeout_secs: 120 }
+        Options { config: serde_json::json!({}), image: None, readiness_timeout_secs: crate::config::DEFAULT_READINESS_TIMEOUT_SECS }
     }
 }
 
@@ -203,7 +203,7 @@ fn project_file(dir: &Path, info: &PluginInfo, options: &Options) -> Result<Proj
         ("environments".to_string(), toml::Value::Table(toml::Table::from_iter([(ENVIRONMENT.to_string(), toml::Value::Table(environment))]))),
         ("services".to_string(), toml::Value::Table(toml::Table::from_iter([(name.clone(), toml::Value::Table(service))]))),
     ]);
-    let grants = crate::trust::grants_toml(name, &info.capabilities);
+    let grants = crate::distribution::trust::grants_toml(name, &info.capabilities);
     let text = format!("{}\n{grants}\n", toml::to_string(&doc).map_err(|e| e.to_string())?);
     let file = dir.join(crate::config::FILE_NAME);
     std::fs::write(&file, text).map_err(|e| format!("{}: {e}", file.display()))?;

@@ -1,0 +1,5 @@
+//! The authoring kit for plugin writers: `scaffold` (`plugins new`) and `check` (the
+//! `plugins check` conformance suite).
+
+pub mod check;
+pub mod scaffold;

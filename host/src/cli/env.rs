@@ -1,0 +1,181 @@
+//! The environment commands: `run`, `status`, `plan`, `scale` and `teardown`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use provisioner::config::{Project, FILE_NAME};
+use provisioner::discovery::Catalog;
+use provisioner::engine::{ContainerEngine, Docker};
+use provisioner::lifecycle::{Action, Stack};
+use provisioner::outcome;
+use provisioner::progress::Progress;
+use provisioner::runtime::PluginRuntime;
+use provisioner::scale::{self, Overrides};
+use provisioner::state::{EnvLock, State};
+
+use super::registry::{after_run, enforce_lock};
+use super::{catalog, required_project, runtime};
+use crate::Cli;
+
+/// What every environment command needs: the project, its plugins and the engine.
+struct Session {
+    /// The project with `provisioner scale` overrides applied.
+    project: Project,
+    runtime: PluginRuntime,
+    catalog: Catalog,
+    engine: Arc<dyn ContainerEngine>,
+    overrides: Overrides,
+}
+
+impl Session {
+    fn open(cli: &Cli, env: &str) -> Result<Session> {
+        let mut project = required_project(cli)?;
+        project.environment(env)?;
+        let overrides = Overrides::apply(&mut project, &State::load(&project.state_dir(env))?);
+        let runtime = runtime()?;
+        let catalog = catalog(cli, &runtime, Some(&project))?;
+        let engine = Docker::connect()?;
+        Ok(Session { project, runtime, catalog, engine: Arc::new(engine), overrides })
+    }
+
+    fn stack<'a>(&'a self, env: &'a str, progress: Option<&Arc<Progress>>) -> Stack<'a> {
+        Stack {
+            project: &self.project,
+            environment: env,
+            catalog: &self.catalog,
+            runtime: &self.runtime,
+            engine: self.engine.clone(),
+            progress: progress.map(|p| p.sink()),
+        }
+    }
+}
+
+/// `provisioner run ENV`.
+pub fn run(cli: &Cli, env: &str) -> Result<ExitCode> {
+    let session = Session::open(cli, env)?;
+    enforce_lock(cli, &session.project, &session.catalog)?;
+    let state_dir = session.project.state_dir(env);
+    let _lock = EnvLock::acquire(&state_dir)?;
+    bring_up(cli, &session, env)
+}
+
+/// `provisioner scale ENV SERVICE=N…`: record the overrides, then bring ENV in line.
+pub fn scale(cli: &Cli, env: &str, assignments: &[String]) -> Result<ExitCode> {
+    let mut session = Session::open(cli, env)?;
+    let wanted = scale::check(&session.project, assignments, |plugin| scale::runs_replicas(&session.catalog, plugin))?;
+    enforce_lock(cli, &session.project, &session.catalog)?;
+
+    let state_dir = session.project.state_dir(env);
+    let _lock = EnvLock::acquire(&state_dir)?;
+    for change in session.overrides.set(&mut session.project, wanted) {
+        if !cli.json {
+            println!("{}: {} → {} instance(s)", change.service, change.from, change.to);
+        }
+    }
+    session.overrides.save(&state_dir)?;
+    bring_up(cli, &session, env)
+}
+
+/// Run the stack of `session` and record the result (the caller holds the lock).
+fn bring_up(cli: &Cli, session: &Session, env: &str) -> Result<ExitCode> {
+    let progress = Progress::new(cli.json);
+    let stack = session.stack(env, Some(&progress));
+    let removed = stack.remove_orphans()?;
+    let summary = stack.run()?;
+    progress.finish();
+
+    let dotenv = outcome::save_run(&session.project, env, &session.catalog, &session.overrides.scale, &summary)?;
+
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        if !removed.is_empty() {
+            println!("removed services no longer in {FILE_NAME}: {} (volumes kept)", removed.join(", "));
+        }
+        println!("{summary}");
+        if summary.succeeded() {
+            println!("wrote {}", dotenv.display());
+        }
+    }
+    after_run(cli, &session.project, &session.catalog, &summary);
+    Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `provisioner status ENV`: fails unless every service is ready.
+pub fn status(cli: &Cli, env: &str) -> Result<ExitCode> {
+    let session = Session::open(cli, env)?;
+    let statuses = session.stack(env, None).status()?;
+    let all_ready = statuses.iter().all(|s| s.ready);
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&statuses)?);
+    } else {
+        println!("{:<16} {:<14} {:<10} {:<10} {}", "service", "plugin", "state", "ready", "endpoints");
+        for s in &statuses {
+            let state = if s.containers.is_empty() {
+                "absent".to_string()
+            } else {
+                let mut states: Vec<&str> = s.containers.iter().map(|c| c.state.as_str()).collect();
+                states.dedup();
+                states.join(",")
+            };
+            let endpoints: Vec<&str> = s.containers.iter().flat_map(|c| c.endpoints.iter().map(String::as_str)).collect();
+            println!(
+                "{:<16} {:<14} {:<10} {:<10} {}",
+                s.service,
+                s.plugin,
+                state,
+                if s.ready { "yes" } else { "no" },
+                endpoints.join(" ")
+            );
+            if let Some(reason) = &s.reason {
+                println!("  {reason}");
+            }
+        }
+    }
+    Ok(if all_ready { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `provisioner plan ENV`: what `run` would do, touching nothing.
+pub fn plan(cli: &Cli, env: &str) -> Result<ExitCode> {
+    let session = Session::open(cli, env)?;
+    let state = State::load(&session.project.state_dir(env))?;
+    let items = session.stack(env, None).plan(&state)?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&items)?);
+    } else {
+        for item in &items {
+            println!("{:<10} {:<16} {}", item.action.word(), item.service, item.detail);
+            for op in &item.operations {
+                println!("{:<10} {:<16}   {op}", "", "");
+            }
+        }
+        let changes = items.iter().filter(|i| i.action != Action::Unchanged).count();
+        println!("{changes} change(s)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `provisioner teardown ENV [--keep-volumes]`.
+pub fn teardown(cli: &Cli, env: &str, keep_volumes: bool) -> Result<ExitCode> {
+    let session = Session::open(cli, env)?;
+    let state_dir = session.project.state_dir(env);
+    let _lock = EnvLock::acquire(&state_dir)?;
+    let progress = Progress::new(cli.json);
+    let stack = session.stack(env, Some(&progress));
+    let summary = stack.teardown(keep_volumes)?;
+    progress.finish();
+    let swept = stack.sweep(keep_volumes)?;
+    outcome::save_teardown(&session.project, env)?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("{summary}");
+        if swept > 0 {
+            println!("also removed {swept} leftover resource(s) labelled for {}-{env}", session.project.name);
+        }
+        println!("{}", if keep_volumes { "volumes kept" } else { "volumes removed" });
+    }
+    Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

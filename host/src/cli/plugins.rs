@@ -1,0 +1,237 @@
+//! `plugins list|inspect|grant`, and the `plugins` subcommands that live elsewhere
+//! (`install`, `verify` in `registry`; `new`, `check` in `authoring`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use serde::Serialize;
+
+use provisioner::capabilities::{Capability, GrantStatus};
+use provisioner::config::{Project, DEFAULT_READINESS_TIMEOUT_SECS, FILE_NAME};
+use provisioner::discovery::{Broken, Catalog, Found, GrantSource, Source};
+use provisioner::distribution::lock;
+use provisioner::distribution::trust::{self, Trust};
+
+use super::{catalog, project, required_project, runtime};
+use crate::Cli;
+
+#[derive(Subcommand)]
+pub enum PluginsCommand {
+    /// Every plugin found: name, version, WIT version, sha256, path, capabilities and
+    /// whether each is granted; and every file that failed to load, with the reason.
+    List,
+    /// One plugin in full.
+    Inspect { name: String },
+    /// Install NAME or NAME@VERSION from a registry into the project's plugins/ folder,
+    /// after checking its sha256 and its signature by a trusted key.
+    Install {
+        spec: String,
+        /// A registry folder or http(s) base URL (default: [registry] url).
+        #[arg(long, value_name = "URL")]
+        registry: Option<String>,
+    },
+    /// Check the project's plugins against provisioner.lock and the registry; exits
+    /// non-zero if any is altered, unsigned or not verified.
+    Verify {
+        #[arg(long, value_name = "URL")]
+        registry: Option<String>,
+    },
+    /// Grant NAME everything it declares: appends [plugins.NAME.grants] to
+    /// provisioner.toml, each line explained (refuses if the table exists).
+    Grant {
+        name: String,
+        /// Print what would be added, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Make a new plugin crate that builds for wasm32-wasip2 and passes `plugins check`.
+    New {
+        name: String,
+        /// Where to put it (default: ./NAME).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The SDK as a path dependency (default: the checkout this binary was built from).
+        #[arg(long, value_name = "PATH", conflicts_with = "sdk_git")]
+        sdk: Option<PathBuf>,
+        /// The SDK as a git dependency: the provisioner repository's URL.
+        #[arg(long, value_name = "URL")]
+        sdk_git: Option<String>,
+        /// With --sdk-git: the tag to pin.
+        #[arg(long, value_name = "TAG", requires = "sdk_git")]
+        sdk_tag: Option<String>,
+    },
+    /// Run the conformance suite on a plugin file; exits non-zero if any check fails.
+    Check {
+        file: PathBuf,
+        /// The service config to test with, as JSON (default `{}`).
+        #[arg(long, value_name = "JSON")]
+        config: Option<String>,
+        /// Run this image instead of the plugin's default (an environment image override).
+        #[arg(long, value_name = "IMAGE")]
+        image: Option<String>,
+        /// How long `ready` may take.
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_READINESS_TIMEOUT_SECS)]
+        readiness_timeout: u64,
+    },
+}
+
+#[derive(Serialize)]
+struct CapabilityView {
+    capability: Capability,
+    meaning: String,
+    #[serde(flatten)]
+    status: GrantStatus,
+}
+
+#[derive(Serialize)]
+struct PluginView<'a> {
+    name: &'a str,
+    version: &'a str,
+    wit_version: &'a str,
+    summary: &'a str,
+    sha256: &'a str,
+    path: &'a Path,
+    source: Source,
+    grants_from: GrantSource,
+    trust: Trust,
+    capabilities: Vec<CapabilityView>,
+    outputs: &'a [String],
+    defaults: &'a [(String, String)],
+    config_schema: &'a str,
+}
+
+fn view<'a>(catalog: &Catalog, project: Option<&Project>, found: &'a Found) -> PluginView<'a> {
+    let info = &found.plugin.info;
+    let (grants, grants_from) = catalog.grants(&info.name, project);
+    PluginView {
+        name: &info.name,
+        version: &info.version,
+        wit_version: &info.wit_version,
+        summary: &info.summary,
+        sha256: &found.plugin.sha256,
+        path: &found.plugin.path,
+        source: found.source,
+        grants_from,
+        trust: trust::trust(grants_from),
+        capabilities: info
+            .capabilities
+            .iter()
+            .map(|c| CapabilityView { capability: c.clone(), meaning: c.meaning(), status: grants.status(c) })
+            .collect(),
+        outputs: &info.outputs,
+        defaults: &info.defaults,
+        config_schema: &info.config_schema,
+    }
+}
+
+fn print_capabilities(name: &str, view: &PluginView) {
+    let from = match view.grants_from {
+        GrantSource::ProjectFile => format!("granted by [plugins.{name}.grants]"),
+        GrantSource::FirstPartyDefault => "granted by the first-party default policy".into(),
+        GrantSource::None => format!("UNVERIFIED: nothing granted; add [plugins.{name}.grants] to {FILE_NAME}"),
+    };
+    println!("  capabilities ({from}):");
+    for c in &view.capabilities {
+        let (mark, note) = match &c.status {
+            GrantStatus::Granted => ("granted", String::new()),
+            GrantStatus::Partly(by) => ("partly ", format!(" (granted only: {})", by.join(", "))),
+            GrantStatus::NotGranted => ("DENIED ", format!("  → to grant: {}", c.capability.grant_line())),
+        };
+        println!("    {mark}  {:<24} {}{note}", c.capability.to_string(), c.meaning);
+    }
+}
+
+pub fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<ExitCode> {
+    match command {
+        PluginsCommand::List => list(cli),
+        PluginsCommand::Inspect { name } => inspect(cli, name),
+        PluginsCommand::Install { spec, registry } => super::registry::install(cli, spec, registry.as_deref()),
+        PluginsCommand::Verify { registry } => super::registry::verify(cli, registry.as_deref()),
+        PluginsCommand::Grant { name, dry_run } => grant(cli, name, *dry_run),
+        PluginsCommand::New { name, dir, sdk, sdk_git, sdk_tag } => {
+            super::authoring::new(cli, name, dir.as_deref(), sdk.as_deref(), sdk_git.as_deref(), sdk_tag.as_deref())
+        }
+        PluginsCommand::Check { file, config, image, readiness_timeout } => {
+            super::authoring::check(cli, file, config.as_deref(), image.as_deref(), *readiness_timeout)
+        }
+    }
+}
+
+/// `plugins list`.
+fn list(cli: &Cli) -> Result<ExitCode> {
+    let project = project(cli, false)?;
+    let runtime = runtime()?;
+    let catalog = catalog(cli, &runtime, project.as_ref())?;
+    let views: Vec<PluginView> = catalog.plugins.values().map(|f| view(&catalog, project.as_ref(), f)).collect();
+    if cli.json {
+        #[derive(Serialize)]
+        struct Listing<'a> {
+            plugins: &'a [PluginView<'a>],
+            broken: &'a [Broken],
+        }
+        println!("{}", serde_json::to_string_pretty(&Listing { plugins: &views, broken: &catalog.broken })?);
+    } else {
+        if views.is_empty() && catalog.broken.is_empty() {
+            println!("no plugins found (searched --plugins-dir, $PROVISIONER_PLUGIN_PATH, ./plugins and the host's own folder)");
+        }
+        for v in &views {
+            let unverified = if v.trust == Trust::Unverified { "  [unverified]" } else { "" };
+            println!("{} {} (WIT {}) — {}{unverified}", v.name, v.version, v.wit_version, v.summary);
+            println!("  sha256 {}", v.sha256);
+            println!("  from   {} ({})", v.path.display(), serde_json::to_value(v.source)?.as_str().unwrap_or(""));
+            print_capabilities(v.name, v);
+        }
+        for b in &catalog.broken {
+            println!("BROKEN {}\n  {}", b.path.display(), b.reason);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `plugins inspect NAME`.
+fn inspect(cli: &Cli, name: &str) -> Result<ExitCode> {
+    let project = project(cli, false)?;
+    let runtime = runtime()?;
+    let catalog = catalog(cli, &runtime, project.as_ref())?;
+    let found = catalog.plugins.get(name).with_context(|| {
+        format!(
+            "no plugin called `{name}` (found: {})",
+            catalog.plugins.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })?;
+    let v = view(&catalog, project.as_ref(), found);
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{} {} — {}", v.name, v.version, v.summary);
+        println!("  WIT     provisioner:plugin@{}", v.wit_version);
+        println!("  sha256  {}", v.sha256);
+        println!("  path    {}", v.path.display());
+        println!("  outputs {}", v.outputs.join(", "));
+        for (key, value) in v.defaults {
+            println!("  default {key} = {value}");
+        }
+        print_capabilities(v.name, &v);
+        println!("  config schema: {}", v.config_schema);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `plugins grant NAME [--dry-run]`.
+fn grant(cli: &Cli, name: &str, dry_run: bool) -> Result<ExitCode> {
+    let project = required_project(cli)?;
+    let runtime = runtime()?;
+    let catalog = catalog(cli, &runtime, Some(&project))?;
+    let found = catalog.plugins.get(name).with_context(|| format!("no plugin called `{name}` (see `provisioner plugins list`)"))?;
+    let declared = &found.plugin.info.capabilities;
+    if dry_run {
+        print!("{}", trust::grant_block(name, declared));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let block = trust::grant_in_file(&project, name, declared)?;
+    println!("added to {}:{block}", project.file.display());
+    println!("The next `provisioner run` records these grants in {}.", lock::FILE_NAME);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,139 @@
+//! Writing files so that a crash leaves the old contents or the new, never half:
+//! the one place that stages a temporary file beside the target, sets its mode,
+//! fsyncs it and renames it over the target. State, `.env`, the lockfile, signing
+//! keys and installed plugins all go through here.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Mode of files only their owner may read: state, `.env`, secrets, keys, the lockfile.
+pub const PRIVATE_FILE: u32 = 0o600;
+/// Mode of folders only their owner may enter: `.provisioner/<env>/` and its secrets.
+pub const PRIVATE_DIR: u32 = 0o700;
+/// Mode of files meant to be read by others: registry artifacts, installed plugins
+/// (a web server or the host under another user reads them).
+pub const SHARED_FILE: u32 = 0o644;
+
+/// A file or folder that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {}: {source}", path.display())]
+pub struct WriteError {
+    /// What was being done: "creating", "writing", "chmod".
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl WriteError {
+    fn new(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
+        move |source| WriteError { action, path: path.to_path_buf(), source }
+    }
+}
+
+/// What to do about the target's folder when it is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parent {
+    /// Create it (and its parents) with the default mode.
+    Create,
+    /// Create it if missing and make it `PRIVATE_DIR`, even when it existed.
+    Private,
+}
+
+/// Write `bytes` to `path` atomically with mode 0600, creating its folder if missing.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    write_atomic(path, bytes, PRIVATE_FILE, Parent::Create)
+}
+
+/// Like `write_private`, and the folder is made 0700 too (secrets, state).
+pub fn write_private_in_private_dir(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    write_atomic(path, bytes, PRIVATE_FILE, Parent::Private)
+}
+
+/// `write_private` of `parts` one after another, so a header and a large payload need
+/// not be copied into one buffer first (the component cache).
+pub fn write_private_parts(path: &Path, parts: &[&[u8]]) -> Result<(), WriteError> {
+    write_parts(path, parts, PRIVATE_FILE, Parent::Create)
+}
+
+/// Write `bytes` to `path` atomically with `mode`: staged in a temporary file in the
+/// same folder (a rename is atomic only within one file system), synced to disk,
+/// then renamed over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, parent: Parent) -> Result<(), WriteError> {
+    write_parts(path, &[bytes], mode, parent)
+}
+
+fn write_parts(path: &Path, parts: &[&[u8]], mode: u32, parent: Parent) -> Result<(), WriteError> {
+    // A bare file name has the current folder as its parent.
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    match parent {
+        Parent::Create => fs::create_dir_all(dir).map_err(WriteError::new("creating", dir))?,
+        Parent::Private => create_private_dir(dir)?,
+    }
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(WriteError::new("writing", path))?;
+    // Set before the contents go in, so they are never readable by others.
+    set_mode(file.path(), mode)?;
+    for part in parts {
+        file.write_all(part).map_err(WriteError::new("writing", path))?;
+    }
+    file.as_file().sync_data().map_err(WriteError::new("writing", path))?;
+    file.persist(path).map_err(|e| WriteError { action: "writing", path: path.to_path_buf(), source: e.error })?;
+    Ok(())
+}
+
+/// Create `dir` (and parents) and make it readable by the owner only.
+pub fn create_private_dir(dir: &Path) -> Result<(), WriteError> {
+    fs::create_dir_all(dir).map_err(WriteError::new("creating", dir))?;
+    set_mode(dir, PRIVATE_DIR)
+}
+
+pub fn set_mode(path: &Path, mode: u32) -> Result<(), WriteError> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(WriteError::new("chmod", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn replaces_the_file_with_the_asked_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a/b/f");
+        write_private(&file, b"one").unwrap();
+        write_private(&file, b"two").unwrap();
+        assert_eq!(fs::read(&file).unwrap(), b"two");
+        assert_eq!(mode(&file), PRIVATE_FILE);
+        // Nothing left behind but the file itself.
+        assert_eq!(fs::read_dir(dir.path().join("a/b")).unwrap().count(), 1);
+
+        let secret = dir.path().join("s/f");
+        write_private_in_private_dir(&secret, b"x").unwrap();
+        assert_eq!((mode(&secret), mode(&dir.path().join("s"))), (PRIVATE_FILE, PRIVATE_DIR));
+
+        let parts = dir.path().join("parts");
+        write_private_parts(&parts, &[b"head", b"", b"body"]).unwrap();
+        assert_eq!(fs::read(&parts).unwrap(), b"headbody");
+
+        let shared = dir.path().join("p.wasm");
+        write_atomic(&shared, b"x", SHARED_FILE, Parent::Create).unwrap();
+        assert_eq!(mode(&shared), SHARED_FILE);
+    }
+
+    #[test]
+    fn errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("file"), "").unwrap();
+        let err = write_private(&dir.path().join("file/inside"), b"x").unwrap_err();
+        assert!(err.to_string().contains("file"), "{err}");
+    }
+}
