@@ -27,7 +27,7 @@ pub struct WriteError {
 }
 
 impl WriteError {
-    fn new(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
+    fn new<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> WriteError + 'a {
         move |source| WriteError { action, path: path.to_path_buf(), source }
     }
 }

@@ -115,7 +115,7 @@ pub fn is_valid_short_name(name: &str) -> bool {
 /// and file names.
 pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 40
+        && name.len() <= crate::config::MAX_NAME_LEN
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }

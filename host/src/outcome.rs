@@ -105,6 +105,7 @@ mod tests {
             total_ms: 30,
             denials: Vec::new(),
             config_hash: format!("hash-{service}"),
+            workloads: Vec::new(),
         }
     }
 
@@ -137,6 +138,7 @@ mod tests {
                 ready: true,
                 provision_ms: Some(10),
                 ready_ms: Some(20),
+                workloads: Vec::new(),
             }
         );
         let api = &state.services["api"];

@@ -19,8 +19,7 @@ use crate::engine::{ContainerRequest, HealthRequest};
 use crate::naming::{self, Scope, LABEL_SPEC_HASH, LABEL_WORKLOAD, RESERVED_LABEL_PREFIX};
 use crate::spec::ContainerSpec;
 
-/// The most instances one workload may run.
-pub const MAX_REPLICAS: u32 = 64;
+pub use crate::config::MAX_REPLICAS;
 /// The floors of a container's limits: below them servers do not start.
 pub const MIN_MEMORY_MB: u32 = 16;
 pub const MIN_CPU_MILLIS: u32 = 10;

@@ -67,7 +67,7 @@ pub fn configure(wasi: &mut WasiCtxBuilder, host: &ServiceHost) {
     wasi.allow_tcp(true);
     wasi.socket_addr_check(move |addr, use_| {
         let learnt = targets.lock().map(|t| allows(&t, addr, use_)).unwrap_or(false);
-        let allowed = learnt && (use_ != SocketAddrUse::TcpConnect || still_own(realiser.as_ref(), &scope, addr));
+        let allowed = learnt && (!matches!(use_, SocketAddrUse::TcpConnect) || still_own(realiser.as_ref(), &scope, addr));
         if learnt && !allowed {
             tracing::warn!(service = %scope.service, %addr, "net-probe: refused, the address is no longer one of the service's containers");
         }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -53,26 +52,9 @@ impl SecretFile {
     }
 
     fn write_all(&self, all: &BTreeMap<String, String>) -> anyhow::Result<()> {
-        let dir = self.path.parent().context("secret file has no folder")?;
-        create_private_dir(dir)?;
-        let mut file = tempfile::NamedTempFile::new_in(dir)?;
-        set_mode(file.path(), 0o600)?;
-        file.write_all(&serde_json::to_vec_pretty(all)?)?;
-        file.as_file().sync_data()?;
-        file.persist(&self.path).with_context(|| format!("writing {}", self.path.display()))?;
+        crate::fsutil::write_private_in_private_dir(&self.path, &serde_json::to_vec_pretty(all)?)?;
         Ok(())
     }
-}
-
-/// Create `dir` (and parents) readable by the owner only.
-pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    set_mode(dir, 0o700)
-}
-
-pub fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).with_context(|| format!("chmod {}", path.display()))
 }
 
 impl HostCalls {

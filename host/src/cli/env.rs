@@ -33,9 +33,32 @@ impl Session {
     fn open(cli: &Cli, env: &str) -> Result<Session> {
         let mut project = required_project(cli)?;
         project.environment(env)?;
-        let overrides = Overrides::apply(&mut project, &State::load(&project.state_dir(env))?);
+        let state = State::load(&project.state_dir(env))?;
+        let overrides = Overrides::apply(&mut project, &state);
         let runtime = runtime()?;
         let catalog = catalog(cli, &runtime, Some(&project))?;
+        let engine = Docker::connect()?;
+        Ok(Session { project, runtime, catalog, engine: Arc::new(engine), overrides })
+    }
+
+    /// Like `open`, but nothing that teardown does not need may stop it: a damaged
+    /// state.json or a plugin folder that does not load only loses the plugins'
+    /// teardown hooks; the sweep still removes everything by label.
+    fn open_for_teardown(cli: &Cli, env: &str) -> Result<Session> {
+        let mut project = required_project(cli)?;
+        project.environment(env)?;
+        let overrides = match State::load(&project.state_dir(env)) {
+            Ok(state) => Overrides::apply(&mut project, &state),
+            Err(error) => {
+                eprintln!("warning: {error:#}; tearing down without it");
+                Overrides::default()
+            }
+        };
+        let runtime = runtime()?;
+        let catalog = catalog(cli, &runtime, Some(&project)).unwrap_or_else(|error| {
+            eprintln!("warning: {error:#}; the plugins' teardown hooks are skipped, their resources are removed by label");
+            provisioner::discovery::Catalog { plugins: Default::default(), broken: Vec::new() }
+        });
         let engine = Docker::connect()?;
         Ok(Session { project, runtime, catalog, engine: Arc::new(engine), overrides })
     }
@@ -159,7 +182,7 @@ pub fn plan(cli: &Cli, env: &str) -> Result<ExitCode> {
 
 /// `provisioner teardown ENV [--keep-volumes]`.
 pub fn teardown(cli: &Cli, env: &str, keep_volumes: bool) -> Result<ExitCode> {
-    let session = Session::open(cli, env)?;
+    let session = Session::open_for_teardown(cli, env)?;
     let state_dir = session.project.state_dir(env);
     let _lock = EnvLock::acquire(&state_dir)?;
     let progress = Progress::new(cli.json);

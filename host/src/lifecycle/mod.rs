@@ -13,14 +13,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::capabilities::secrets::SecretFile;
-use crate::capabilities::{Denial, Effective, ProgressSink, ServiceHost};
+use crate::capabilities::{Effective, ProgressSink, ServiceHost};
 use crate::config::{ConfigError, Environment, Project, Service, WaitFor};
 use crate::discovery::Catalog;
 use crate::engine::ContainerEngine;
-use crate::naming::{self, Scope, LABEL_SERVICE};
+use crate::naming::Scope;
 use crate::policy::ContainerDefaults;
 use crate::realise::{Containers, Phases, Realiser};
 use crate::runtime::{Hook, HookCall, HookContext, HookFailure, LoadedPlugin, Output, PluginRuntime};
@@ -82,17 +80,24 @@ impl Stack<'_> {
 
     /// Check everything that can be checked without touching the engine.
     fn prepare(&self) -> Result<(Environment, BTreeMap<String, Prepared>), PreflightError> {
-        let env = self.environment()?;
         let names = self.catalog.plugins.keys().cloned().collect();
         self.project.check_plugins(&names)?;
+        self.prepare_services(true)
+    }
 
+    /// Each service whose plugin is loaded, with its host; with `validate`, every
+    /// config checked by its plugin first (nothing is prepared if one is wrong).
+    fn prepare_services(&self, validate: bool) -> Result<(Environment, BTreeMap<String, Prepared>), PreflightError> {
+        let env = self.environment()?;
         let state_dir = self.project.state_dir(self.environment);
         let mut problems = Vec::new();
         let mut prepared = BTreeMap::new();
         for service in self.project.services.values() {
-            let plugin = self.catalog.plugins[&service.plugin].plugin.clone();
+            let Some(found) = self.catalog.plugins.get(&service.plugin) else { continue };
+            let plugin = found.plugin.clone();
             let config_json = service.config.to_string();
-            for (key, message) in self.runtime.validate(&plugin, &config_json)? {
+            let checked = if validate { self.runtime.validate(&plugin, &config_json)? } else { Vec::new() };
+            for (key, message) in checked {
                 let key = if key.is_empty() { String::new() } else { format!(".{key}") };
                 problems.push(ConfigError {
                     file: self.project.file.clone(),
@@ -258,9 +263,12 @@ impl Stack<'_> {
     /// Remove every service, dependents first.
     pub fn teardown(&self, keep_volumes: bool) -> Result<Summary, PreflightError> {
         let started = Instant::now();
-        let (env, prepared) = self.prepare()?;
+        // Teardown must never be held up by a plugin: configs are not validated (a
+        // plugin's validate may be the broken part), and a service whose plugin is
+        // missing is reported and left to the sweep, which removes by label.
+        let (env, prepared) = self.prepare_services(false)?;
         let dependents = |name: &str| self.project.dependents(name);
-        let results = schedule(prepared.keys().cloned().collect(), dependents, |_| false, |name, _, _| {
+        let mut results = schedule(prepared.keys().cloned().collect(), dependents, |_| false, |name, _, _| {
             let p = &prepared[name];
             let started = Instant::now();
             let ctx = self.context(&env, &p.service, &p.service.config);
@@ -283,6 +291,14 @@ impl Stack<'_> {
                 ..ServiceReport::new(&p.service.name, &p.service.plugin, status)
             }
         });
+        for service in self.project.services.values().filter(|s| !prepared.contains_key(&s.name)) {
+            let message = format!(
+                "plugin `{}` is not found, so its teardown hook did not run; its resources are removed by label",
+                service.plugin
+            );
+            let status = Status::Failed { hook: Hook::Teardown, message, log_tail: String::new() };
+            results.push(ServiceReport::new(&service.name, &service.plugin, status));
+        }
         Ok(Summary {
             environment: self.environment.to_string(),
             services: results,

@@ -21,7 +21,7 @@ pub struct Executor<'a> {
     pub observer: &'a mut dyn Observer,
 }
 
-impl Executor<'_> {
+impl<'a> Executor<'a> {
     pub fn run(&mut self, ops: &[Operation]) -> Result<(), EngineError> {
         for op in ops {
             self.step(op)?;
@@ -29,7 +29,7 @@ impl Executor<'_> {
         Ok(())
     }
 
-    fn request(&self, name: &str) -> Result<&ContainerRequest, EngineError> {
+    fn request(&self, name: &str) -> Result<&'a ContainerRequest, EngineError> {
         self.requests.get(name).copied().ok_or_else(|| EngineError::Failed(format!("no request for {name}")))
     }
 
