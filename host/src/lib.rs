@@ -24,5 +24,6 @@ pub mod scaffold;
 pub mod signing;
 pub mod trust;
 pub mod progress;
+pub mod references;
 pub mod state;
 pub mod runtime;

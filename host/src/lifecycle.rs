@@ -19,6 +19,7 @@ use crate::capabilities::docker::{environment_labels, service_labels, LABEL_SERV
 use crate::capabilities::secrets::SecretFile;
 use crate::capabilities::{Denial, Effective};
 use crate::config::{ConfigError, Environment, Project, Service, WaitFor};
+use crate::references::resolve_references;
 use crate::discovery::Catalog;
 use crate::engine::ContainerEngine;
 use crate::runtime::state::{Phases, ProgressSink, Scope, ServiceHost};
@@ -223,7 +224,7 @@ impl Stack<'_> {
         self.project.check_plugins(&names)?;
 
         let state_dir = self.project.state_dir(self.environment);
-        let mut problems = Vec::new();
+        let mut problems = crate::references::check(self.project, self.catalog);
         let mut prepared = BTreeMap::new();
         for service in self.project.services.values() {
             let plugin = self.catalog.plugins[&service.plugin].plugin.clone();
@@ -648,44 +649,6 @@ impl Stack<'_> {
 
 fn engine_preflight(engine: &dyn ContainerEngine, error: crate::engine::EngineError) -> PreflightError {
     PreflightError::Engine(format!("{} ({})", error, engine.describe()))
-}
-
-/// Replace `${service.NAME}` in every string of `config` with that output of a
-/// service this one depends on.
-fn resolve_references(config: &serde_json::Value, inputs: &HashMap<String, Vec<Output>>) -> Result<serde_json::Value, String> {
-    use serde_json::Value;
-    Ok(match config {
-        Value::String(text) => {
-            let mut out = String::new();
-            let mut rest = text.as_str();
-            while let Some(start) = rest.find("${") {
-                out.push_str(&rest[..start]);
-                let after = &rest[start + 2..];
-                let end = after.find('}').ok_or_else(|| format!("unclosed `${{` in `{text}`"))?;
-                let reference = &after[..end];
-                let (service, name) =
-                    reference.split_once('.').ok_or_else(|| format!("`${{{reference}}}`: write `${{service.OUTPUT}}`"))?;
-                let outputs = inputs
-                    .get(service)
-                    .ok_or_else(|| format!("`${{{reference}}}` refers to `{service}`, which is not in depends_on"))?;
-                let output = outputs
-                    .iter()
-                    .find(|o| o.name == name)
-                    .ok_or_else(|| format!("`${{{reference}}}`: service `{service}` has no output `{name}`"))?;
-                // Configs feed containers on the project network, which reach a
-                // service by its name, not through the host's published port.
-                out.push_str(output.network_value.as_deref().unwrap_or(&output.value));
-                rest = &after[end + 1..];
-            }
-            out.push_str(rest);
-            Value::String(out)
-        }
-        Value::Array(items) => Value::Array(items.iter().map(|v| resolve_references(v, inputs)).collect::<Result<_, _>>()?),
-        Value::Object(map) => Value::Object(
-            map.iter().map(|(k, v)| Ok((k.clone(), resolve_references(v, inputs)?))).collect::<Result<_, String>>()?,
-        ),
-        other => other.clone(),
-    })
 }
 
 #[cfg(test)]
