@@ -764,6 +764,7 @@ publish = [11211]
             ("config = { env = { A = 1 } }\nwait_for = 3\n", "provisioner.toml:9: services.web.wait_for: invalid type: integer `3`"),
             ("[services.web.config]\nx = 1\n[environments.local]\nreadiness_timeout_secs = \"soon\"\n", "provisioner.toml:11: environments.local.readiness_timeout_secs: invalid type"),
             ("[environments.local.resources]\nmemory_mb = true\n", "provisioner.toml:9: environments.local.resources.memory_mb: invalid type: boolean `true`"),
+            ("[services.api]\nreplicas = 2\n", "provisioner.toml:8: services.api: missing field `plugin`"),
         ];
         for (tail, shown) in cases {
             let err = parse(&format!("{base}{tail}")).unwrap_err();
@@ -777,7 +778,7 @@ publish = [11211]
         assert_eq!((err.line, err.key.as_str()), (Some(4), ""), "{err}");
         let shown = err.to_string();
         assert!(shown.starts_with("provisioner.toml:4: unclosed table"), "{shown}");
-        assert!(shown.contains("(column 13)"), "{shown}");
+        assert!(shown.contains("(column 14)"), "{shown}");
         assert!(!shown.contains(": :"), "{shown}");
     }
 
