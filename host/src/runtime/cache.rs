@@ -150,7 +150,9 @@ impl ComponentCache {
         let mut hasher = Sha256::new();
         hasher.update(wasm_digest);
         hasher.update(payload);
-        hasher.finalize().into()
+        let mut sum = [0u8; 32];
+        sum.copy_from_slice(&hasher.finalize());
+        sum
     }
 
     fn store(&self, path: &Path, wasm_digest: &[u8], payload: &[u8]) -> Result<()> {
