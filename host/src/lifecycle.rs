@@ -19,9 +19,9 @@ use crate::capabilities::docker::{environment_labels, service_labels, LABEL_SERV
 use crate::capabilities::secrets::SecretFile;
 use crate::capabilities::{Denial, Effective};
 use crate::config::{ConfigError, Environment, Project, Service, WaitFor};
-use crate::references::resolve_references;
 use crate::discovery::Catalog;
 use crate::engine::ContainerEngine;
+use crate::references::resolve_references;
 use crate::runtime::state::{Phases, ProgressSink, Scope, ServiceHost};
 use crate::runtime::{Hook, HookCall, HookContext, HookFailure, LoadedPlugin, Output, PluginRuntime};
 
