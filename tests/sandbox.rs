@@ -213,6 +213,103 @@ fn the_second_load_is_a_cache_hit_and_a_tampered_entry_is_rebuilt() {
 }
 
 #[test]
+fn another_plugins_cache_entry_under_this_key_is_rebuilt_not_loaded() {
+    let cache = tempfile::tempdir().unwrap();
+    let rt = runtime(cache.path());
+    let good = rt.load(&support::fixture("misbehave")).expect("load misbehave");
+    // future_wit never loads (its WIT is unsupported), but its compiled entry is
+    // stored before that check, so it has a key to copy over.
+    let refused = rt.load(&support::fixture("future_wit")).err().expect("refused");
+    assert!(matches!(refused, LoadError::UnsupportedWit { .. }), "{refused}");
+    let entry = |sha: &str| {
+        std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(sha))
+            .expect("cache entry")
+    };
+    let future_sha = provisioner::runtime::cache::sha256_hex(&std::fs::read(support::fixture("future_wit")).unwrap());
+    std::fs::copy(entry(&good.sha256), entry(&future_sha)).unwrap();
+    // Loading misbehave's code under future_wit's name would succeed: it must not.
+    let again = rt.load(&support::fixture("future_wit")).err().expect("still refused: its own code was compiled");
+    assert!(matches!(again, LoadError::UnsupportedWit { ref found, .. } if found == "0.9.0"), "{again}");
+    assert_eq!(rt.load(&support::fixture("misbehave")).unwrap().cache, CacheOutcome::Hit);
+}
+
+#[test]
+fn bad_references_are_refused_before_anything_starts() {
+    let toml = format!(
+        r#"[project]
+name = "{}"
+
+[services.a]
+plugin = "misbehave"
+config = {{ do = "ok" }}
+
+[services.b]
+plugin = "misbehave"
+depends_on = ["a"]
+
+[services.b.config]
+do = "ok ${{a.NOPE}}"
+
+[services.c]
+plugin = "misbehave"
+config = {{ do = "${{a.RESULT}}" }}
+
+[services.d]
+plugin = "misbehave"
+depends_on = ["a"]
+config = {{ do = "${{a.RESULT" }}
+
+[services.e]
+plugin = "misbehave"
+depends_on = ["a"]
+config = {{ do = "${{a.RESULT}}" }}
+{GRANT_ALL}"#,
+        support::unique_name("refs")
+    );
+    let dir = support::project(&toml, &["misbehave"]);
+    let problems = match run(dir.path()) {
+        Err(PreflightError::InvalidConfig(problems)) => problems,
+        Err(other) => panic!("expected InvalidConfig, got {other}"),
+        Ok(summary) => panic!("the run started: {summary}"),
+    };
+    // The plugin's own validate() also refuses the unresolved strings; these are
+    // the reference checks', each naming the line of its own key.
+    let reference_problems: Vec<String> =
+        problems.iter().filter(|p| !p.message.contains("checked by plugin")).map(|p| p.to_string()).collect();
+    let expected = [
+        "provisioner.toml:13: services.b.config.do: `${a.NOPE}`: service `a` (plugin `misbehave`) has no output `NOPE` (it has: RESULT)",
+        "provisioner.toml:17: services.c.config.do: `${a.RESULT}` refers to `a`, which is not in depends_on",
+        "provisioner.toml:22: services.d.config.do: unclosed `${` in `${a.RESULT`",
+    ];
+    assert_eq!(reference_problems.len(), expected.len(), "{reference_problems:#?}");
+    for (got, want) in reference_problems.iter().zip(expected) {
+        assert!(got.contains(want), "{got}\n wanted {want}");
+    }
+
+    // `plan` refuses the same, before it reads the engine.
+    let project = Project::load(&dir.path().join("provisioner.toml")).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = runtime(cache.path());
+    let catalog = Catalog::discover(&runtime, &search_path(&[], Some(dir.path()))).unwrap();
+    let stack = Stack {
+        project: &project,
+        environment: "local",
+        catalog: &catalog,
+        runtime: &runtime,
+        engine: Arc::new(Unavailable { reason: "no engine in the sandbox tests".into() }),
+        progress: None,
+    };
+    match stack.plan(&Default::default()) {
+        Err(PreflightError::InvalidConfig(planned)) => assert_eq!(planned, problems),
+        Err(other) => panic!("expected InvalidConfig, got {other}"),
+        Ok(_) => panic!("plan went ahead"),
+    }
+}
+
+#[test]
 fn core_modules_and_unsupported_wit_versions_are_refused_with_advice() {
     let cache = tempfile::tempdir().unwrap();
     let rt = runtime(cache.path());

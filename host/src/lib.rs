@@ -34,6 +34,7 @@ pub mod outcome;
 pub mod outputs;
 pub mod policy;
 pub mod realise;
+pub mod references;
 pub mod spec;
 pub mod progress;
 pub mod runtime;

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::capabilities::Grants;
@@ -26,9 +27,26 @@ pub const DEFAULT_READINESS_TIMEOUT_SECS: u64 = 120;
 /// enforces it; the messages here and in `authoring::scaffold` quote it.
 pub const MAX_NAME_LEN: usize = 40;
 
-/// A problem in provisioner.toml.
+/// The smallest container limits the host sets: below these a container cannot
+/// even start its init, so a smaller value is refused in provisioner.toml instead of
+/// being raised behind the operator's back.
+pub const MIN_MEMORY_MB: u32 = 16;
+pub const MIN_CPU_MILLIS: u32 = 10;
+pub const MIN_PIDS: u32 = 16;
+
+/// How many characters of a value a message quotes: a 10 MB string in the file
+/// must not become a 10 MB error message.
+const QUOTE_LIMIT: usize = 80;
+
+/// A problem in provisioner.toml. Shown as `FILE:LINE: KEY: MESSAGE`; an error that
+/// belongs to no key (a syntax error) is shown without one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{}: {key}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+#[error(
+    "{}{}: {}{message}",
+    file.display(),
+    line.map(|l| format!(":{l}")).unwrap_or_default(),
+    if key.is_empty() { String::new() } else { format!("{key}: ") }
+)]
 pub struct ConfigError {
     pub file: PathBuf,
     pub line: Option<usize>,
@@ -129,16 +147,44 @@ pub struct ResourceDefaults {
 }
 
 impl Default for ResourceDefaults {
+    /// The CPU ceiling is this machine's CPUs: a fixed 8000m would promise eight
+    /// CPUs on a two-core laptop. The default share stays within it.
     fn default() -> Self {
         let d = ContainerDefaults::default();
+        let max_cpu_millis = machine_cpu_millis().unwrap_or(d.max_cpu_millis);
         ResourceDefaults {
             memory_mb: d.memory_mb,
-            cpu_millis: d.cpu_millis,
+            cpu_millis: d.cpu_millis.min(max_cpu_millis),
             pids: d.pids,
             max_memory_mb: d.max_memory_mb,
-            max_cpu_millis: d.max_cpu_millis,
+            max_cpu_millis,
             max_pids: d.max_pids,
         }
+    }
+}
+
+/// The CPUs this process may use (affinity and cgroup quota included), in millis.
+fn machine_cpu_millis() -> Option<u32> {
+    let cpus = std::thread::available_parallelism().ok()?.get();
+    Some(u32::try_from(cpus).unwrap_or(u32::MAX).saturating_mul(1000).max(MIN_CPU_MILLIS))
+}
+
+impl ResourceDefaults {
+    /// Each field below the smallest value the host applies, with that minimum and
+    /// its unit. The ceilings count too: a ceiling below the minimum leaves no valid
+    /// value at all.
+    fn below_minimum(&self) -> Vec<(&'static str, u32, u32, &'static str)> {
+        [
+            ("memory_mb", self.memory_mb, MIN_MEMORY_MB, "MB"),
+            ("max_memory_mb", self.max_memory_mb, MIN_MEMORY_MB, "MB"),
+            ("cpu_millis", self.cpu_millis, MIN_CPU_MILLIS, "millis"),
+            ("max_cpu_millis", self.max_cpu_millis, MIN_CPU_MILLIS, "millis"),
+            ("pids", self.pids, MIN_PIDS, "pids"),
+            ("max_pids", self.max_pids, MIN_PIDS, "pids"),
+        ]
+        .into_iter()
+        .filter(|(_, value, min, _)| value < min)
+        .collect()
     }
 }
 
@@ -218,6 +264,16 @@ pub struct Service {
     pub config: serde_json::Value,
     /// Line of the `plugin = …` key, for messages.
     pub line: usize,
+    /// Line of each value under `config`, by its path inside it (`env.DATABASE_URL`,
+    /// `command[0]`), for messages about one value.
+    pub config_lines: BTreeMap<String, usize>,
+}
+
+impl Service {
+    /// The line of a value under `config`, else of the service.
+    pub fn config_line(&self, path: &str) -> usize {
+        self.config_lines.get(path).copied().unwrap_or(self.line)
+    }
 }
 
 /// A loaded, checked provisioner.toml.
@@ -232,7 +288,138 @@ pub struct Project {
 }
 
 fn line_of(source: &str, offset: usize) -> usize {
-    source[..offset.min(source.len())].matches('\n').count() + 1
+    source.as_bytes()[..offset.min(source.len())].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+/// 1-based column of a byte offset, in characters.
+fn column_of(source: &str, offset: usize) -> usize {
+    let offset = offset.min(source.len());
+    let line_start = source.as_bytes()[..offset].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    source.get(line_start..offset).map_or(offset - line_start, |s| s.chars().count()) + 1
+}
+
+/// `text` as a message may quote it: whole if short, else its first characters and
+/// its size.
+pub fn clip(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_LIMIT) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}…({} bytes)", &text[..cut], text.len()),
+    }
+}
+
+/// Clip every quoted stretch ("…" with escapes, or `…`) of a message from a parser or
+/// deserializer, which quote the offending value whatever its size.
+fn clip_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(1024));
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`']) {
+        let quote = rest.as_bytes()[open];
+        out.push_str(&rest[..=open]);
+        let body = &rest[open + 1..];
+        // The closing quote, skipping backslash escapes inside "…".
+        let mut close = None;
+        let mut escaped = false;
+        for (i, b) in body.bytes().enumerate() {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' && quote == b'"' {
+                escaped = true;
+            } else if b == quote {
+                close = Some(i);
+                break;
+            }
+        }
+        let end = close.unwrap_or(body.len());
+        out.push_str(&clip(&body[..end]));
+        match close {
+            Some(end) => {
+                out.push(quote as char);
+                rest = &body[end + 1..];
+            }
+            None => rest = "",
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `prefix.key`, quoting a key that is not a bare TOML key so the path reads back
+/// unambiguously (`env."a.b"`).
+pub fn join_key(prefix: &str, key: &str) -> String {
+    let bare = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let key = if bare { clip(key) } else { format!("{:?}", clip(key)) };
+    if prefix.is_empty() {
+        key
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+fn span_holds(span: &std::ops::Range<usize>, offset: usize) -> bool {
+    span.start <= offset && (offset < span.end || span.is_empty() && offset == span.start)
+}
+
+/// The key path (`services.web.replicas`, `a.b[0]`) of the innermost key or value
+/// at `offset` in a parsed document, for deserializer errors, which know the
+/// span of what they refused but do not tell its key.
+fn key_at(table: &DeTable<'_>, offset: usize, prefix: &str) -> Option<String> {
+    for (key, value) in table.iter() {
+        let path = join_key(prefix, key.get_ref());
+        // Deepest first: a header table's own span can cover its whole section.
+        if let Some(found) = value_key_at(value, offset, &path) {
+            return Some(found);
+        }
+        if span_holds(&key.span(), offset) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+fn value_key_at(value: &Spanned<DeValue<'_>>, offset: usize, path: &str) -> Option<String> {
+    let inner = match value.get_ref() {
+        DeValue::Table(table) => key_at(table, offset, path),
+        DeValue::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| value_key_at(item, offset, &format!("{path}[{i}]")))
+        }
+        _ => None,
+    };
+    inner.or_else(|| span_holds(&value.span(), offset).then(|| path.to_string()))
+}
+
+/// The value at a key path given as segments, in a parsed document.
+fn lookup<'d, 'i>(table: &'d DeTable<'i>, path: &[&str]) -> Option<&'d Spanned<DeValue<'i>>> {
+    let (first, rest) = path.split_first()?;
+    let value = table.iter().find(|(k, _)| k.get_ref() == first).map(|(_, v)| v)?;
+    if rest.is_empty() {
+        return Some(value);
+    }
+    match value.get_ref() {
+        DeValue::Table(inner) => lookup(inner, rest),
+        _ => None,
+    }
+}
+
+/// The line of every value under a service's `config`, by its path inside `config`
+/// (`env.DATABASE_URL`, `command[0]`), so checks of the config can name the line of
+/// the key itself rather than the service's.
+fn value_lines(value: &Spanned<DeValue<'_>>, path: &str, source: &str, lines: &mut BTreeMap<String, usize>) {
+    if !path.is_empty() {
+        lines.insert(path.to_string(), line_of(source, value.span().start));
+    }
+    match value.get_ref() {
+        DeValue::Table(table) => {
+            for (key, inner) in table.iter() {
+                value_lines(inner, &join_key(path, key.get_ref()), source, lines);
+            }
+        }
+        DeValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                value_lines(item, &format!("{path}[{i}]"), source, lines);
+            }
+        }
+        _ => {}
+    }
 }
 
 impl Project {
@@ -263,14 +450,20 @@ impl Project {
             key: key.to_string(),
             message,
         };
+        // Parsed once for its spans (which key is at which line), then deserialized.
+        // A syntax error belongs to no key: it is named by line and column.
+        let doc = DeTable::parse(source).map_err(|e| {
+            let at = e.span().map(|s| s.start);
+            let column = at.map(|at| format!(" (column {})", column_of(source, at))).unwrap_or_default();
+            error(at.map(|at| line_of(source, at)), "", format!("{}{column}", clip_quoted(e.message().trim())))
+        })?;
+        let doc = doc.get_ref();
+        // The deserializer knows the span of what it refused, not its key: the key
+        // comes from the spans of the parsed document.
         let raw: RawFile = toml::from_str(source).map_err(|e| {
-            let span = e.span();
-            let key = span
-                .clone()
-                .and_then(|s| source.get(s))
-                .map(|k| k.trim().trim_matches(['[', ']', '"']).to_string())
-                .unwrap_or_default();
-            error(span.map(|s| line_of(source, s.start)), &key, e.message().trim().to_string())
+            let at = e.span().map(|s| s.start);
+            let key = at.and_then(|at| key_at(doc, at, "")).unwrap_or_default();
+            error(at.map(|at| line_of(source, at)), &key, clip_quoted(e.message().trim()))
         })?;
 
         let name_line = line_of(source, raw.project.name.span().start);
@@ -279,20 +472,33 @@ impl Project {
             return Err(error(
                 Some(name_line),
                 "project.name",
-                format!("`{name}`: use 1 to {MAX_NAME_LEN} lower-case letters, digits and `-`, starting with a letter"),
+                format!("`{}`: use 1 to {MAX_NAME_LEN} lower-case letters, digits and `-`, starting with a letter", clip(&name)),
             ));
         }
         for env in raw.environments.keys() {
             if !is_valid_name(env) {
-                let line = source.find(&format!("environments.{env}")).map(|o| line_of(source, o));
-                return Err(error(line, &format!("environments.{env}"), "environment names are lower-case letters, digits and `-`".into()));
+                let line = lookup(doc, &["environments", env.as_str()]).map(|v| line_of(source, v.span().start));
+                return Err(error(line, &join_key("environments", env), "environment names are lower-case letters, digits and `-`".into()));
+            }
+        }
+
+        // Refused, not raised to the minimum: a container given less than asked for
+        // dies with no stated cause.
+        for (env_name, env) in &raw.environments {
+            if let Some((field, value, min, unit)) = env.resources.below_minimum().into_iter().next() {
+                let line = lookup(doc, &["environments", env_name.as_str(), "resources", field]).map(|v| line_of(source, v.span().start));
+                return Err(error(
+                    line,
+                    &join_key(&join_key(&join_key("environments", env_name), "resources"), field),
+                    format!("{value} {unit} is below the minimum of {min} {unit} the host gives a container; set at least {min}"),
+                ));
             }
         }
 
         let mut services = BTreeMap::new();
         for (service_name, raw_service) in &raw.services {
             let line = line_of(source, raw_service.plugin.span().start);
-            let key = format!("services.{service_name}");
+            let key = join_key("services", service_name);
             if !is_valid_name(service_name) {
                 return Err(error(
                     Some(line),
@@ -312,7 +518,8 @@ impl Project {
                         dep_line,
                         &format!("{key}.depends_on"),
                         format!(
-                            "`{dep_name}` is not a service here (services: {})",
+                            "`{}` is not a service here (services: {})",
+                            clip(dep_name),
                             raw.services.keys().cloned().collect::<Vec<_>>().join(", ")
                         ),
                     ));
@@ -333,12 +540,16 @@ impl Project {
                     return Err(error(
                         Some(line_of(source, at)),
                         &format!("{key}.wait_for"),
-                        format!("`{other}`: \"ready\" (the default) or \"outputs\""),
+                        format!("`{}`: \"ready\" (the default) or \"outputs\"", clip(other)),
                     ))
                 }
             };
             let config = serde_json::to_value(&raw_service.config)
-                .map_err(|e| error(Some(line), &format!("{key}.config"), e.to_string()))?;
+                .map_err(|e| error(Some(line), &format!("{key}.config"), clip_quoted(&e.to_string())))?;
+            let mut config_lines = BTreeMap::new();
+            if let Some(table) = lookup(doc, &["services", service_name.as_str(), "config"]) {
+                value_lines(table, "", source, &mut config_lines);
+            }
             services.insert(
                 service_name.clone(),
                 Service {
@@ -349,6 +560,7 @@ impl Project {
                     replicas,
                     config,
                     line,
+                    config_lines,
                 },
             );
         }
@@ -356,8 +568,9 @@ impl Project {
         for (env_name, env) in &raw.environments {
             for service in env.images.keys() {
                 if !services.contains_key(service) {
-                    let line = source.find(&format!("{service} =")).map(|o| line_of(source, o));
-                    return Err(error(line, &format!("environments.{env_name}.images.{service}"), format!("`{service}` is not a service here")));
+                    let line = lookup(doc, &["environments", env_name.as_str(), "images", service.as_str()]).map(|v| line_of(source, v.span().start));
+                    let key = join_key(&join_key(&join_key("environments", env_name), "images"), service);
+                    return Err(error(line, &key, format!("`{}` is not a service here", clip(service))));
                 }
             }
         }

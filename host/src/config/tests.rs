@@ -1,5 +1,3 @@
-//! provisioner.toml: good files, and bad ones named by line and key.
-
 use super::*;
 
 fn parse(source: &str) -> Result<Project, ConfigError> {
@@ -54,7 +52,7 @@ fn bad_files_name_line_and_key() {
         ("[project]\nname = \"x\"\n[services.a]\nplugin = \"p\"\ndepends_on = [\"a\"]\n", Some(5), "services.a.depends_on", "itself"),
         ("[project]\nname = \"x\"\n[services.a]\nplugin = \"p\"\nreplicas = 0\n", Some(5), "services.a.replicas", "1 to 64"),
         ("[project]\nname = \"x\"\n[services.a]\nplugin = \"p\"\nwait_for = \"started\"\n", Some(5), "services.a.wait_for", "\"outputs\""),
-        ("[project]\nname = \"x\"\n[services.a]\nplugin = 3\n", Some(4), "", "invalid type"),
+        ("[project]\nname = \"x\"\n[services.a]\nplugin = 3\n", Some(4), "services.a.plugin", "invalid type"),
         ("[project]\nname = \"x\"\n[environments.local]\nimages = { ghost = \"x:1\" }\n", Some(4), "images.ghost", "not a service"),
         ("[project]\nname = \"x\"\n[plugins.m.grants]\nimage = [\"x\"]\n", Some(4), "image", "unknown field"),
     ];
@@ -65,6 +63,103 @@ fn bad_files_name_line_and_key() {
         assert!(err.message.contains(message), "{source}: {err}");
         assert!(err.to_string().starts_with("provisioner.toml:"), "{err}");
     }
+}
+
+#[test]
+fn deserializer_errors_name_the_key_not_the_value() {
+    let base = "[project]\nname = \"x\"\n\n[services.db]\nplugin = \"p\"\n[services.web]\nplugin = \"p\"\n";
+    // (appended lines, shown as)
+    let cases = [
+        ("replicas = \"two\"\n", "provisioner.toml:8: services.web.replicas: invalid type: string \"two\", expected u32"),
+        ("depends_on = \"db\"\n", "provisioner.toml:8: services.web.depends_on: invalid type: string \"db\", expected a sequence"),
+        ("depends_on = [\"db\", 3]\n", "provisioner.toml:8: services.web.depends_on[1]: invalid type: integer `3`"),
+        ("config = { env = { A = 1 } }\nwait_for = 3\n", "provisioner.toml:9: services.web.wait_for: invalid type: integer `3`"),
+        ("[services.web.config]\nx = 1\n[environments.local]\nreadiness_timeout_secs = \"soon\"\n", "provisioner.toml:11: environments.local.readiness_timeout_secs: invalid type"),
+        ("[environments.local.resources]\nmemory_mb = true\n", "provisioner.toml:9: environments.local.resources.memory_mb: invalid type: boolean `true`"),
+        ("[services.api]\nreplicas = 2\n", "provisioner.toml:8: services.api: missing field `plugin`"),
+    ];
+    for (tail, shown) in cases {
+        let err = parse(&format!("{base}{tail}")).unwrap_err();
+        assert!(err.to_string().starts_with(shown), "{tail}: {err}");
+    }
+}
+
+#[test]
+fn syntax_errors_give_line_and_column_and_no_empty_key() {
+    let err = parse("[project]\nname = \"x\"\n\n[services.web\nplugin = \"p\"\n").unwrap_err();
+    assert_eq!((err.line, err.key.as_str()), (Some(4), ""), "{err}");
+    let shown = err.to_string();
+    assert!(shown.starts_with("provisioner.toml:4: unclosed table"), "{shown}");
+    assert!(shown.contains("(column 14)"), "{shown}");
+    assert!(!shown.contains(": :"), "{shown}");
+}
+
+#[test]
+fn a_huge_value_is_not_echoed_whole() {
+    let huge = "y".repeat(10 << 20);
+    for source in [
+        format!("[project]\nname = \"x\"\n[services.web]\nplugin = \"p\"\nreplicas = \"{huge}\"\n"),
+        format!("[project]\nname = \"{huge}\"\n"),
+        format!("[project]\nname = \"x\"\n[services.web]\nplugin = \"p\"\nwait_for = \"{huge}\"\n"),
+        format!("[project]\nname = \"x\"\n[services.web]\nplugin = \"p\"\ndepends_on = [\"{huge}\"]\n"),
+        format!("[project]\nname = \"x\"\n[services.web]\nplugin = \"p\"\n\"{huge}\" = 1\n"),
+    ] {
+        let shown = parse(&source).unwrap_err().to_string();
+        assert!(shown.len() < 600, "{} bytes: {}", shown.len(), &shown[..600]);
+        assert!(shown.contains(&format!("…({} bytes)", huge.len())), "{shown}");
+    }
+}
+
+#[test]
+fn resources_below_the_minimum_are_refused_not_raised() {
+    let base = "[project]\nname = \"x\"\n[environments.local]\n";
+    // (resources, key, minimum named)
+    let cases = [
+        ("resources = { memory_mb = 0 }\n", "environments.local.resources.memory_mb", "0 MB is below the minimum of 16 MB", 4),
+        ("[environments.local.resources]\ncpu_millis = 5\n", "environments.local.resources.cpu_millis", "minimum of 10 millis", 5),
+        ("[environments.local.resources]\nmemory_mb = 512\npids = 1\n", "environments.local.resources.pids", "minimum of 16 pids", 6),
+        ("resources = { max_memory_mb = 8 }\n", "environments.local.resources.max_memory_mb", "minimum of 16 MB", 4),
+    ];
+    for (tail, key, message, line) in cases {
+        let err = parse(&format!("{base}{tail}")).unwrap_err();
+        assert_eq!((err.key.as_str(), err.line), (key, Some(line)), "{tail}: {err}");
+        assert!(err.message.contains(message), "{tail}: {err}");
+    }
+    let at_minimum = format!("{base}resources = {{ memory_mb = {MIN_MEMORY_MB}, cpu_millis = {MIN_CPU_MILLIS}, pids = {MIN_PIDS} }}\n");
+    assert!(parse(&at_minimum).is_ok());
+}
+
+#[test]
+fn the_default_cpu_ceiling_is_this_machine() {
+    let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(8);
+    let env = parse("[project]\nname = \"x\"\n[environments.local]\nresources = { memory_mb = 512 }\n").unwrap().environment("local").unwrap();
+    assert_eq!(env.container_defaults().max_cpu_millis, cpus * 1000);
+    assert!(env.container_defaults().cpu_millis <= cpus * 1000);
+    assert_eq!(Environment::default().container_defaults().max_cpu_millis, cpus * 1000);
+    // Set in the file, it is what the file says.
+    let env = parse("[project]\nname = \"x\"\n[environments.local]\nresources = { max_cpu_millis = 64000 }\n").unwrap().environment("local").unwrap();
+    assert_eq!(env.container_defaults().max_cpu_millis, 64000);
+}
+
+#[test]
+fn config_values_know_their_lines() {
+    let p = parse("[project]\nname = \"x\"\n[services.db]\nplugin = \"p\"\n[services.app]\nplugin = \"p\"\ndepends_on = [\"db\"]\n[services.app.config]\nimage = \"i\"\nenv = { A = \"1\", \"B.C\" = \"2\" }\ncommand = [\n  \"a\",\n  \"b\",\n]\n").unwrap();
+    let app = &p.services["app"];
+    assert_eq!(app.config_line("image"), 9);
+    assert_eq!(app.config_line("env.A"), 10);
+    assert_eq!(app.config_line("env.\"B.C\""), 10);
+    assert_eq!(app.config_line("command[1]"), 13);
+    assert_eq!(app.config_line("nope"), app.line);
+}
+
+#[test]
+fn clipping() {
+    assert_eq!(clip("short"), "short");
+    let long = "é".repeat(100);
+    assert_eq!(clip(&long), format!("{}…(200 bytes)", "é".repeat(80)));
+    let message = format!("invalid type: string \"{}\\\"x\", expected `{}`", "a".repeat(100), "b".repeat(5));
+    assert_eq!(clip_quoted(&message), format!("invalid type: string \"{}…(103 bytes)\", expected `bbbbb`", "a".repeat(80)));
+    assert_eq!(clip_quoted("unterminated \"abc"), "unterminated \"abc");
 }
 
 #[test]

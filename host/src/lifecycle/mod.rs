@@ -21,6 +21,7 @@ use crate::engine::ContainerEngine;
 use crate::naming::Scope;
 use crate::policy::ContainerDefaults;
 use crate::realise::{Containers, Phases, Realiser};
+use crate::references::resolve_references;
 use crate::runtime::{Hook, HookCall, HookContext, HookFailure, LoadedPlugin, Output, PluginRuntime};
 
 mod inspect;
@@ -90,7 +91,7 @@ impl Stack<'_> {
     fn prepare_services(&self, validate: bool) -> Result<(Environment, BTreeMap<String, Prepared>), PreflightError> {
         let env = self.environment()?;
         let state_dir = self.project.state_dir(self.environment);
-        let mut problems = Vec::new();
+        let mut problems = if validate { crate::references::check(self.project, self.catalog) } else { Vec::new() };
         let mut prepared = BTreeMap::new();
         for service in self.project.services.values() {
             let Some(found) = self.catalog.plugins.get(&service.plugin) else { continue };
@@ -361,44 +362,6 @@ fn settle<T>(
 pub(super) fn config_hash(plugin_sha256: &str, ctx: &HookContext) -> String {
     let text = format!("{plugin_sha256}\n{}\n{}\n{:?}", ctx.config_json, ctx.replicas, ctx.image_override);
     crate::runtime::cache::sha256_hex(text.as_bytes())[..16].to_string()
-}
-
-/// Replace `${service.NAME}` in every string of `config` with that output of a
-/// service this one depends on.
-fn resolve_references(config: &serde_json::Value, inputs: &HashMap<String, Vec<Output>>) -> Result<serde_json::Value, String> {
-    use serde_json::Value;
-    Ok(match config {
-        Value::String(text) => {
-            let mut out = String::new();
-            let mut rest = text.as_str();
-            while let Some(start) = rest.find("${") {
-                out.push_str(&rest[..start]);
-                let after = &rest[start + 2..];
-                let end = after.find('}').ok_or_else(|| format!("unclosed `${{` in `{text}`"))?;
-                let reference = &after[..end];
-                let (service, name) =
-                    reference.split_once('.').ok_or_else(|| format!("`${{{reference}}}`: write `${{service.OUTPUT}}`"))?;
-                let outputs = inputs
-                    .get(service)
-                    .ok_or_else(|| format!("`${{{reference}}}` refers to `{service}`, which is not in depends_on"))?;
-                let output = outputs
-                    .iter()
-                    .find(|o| o.name == name)
-                    .ok_or_else(|| format!("`${{{reference}}}`: service `{service}` has no output `{name}`"))?;
-                // Configs feed containers on the project network, which reach a
-                // service by its name, not through the host's published port.
-                out.push_str(output.network_value.as_deref().unwrap_or(&output.value));
-                rest = &after[end + 1..];
-            }
-            out.push_str(rest);
-            Value::String(out)
-        }
-        Value::Array(items) => Value::Array(items.iter().map(|v| resolve_references(v, inputs)).collect::<Result<_, _>>()?),
-        Value::Object(map) => Value::Object(
-            map.iter().map(|(k, v)| Ok((k.clone(), resolve_references(v, inputs)?))).collect::<Result<_, String>>()?,
-        ),
-        other => other.clone(),
-    })
 }
 
 #[cfg(test)]
