@@ -4,7 +4,7 @@
 //! carries requests out.
 
 mod docker;
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 mod unavailable;
 
