@@ -156,8 +156,8 @@ struct Container;
 impl Plugin for Container {
     fn describe() -> PluginInfo {
         PluginInfo::new("container", env!("CARGO_PKG_VERSION"), "The application's own containers: replicated, health-checked, replaced without a gap")
-            .capability(Capability::Image("*".into()))
-            .capability(Capability::NetProbe)
+            .image("*")
+            .net_probe()
             .schema(r#"{"type":"object","additionalProperties":false,"required":["port"],"properties":{
                 "image":{"type":"string"},
                 "command":{"oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}]},

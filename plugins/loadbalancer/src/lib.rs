@@ -85,8 +85,7 @@ impl Plugin for LoadBalancer {
     fn describe() -> PluginInfo {
         PluginInfo::new("loadbalancer", env!("CARGO_PKG_VERSION"), "nginx on one host port, balancing across a service's instances as they scale")
             .image_and_mirrors("nginx:*")
-            .capability(Capability::Publish(HTTP))
-            .capability(Capability::NetProbe)
+            .publish(HTTP).net_probe()
             .schema(r#"{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{
                 "upstream":{"type":"string","description":"NAME:PORT on the project network"},
                 "port":{"type":"integer","minimum":0,"maximum":65535,"default":3000},

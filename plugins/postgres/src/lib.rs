@@ -110,12 +110,7 @@ impl Plugin for Postgres {
     fn describe() -> PluginInfo {
         PluginInfo::new("postgres", env!("CARGO_PKG_VERSION"), "PostgreSQL with a least-privilege app role owning the app's database")
             .image_and_mirrors("postgres:*")
-            .capability(Capability::Publish(PORT))
-            .capability(Capability::Volume("data".into()))
-            .capability(Capability::Exec)
-            .capability(Capability::NetProbe)
-            .capability(Capability::StateFiles)
-            .capability(Capability::Secrets)
+            .publish(PORT).volume("data").exec().net_probe().state_files().secrets()
             .schema(r#"{"type":"object","additionalProperties":false,"properties":{"database":{"type":"string"},"user":{"type":"string","default":"app"},"image":{"type":"string"}}}"#)
             .outputs(&["DATABASE_URL"])
             .default("image", DEFAULT_IMAGE)

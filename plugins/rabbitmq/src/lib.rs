@@ -209,10 +209,7 @@ impl Plugin for RabbitMq {
     fn describe() -> PluginInfo {
         PluginInfo::new("rabbitmq", env!("CARGO_PKG_VERSION"), "RabbitMQ with an app user limited to the app's vhost; no guest")
             .image_and_mirrors("rabbitmq:*")
-            .capability(Capability::Publish(PORT))
-            .capability(Capability::Volume("data".into()))
-            .capability(Capability::NetProbe)
-            .capability(Capability::Secrets)
+            .publish(PORT).volume("data").net_probe().secrets()
             .schema(r#"{"type":"object","additionalProperties":false,"properties":{"vhost":{"type":"string"},"user":{"type":"string","default":"app"},"image":{"type":"string"}}}"#)
             .outputs(&["AMQP_URL"])
             .default("image", DEFAULT_IMAGE)

@@ -113,10 +113,7 @@ impl Plugin for Redis {
     fn describe() -> PluginInfo {
         PluginInfo::new("redis", env!("CARGO_PKG_VERSION"), "Redis with an ACL user for the app; the default user disabled")
             .image_and_mirrors("redis:*")
-            .capability(Capability::Publish(PORT))
-            .capability(Capability::Volume("data".into()))
-            .capability(Capability::NetProbe)
-            .capability(Capability::Secrets)
+            .publish(PORT).volume("data").net_probe().secrets()
             .schema(r#"{"type":"object","additionalProperties":false,"properties":{"user":{"type":"string","default":"app"},"image":{"type":"string"}}}"#)
             .outputs(&["REDIS_URL"])
             .default("image", DEFAULT_IMAGE)

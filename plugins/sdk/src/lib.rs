@@ -154,11 +154,46 @@ impl PluginInfo {
         self
     }
 
+    /// Publishing the container port `port` on the host.
+    pub fn publish(self, port: u16) -> Self {
+        self.capability(Capability::Publish(port))
+    }
+
+    /// The service's own volume `name`.
+    pub fn volume(self, name: &str) -> Self {
+        self.capability(Capability::Volume(name.to_string()))
+    }
+
+    /// Running commands inside its own containers.
+    pub fn exec(self) -> Self {
+        self.capability(Capability::Exec)
+    }
+
+    /// TCP to its own published ports and containers (for `ready`'s probes).
+    pub fn net_probe(self) -> Self {
+        self.capability(Capability::NetProbe)
+    }
+
+    /// Its own state folder, `/state`.
+    pub fn state_files(self) -> Self {
+        self.capability(Capability::StateFiles)
+    }
+
+    /// Its own generated secrets.
+    pub fn secrets(self) -> Self {
+        self.capability(Capability::Secrets)
+    }
+
+    /// Images matching `pattern` (`*` matches any run of characters).
+    pub fn image(self, pattern: &str) -> Self {
+        self.capability(Capability::Image(pattern.to_string()))
+    }
+
     /// Images matching `pattern` (e.g. `postgres:*`), and the same repository from any
     /// registry or mirror (`*/postgres:*`; for `dxflrs/garage:*`, `*/garage:*`).
     pub fn image_and_mirrors(self, pattern: &str) -> Self {
         let last = pattern.rsplit('/').next().unwrap_or(pattern);
-        self.capability(Capability::Image(pattern.to_string())).capability(Capability::Image(format!("*/{last}")))
+        self.image(pattern).image(&format!("*/{last}"))
     }
 
     /// The JSON Schema of `config`, for documentation (`validate` decides).
