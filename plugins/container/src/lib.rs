@@ -201,9 +201,13 @@ impl Plugin for Container {
                     matches!(instance.health, None | Some(HealthState::Healthy))
                 }
                 None => false,
-                Some(ip) => probe::http_ok(&format!("{ip}:{}", config.port), path, Duration::from_secs(2))
-                    .map_err(|reason| last_reason = format!("{}: {reason}", instance.name))
-                    .is_ok(),
+                Some(ip) => match probe::http_ok(&format!("{ip}:{}", config.port), path, Duration::from_secs(2)) {
+                    Ok(()) => true,
+                    Err(reason) => {
+                        last_reason = format!("{}: {reason}", instance.name);
+                        false
+                    }
+                },
             };
             up += usize::from(answered);
         }

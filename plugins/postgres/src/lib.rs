@@ -140,10 +140,10 @@ impl Plugin for Postgres {
             wait::until_port_up(server, PORT, Duration::from_secs(120), wire::accepts_connections)?;
             progress(&format!("creating role {} and database {database}", config.user));
             let out = exec(&["psql", "-X", "-q", "-U", "postgres", "-d", "postgres", "-f", "-"], Some(setup_sql(&database, &config.user, &creds.app)))?;
-            match out.success() {
-                true => Ok(()),
-                false => Err(format!("setting up role and database failed: {}", out.stderr_text().trim())),
+            if !out.success() {
+                return Err(format!("setting up role and database failed: {}", out.stderr_text().trim()));
             }
+            Ok(())
         })?;
         // After the wait: a server that exits at once publishes nothing, and the wait says why.
         let addr = server.host_addr(PORT)?;
