@@ -67,7 +67,7 @@ fn default_stop_timeout_secs() -> u32 {
 }
 
 fn problem(key: &str, message: impl Into<String>) -> Vec<ConfigProblem> {
-    vec![ConfigProblem { key: key.into(), message: message.into() }]
+    vec![ConfigProblem::new(key, message)]
 }
 
 impl Config {
@@ -92,10 +92,8 @@ impl Config {
     }
 
     fn image(&self, ctx: &Context) -> Result<String, String> {
-        ctx.image_override
-            .clone()
-            .or_else(|| self.image.clone())
-            .ok_or_else(|| "config.image: which image runs the application? (e.g. image = \"myapp:dev\")".into())
+        let image = ctx.image_override.clone().or_else(|| self.image.clone());
+        image.ok_or_else(|| "config.image: which image runs the application? (e.g. image = \"myapp:dev\")".into())
     }
 }
 
@@ -145,8 +143,7 @@ fn spec(config: &Config, ctx: &Context) -> Result<ContainerSpec, String> {
 
 /// The workload's instances, `app-1` … (not one being retired mid-replacement).
 fn instances() -> Result<Vec<ContainerInfo>, String> {
-    let mut list: Vec<ContainerInfo> = docker::list_containers()
-        .map_err(|e| e.to_string())?
+    let mut list: Vec<ContainerInfo> = docker::list_containers()?
         .into_iter()
         .filter(|c| c.name.strip_prefix("app-").is_some_and(|n| n.parse::<u32>().is_ok()))
         .collect();
@@ -158,13 +155,10 @@ struct Container;
 
 impl Plugin for Container {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "container".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            wit_version: WIT_VERSION.into(),
-            summary: "The application's own containers: replicated, health-checked, replaced without a gap".into(),
-            capabilities: vec![Capability::Image("*".into()), Capability::NetProbe],
-            config_schema: r#"{"type":"object","additionalProperties":false,"required":["port"],"properties":{
+        PluginInfo::new("container", env!("CARGO_PKG_VERSION"), "The application's own containers: replicated, health-checked, replaced without a gap")
+            .image("*")
+            .net_probe()
+            .schema(r#"{"type":"object","additionalProperties":false,"required":["port"],"properties":{
                 "image":{"type":"string"},
                 "command":{"oneOf":[{"type":"string"},{"type":"array","items":{"type":"string"}}]},
                 "entrypoint":{"type":"array","items":{"type":"string"}},
@@ -176,14 +170,9 @@ impl Plugin for Container {
                 "user":{"type":"string"},
                 "memory_mb":{"type":"integer"},
                 "cpu_millis":{"type":"integer"},
-                "stop_timeout_secs":{"type":"integer","default":10}}}"#
-                .into(),
-            outputs: vec![],
-            defaults: vec![
-                KeyValue { key: "health_path".into(), value: default_health_path() },
-                KeyValue { key: "replicas".into(), value: "1".into() },
-            ],
-        }
+                "stop_timeout_secs":{"type":"integer","default":10}}}"#)
+            .default("health_path", default_health_path())
+            .default("replicas", "1")
     }
 
     fn validate(config: String) -> Result<(), Vec<ConfigProblem>> {
@@ -191,20 +180,17 @@ impl Plugin for Container {
     }
 
     fn provision(ctx: Context) -> Result<Vec<Output>, String> {
-        let config = Config::parse(&ctx.config).map_err(|p| format!("config.{}: {}", p[0].key, p[0].message))?;
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
         progress(&format!("ensuring {} instance(s)", ctx.replicas.max(1)));
-        docker::ensure(&spec(&config, &ctx)?).map_err(|e| e.to_string())?;
+        docker::ensure(&spec(&config, &ctx)?)?;
         Ok(vec![])
     }
 
     fn ready(ctx: Context) -> Result<Readiness, String> {
-        let config = Config::parse(&ctx.config).map_err(|p| format!("config.{}: {}", p[0].key, p[0].message))?;
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
         let wanted = ctx.replicas.max(1) as usize;
         let list = instances()?;
-        if let Some((dead, code)) = list.iter().find_map(|c| c.stopped().map(|code| (c, code))) {
-            let logs = docker::logs(&dead.name, 20).unwrap_or_default();
-            return Err(format!("{} exited with code {code}; its last log lines:\n{}", dead.name, logs.trim_end()));
-        }
+        list.iter().try_for_each(ContainerInfo::alive)?;
         let mut up = 0;
         let mut last_reason = String::new();
         for instance in list.iter().filter(|c| c.state == ContainerState::Running) {
@@ -215,14 +201,10 @@ impl Plugin for Container {
                     matches!(instance.health, None | Some(HealthState::Healthy))
                 }
                 None => false,
-                Some(ip) => match probe::http_status(&format!("{ip}:{}", config.port), path, Duration::from_secs(2)) {
-                    Ok(status) if (200..300).contains(&status) => true,
-                    Ok(status) => {
-                        last_reason = format!("{} answered {status} on {path}", instance.name);
-                        false
-                    }
+                Some(ip) => match probe::http_ok(&format!("{ip}:{}", config.port), path, Duration::from_secs(2)) {
+                    Ok(()) => true,
                     Err(reason) => {
-                        last_reason = reason;
+                        last_reason = format!("{}: {reason}", instance.name);
                         false
                     }
                 },

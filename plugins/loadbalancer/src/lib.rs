@@ -45,13 +45,11 @@ impl Config {
     fn parse(json: &str) -> Result<Config, Vec<ConfigProblem>> {
         let config: Config = parse_config(json)?;
         if config.upstream_parts().is_none() {
-            return Err(vec![ConfigProblem {
-                key: "upstream".into(),
-                message: format!("`{}`: write NAME:PORT, the service's name and the port it listens on, e.g. backend:8000", config.upstream),
-            }]);
+            let message = format!("`{}`: write NAME:PORT, the service's name and the port it listens on, e.g. backend:8000", config.upstream);
+            return Err(vec![ConfigProblem::new("upstream", message)]);
         }
         if !config.health_path.starts_with('/') || config.health_path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(vec![ConfigProblem { key: "health_path".into(), message: format!("`{}`: a path starting with /", config.health_path) }]);
+            return Err(vec![ConfigProblem::new("health_path", format!("`{}`: a path starting with /", config.health_path))]);
         }
         Ok(config)
     }
@@ -67,53 +65,36 @@ impl Config {
 }
 
 fn spec(config: &Config, ctx: &Context) -> ContainerSpec {
-    let image = ctx.image_override.clone().or_else(|| config.image.clone()).unwrap_or_else(|| DEFAULT_IMAGE.into());
     let (host, port) = config.upstream_parts().unwrap_or(("", 0));
-    let mut spec = ContainerSpec::new(SERVER, &image);
+    let mut spec = ContainerSpec::new(SERVER, &image(ctx, config.image.as_deref().unwrap_or(DEFAULT_IMAGE)));
     spec.entrypoint = Some(vec!["sh".into(), "/etc/nginx/provisioner-balance.sh".into()]);
     spec.command = Some(vec![]);
     spec.env = vec![EnvVar::plain("UPSTREAM_HOST", host), EnvVar::plain("UPSTREAM_PORT", port.to_string())];
     spec.files = vec![
-        ContainerFile { path: "/etc/nginx/provisioner-balance.sh".into(), contents: BALANCE_SH.into(), mode: 0o755, secret: false },
-        ContainerFile { path: "/etc/nginx/conf.d/default.conf".into(), contents: DEFAULT_CONF.into(), mode: 0o644, secret: false },
+        ContainerFile::new("/etc/nginx/provisioner-balance.sh", BALANCE_SH, 0o755),
+        ContainerFile::new("/etc/nginx/conf.d/default.conf", DEFAULT_CONF, 0o644),
     ];
     spec.ports = vec![Port { container_port: HTTP, host_port: (config.port != 0).then_some(config.port) }];
     spec.stop_timeout_ms = Some(5000);
     spec
 }
 
-fn address(server: &ContainerInfo) -> Result<String, String> {
-    server.published(HTTP).ok_or_else(|| "port 80 of nginx is not published".into())
-}
-
 struct LoadBalancer;
 
 impl Plugin for LoadBalancer {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "loadbalancer".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            wit_version: WIT_VERSION.into(),
-            summary: "nginx on one host port, balancing across a service's instances as they scale".into(),
-            capabilities: vec![
-                Capability::Image("nginx:*".into()),
-                Capability::Image("*/nginx:*".into()),
-                Capability::Publish(HTTP),
-                Capability::NetProbe,
-            ],
-            config_schema: r#"{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{
+        PluginInfo::new("loadbalancer", env!("CARGO_PKG_VERSION"), "nginx on one host port, balancing across a service's instances as they scale")
+            .image_and_mirrors("nginx:*")
+            .publish(HTTP).net_probe()
+            .schema(r#"{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{
                 "upstream":{"type":"string","description":"NAME:PORT on the project network"},
                 "port":{"type":"integer","minimum":0,"maximum":65535,"default":3000},
                 "health_path":{"type":"string","default":"/health"},
-                "image":{"type":"string"}}}"#
-                .into(),
-            outputs: vec!["URL".into()],
-            defaults: vec![
-                KeyValue { key: "image".into(), value: DEFAULT_IMAGE.into() },
-                KeyValue { key: "port".into(), value: default_port().to_string() },
-                KeyValue { key: "health_path".into(), value: default_health_path() },
-            ],
-        }
+                "image":{"type":"string"}}}"#)
+            .outputs(&["URL"])
+            .default("image", DEFAULT_IMAGE)
+            .default("port", default_port().to_string())
+            .default("health_path", default_health_path())
     }
 
     fn validate(config: String) -> Result<(), Vec<ConfigProblem>> {
@@ -121,33 +102,16 @@ impl Plugin for LoadBalancer {
     }
 
     fn provision(ctx: Context) -> Result<Vec<Output>, String> {
-        let config = Config::parse(&ctx.config).map_err(|p| format!("config.{}: {}", p[0].key, p[0].message))?;
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
         progress(&format!("ensuring nginx in front of {}", config.upstream));
-        let deployment = docker::ensure(&spec(&config, &ctx)).map_err(|e| e.to_string())?;
-        let server = deployment.containers.first().ok_or("the engine reported no nginx container")?;
-        // One that dies at once (a bad image) is already down here, and unpublished.
-        if let Some(code) = server.stopped() {
-            return Err(format!("nginx exited with code {code} as it started"));
-        }
-        let addr = address(server)?;
+        // One that dies at once (a bad image) is already down here, and unpublished: that is the error.
+        let addr = docker::ensure(&spec(&config, &ctx))?.container()?.host_addr(HTTP)?;
         Ok(vec![Output::plain("URL", format!("http://{addr}")).on_network(format!("http://{}:{HTTP}", ctx.service))])
     }
 
     fn ready(ctx: Context) -> Result<Readiness, String> {
-        let config = Config::parse(&ctx.config).map_err(|p| format!("config.{}: {}", p[0].key, p[0].message))?;
-        let server = match docker::inspect(SERVER) {
-            Ok(info) => info,
-            Err(e) => return Ok(Readiness::NotYet(e.to_string())),
-        };
-        if let Some(code) = server.stopped() {
-            let logs = docker::logs(SERVER, 20).unwrap_or_default();
-            return Err(format!("nginx exited with code {code}; its last log lines:\n{}", logs.trim_end()));
-        }
-        Ok(match probe::http_status(&address(&server)?, &config.health_path, Duration::from_secs(3)) {
-            Ok(status) if (200..300).contains(&status) => Readiness::Ready,
-            Ok(status) => Readiness::NotYet(format!("GET {} through the balancer answered {status}", config.health_path)),
-            Err(reason) => Readiness::NotYet(reason),
-        })
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
+        probe::ready(SERVER, HTTP, |addr| probe::http_ok(addr, &config.health_path, Duration::from_secs(3)))
     }
 
     fn teardown(_ctx: Context, _keep_volumes: bool) -> Result<(), String> {

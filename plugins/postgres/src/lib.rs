@@ -46,25 +46,17 @@ impl Config {
         let mut problems = Vec::new();
         if let Some(db) = &config.database {
             if !is_identifier(db) {
-                problems.push(ConfigProblem { key: "database".into(), message: format!("`{db}`: use lower-case letters, digits and _, starting with a letter or _") });
+                problems.push(ConfigProblem::new("database", format!("`{db}`: use lower-case letters, digits and _, starting with a letter or _")));
             }
         }
         if !is_identifier(&config.user) || config.user == "postgres" {
-            problems.push(ConfigProblem { key: "user".into(), message: format!("`{}`: use lower-case letters, digits and _ (and not `postgres`, the admin)", config.user) });
+            problems.push(ConfigProblem::new("user", format!("`{}`: use lower-case letters, digits and _ (and not `postgres`, the admin)", config.user)));
         }
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(problems)
-        }
+        no_problems(config, problems)
     }
 
     fn database(&self, ctx: &Context) -> String {
         self.database.clone().unwrap_or_else(|| ctx.project.replace('-', "_"))
-    }
-
-    fn image(&self, ctx: &Context) -> String {
-        ctx.image_override.clone().or_else(|| self.image.clone()).unwrap_or_else(|| DEFAULT_IMAGE.into())
     }
 }
 
@@ -74,20 +66,18 @@ struct Credentials {
 }
 
 fn credentials() -> Result<Credentials, String> {
-    let admin = secrets::get_or_create("admin-password", 32).map_err(|e| e.to_string())?;
-    let app = secrets::get_or_create("app-password", 32).map_err(|e| e.to_string())?;
-    Ok(Credentials { admin, app })
+    Ok(Credentials { admin: secrets::get_or_create("admin-password", 32)?, app: secrets::get_or_create("app-password", 32)? })
 }
 
 fn spec(config: &Config, ctx: &Context, creds: &Credentials) -> ContainerSpec {
-    let mut spec = ContainerSpec::new(SERVER, &config.image(ctx));
+    let mut spec = ContainerSpec::new(SERVER, &image(ctx, config.image.as_deref().unwrap_or(DEFAULT_IMAGE)));
     spec.env = vec![
         EnvVar::plain("POSTGRES_USER", "postgres"),
         EnvVar::secret("POSTGRES_PASSWORD", creds.admin.clone()),
         EnvVar::plain("PGDATA", "/var/lib/postgresql/data/pgdata"),
     ];
-    spec.ports = vec![Port { container_port: PORT, host_port: None }];
-    spec.mounts = vec![Mount { volume: "data".into(), target: "/var/lib/postgresql/data".into(), read_only: false }];
+    spec.ports = vec![Port::any(PORT)];
+    spec.mounts = vec![Mount::volume("data", "/var/lib/postgresql/data")];
     // PostgreSQL shuts down cleanly in well under a second; don't sit out 10 s.
     spec.stop_timeout_ms = Some(5000);
     spec
@@ -111,36 +101,19 @@ ALTER SCHEMA public OWNER TO {user};
 fn exec(command: &[&str], stdin: Option<String>) -> Result<ExecOutput, String> {
     let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
     let options = ExecOptions { env: vec![], user: Some("postgres".into()), workdir: None, stdin: stdin.map(String::into_bytes) };
-    docker::exec(SERVER, &command, &options).map_err(|e| e.to_string())
-}
-
-fn address(info: &ContainerInfo) -> Result<String, String> {
-    info.published(PORT).ok_or_else(|| format!("port {PORT} of the server is not published"))
+    Ok(docker::exec(SERVER, &command, &options)?)
 }
 
 struct Postgres;
 
 impl Plugin for Postgres {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "postgres".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            wit_version: WIT_VERSION.into(),
-            summary: "PostgreSQL with a least-privilege app role owning the app's database".into(),
-            capabilities: vec![
-                Capability::Image("postgres:*".into()),
-                Capability::Image("*/postgres:*".into()),
-                Capability::Publish(PORT),
-                Capability::Volume("data".into()),
-                Capability::Exec,
-                Capability::NetProbe,
-                Capability::StateFiles,
-                Capability::Secrets,
-            ],
-            config_schema: r#"{"type":"object","additionalProperties":false,"properties":{"database":{"type":"string"},"user":{"type":"string","default":"app"},"image":{"type":"string"}}}"#.into(),
-            outputs: vec!["DATABASE_URL".into()],
-            defaults: vec![KeyValue { key: "image".into(), value: DEFAULT_IMAGE.into() }],
-        }
+        PluginInfo::new("postgres", env!("CARGO_PKG_VERSION"), "PostgreSQL with a least-privilege app role owning the app's database")
+            .image_and_mirrors("postgres:*")
+            .publish(PORT).volume("data").exec().net_probe().state_files().secrets()
+            .schema(r#"{"type":"object","additionalProperties":false,"properties":{"database":{"type":"string"},"user":{"type":"string","default":"app"},"image":{"type":"string"}}}"#)
+            .outputs(&["DATABASE_URL"])
+            .default("image", DEFAULT_IMAGE)
     }
 
     fn validate(config: String) -> Result<(), Vec<ConfigProblem>> {
@@ -148,32 +121,32 @@ impl Plugin for Postgres {
     }
 
     fn provision(ctx: Context) -> Result<Vec<Output>, String> {
-        let config = Config::parse(&ctx.config).map_err(|p| p[0].message.clone())?;
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
         let creds = credentials()?;
         let database = config.database(&ctx);
         progress("ensuring the server container");
-        let deployment = docker::ensure(&spec(&config, &ctx, &creds)).map_err(|e| e.to_string())?;
-        let server = &deployment.containers[0];
-        let addr = address(server)?;
+        let deployment = docker::ensure(&spec(&config, &ctx, &creds))?;
+        let server = deployment.container()?;
 
-        // The setup is skipped when nothing changed since it last succeeded: a warm
-        // run then costs one inspect and one readiness probe.
+        // Skipped when nothing changed since it last succeeded: a warm run then costs
+        // one inspect and one readiness probe.
         let marker = format!("{}:{database}:{}:{}", server.id, config.user, wire::digest(&creds.app));
-        if deployment.outcome != EnsureOutcome::Unchanged || state::read(SETUP_MARKER).as_deref() != Some(marker.as_str()) {
+        state::once(SETUP_MARKER, &marker, &deployment, || {
             progress("waiting for the server to accept connections");
             // Over TCP: the image's first-start initialisation runs a temporary server
             // on the unix socket only, so this answers only once the real server is
             // up. A wire probe rather than `pg_isready` through `docker exec`: each
-            // exec costs ~30 ms of CPU in the engine, taken from the services booting
-            // alongside.
-            wait::until_up(SERVER, Duration::from_secs(120), Duration::from_millis(50), || wire::accepts_connections(&addr))?;
+            // exec costs the engine CPU taken from the services booting alongside.
+            wait::until_port_up(server, PORT, Duration::from_secs(120), wire::accepts_connections)?;
             progress(&format!("creating role {} and database {database}", config.user));
             let out = exec(&["psql", "-X", "-q", "-U", "postgres", "-d", "postgres", "-f", "-"], Some(setup_sql(&database, &config.user, &creds.app)))?;
             if !out.success() {
                 return Err(format!("setting up role and database failed: {}", out.stderr_text().trim()));
             }
-            state::write(SETUP_MARKER, &marker)?;
-        }
+            Ok(())
+        })?;
+        // After the wait: a server that exits at once publishes nothing, and the wait says why.
+        let addr = server.host_addr(PORT)?;
 
         let url = format!("postgres://{}:{}@{addr}/{database}", config.user, creds.app);
         let in_network = format!("postgres://{}:{}@{}:{PORT}/{database}", config.user, creds.app, ctx.service);
@@ -181,26 +154,14 @@ impl Plugin for Postgres {
     }
 
     fn ready(ctx: Context) -> Result<Readiness, String> {
-        let config = Config::parse(&ctx.config).map_err(|p| p[0].message.clone())?;
-        let creds = credentials()?;
-        let server = match docker::inspect(SERVER) {
-            Ok(info) => info,
-            Err(e) => return Ok(Readiness::NotYet(e.to_string())),
-        };
-        let addr = address(&server)?;
-        match wire::login_and_select_one(&addr, &config.user, &creds.app, &config.database(&ctx)) {
-            Ok(()) => Ok(Readiness::Ready),
-            Err(reason) => Ok(Readiness::NotYet(reason)),
-        }
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
+        let app = secrets::get_or_create("app-password", 32)?;
+        probe::ready(SERVER, PORT, |addr| wire::login_and_select_one(addr, &config.user, &app, &config.database(&ctx)))
     }
 
     fn teardown(_ctx: Context, keep_volumes: bool) -> Result<(), String> {
-        gone_is_fine(docker::remove(SERVER))?;
         state::remove(SETUP_MARKER);
-        if !keep_volumes {
-            gone_is_fine(docker::remove_volume("data"))?;
-        }
-        Ok(())
+        teardown(&[SERVER], &["data"], keep_volumes)
     }
 }
 

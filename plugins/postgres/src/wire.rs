@@ -3,7 +3,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
@@ -61,7 +60,7 @@ fn error_text(body: &postgres_protocol::message::backend::ErrorResponseBody) -> 
 /// nothing listens behind it, so the answer, not the connect, is the proof. (The
 /// server logs nothing for a client that leaves after that byte, as for pg_isready.)
 pub fn accepts_connections(addr: &str) -> Result<(), String> {
-    let mut stream = probe::connect(addr, Duration::from_secs(2)).map_err(|e| format!("connect {addr}: {e}"))?;
+    let mut stream = probe::tcp(addr)?;
     let mut request = BytesMut::new();
     frontend::ssl_request(&mut request);
     stream.write_all(&request).map_err(|e| format!("write to {addr}: {e}"))?;
@@ -76,7 +75,7 @@ pub fn accepts_connections(addr: &str) -> Result<(), String> {
 
 /// Log in as `user` to `database` at `addr` and run `SELECT 1`.
 pub fn login_and_select_one(addr: &str, user: &str, password: &str, database: &str) -> Result<(), String> {
-    let stream = probe::connect(addr, Duration::from_secs(2)).map_err(|e| format!("connect {addr}: {e}"))?;
+    let stream = probe::tcp(addr)?;
     let mut conn = Conn { stream, buf: BytesMut::new() };
     conn.send(|b| frontend::startup_message([("user", user), ("database", database)], b))?;
 

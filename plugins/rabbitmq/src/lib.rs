@@ -13,8 +13,6 @@
 
 mod amqp;
 
-use std::time::Duration;
-
 use provisioner_plugin_sdk::*;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -64,28 +62,18 @@ impl Config {
         let mut problems = Vec::new();
         if let Some(vhost) = &config.vhost {
             if !is_vhost(vhost) {
-                problems.push(ConfigProblem { key: "vhost".into(), message: format!("`{}`: use 1 to 255 bytes without control characters", vhost.escape_debug()) });
+                problems.push(ConfigProblem::new("vhost", format!("`{}`: use 1 to 255 bytes without control characters", vhost.escape_debug())));
             }
         }
         if !is_user(&config.user) || config.user == "admin" || config.user == "guest" {
-            problems.push(ConfigProblem {
-                key: "user".into(),
-                message: format!("`{}`: use lower-case letters, digits, _, - and . (not `admin`, the plugin's, or `guest`)", config.user),
-            });
+            let message = format!("`{}`: use lower-case letters, digits, _, - and . (not `admin`, the plugin's, or `guest`)", config.user);
+            problems.push(ConfigProblem::new("user", message));
         }
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(problems)
-        }
+        no_problems(config, problems)
     }
 
     fn vhost(&self, ctx: &Context) -> String {
         self.vhost.clone().unwrap_or_else(|| ctx.project.clone())
-    }
-
-    fn image(&self, ctx: &Context) -> String {
-        ctx.image_override.clone().or_else(|| self.image.clone()).unwrap_or_else(|| DEFAULT_IMAGE.into())
     }
 }
 
@@ -96,14 +84,12 @@ struct Credentials {
 }
 
 fn credentials() -> Result<Credentials, String> {
-    let admin = secrets::get_or_create("admin-password", 32).map_err(|e| e.to_string())?;
-    let app = secrets::get_or_create("app-password", 32).map_err(|e| e.to_string())?;
-    let cookie = secrets::get_or_create("erlang-cookie", 32).map_err(|e| e.to_string())?;
-    Ok(Credentials { admin, app, cookie })
+    let secret = |name| secrets::get_or_create(name, 32);
+    Ok(Credentials { admin: secret("admin-password")?, app: secret("app-password")?, cookie: secret("erlang-cookie")? })
 }
 
 fn spec(config: &Config, ctx: &Context, creds: &Credentials) -> ContainerSpec {
-    let mut spec = ContainerSpec::new(SERVER, &config.image(ctx));
+    let mut spec = ContainerSpec::new(SERVER, &image(ctx, config.image.as_deref().unwrap_or(DEFAULT_IMAGE)));
     spec.env = vec![
         // The node's data is kept under its name, and upstream names it after the
         // hostname, which a re-created container does not keep.
@@ -140,27 +126,12 @@ fn spec(config: &Config, ctx: &Context, creds: &Credentials) -> ContainerSpec {
     // tools warn about that variable on every call and RabbitMQ 4 dropped it; Erlang
     // wants it private.
     spec.files = vec![
-        docker::ContainerFile {
-            path: "/var/lib/rabbitmq/.erlang.cookie".into(),
-            contents: creds.cookie.clone().into_bytes(),
-            mode: 0o400,
-            secret: true,
-        },
-        docker::ContainerFile {
-            path: DEFINITIONS.into(),
-            contents: definitions(&config.vhost(ctx), &config.user, creds).into_bytes(),
-            mode: 0o600,
-            secret: true,
-        },
-        docker::ContainerFile {
-            path: PRELOAD.into(),
-            contents: include_bytes!("preload.erl").to_vec(),
-            mode: 0o644,
-            secret: false,
-        },
+        ContainerFile::secret("/var/lib/rabbitmq/.erlang.cookie", creds.cookie.clone(), 0o400),
+        ContainerFile::secret(DEFINITIONS, definitions(&config.vhost(ctx), &config.user, creds), 0o600),
+        ContainerFile::new(PRELOAD, include_bytes!("preload.erl").as_slice(), 0o644),
     ];
-    spec.ports = vec![Port { container_port: PORT, host_port: None }];
-    spec.mounts = vec![Mount { volume: "data".into(), target: "/var/lib/rabbitmq".into(), read_only: false }];
+    spec.ports = vec![Port::any(PORT)];
+    spec.mounts = vec![Mount::volume("data", "/var/lib/rabbitmq")];
     spec.stop_timeout_ms = Some(STOP_TIMEOUT_MS);
     spec
 }
@@ -232,39 +203,16 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// A broker that exited will not come up by waiting; the host adds its log's last lines.
-fn exited(info: &ContainerInfo) -> Result<(), String> {
-    match info.stopped() {
-        Some(code) => Err(format!("the server exited with code {code} during start-up")),
-        None => Ok(()),
-    }
-}
-
-fn address(info: &ContainerInfo) -> Result<String, String> {
-    info.published(PORT).ok_or_else(|| format!("port {PORT} of the server is not published"))
-}
-
 struct RabbitMq;
 
 impl Plugin for RabbitMq {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "rabbitmq".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            wit_version: WIT_VERSION.into(),
-            summary: "RabbitMQ with an app user limited to the app's vhost; no guest".into(),
-            capabilities: vec![
-                Capability::Image("rabbitmq:*".into()),
-                Capability::Image("*/rabbitmq:*".into()),
-                Capability::Publish(PORT),
-                Capability::Volume("data".into()),
-                Capability::NetProbe,
-                Capability::Secrets,
-            ],
-            config_schema: r#"{"type":"object","additionalProperties":false,"properties":{"vhost":{"type":"string"},"user":{"type":"string","default":"app"},"image":{"type":"string"}}}"#.into(),
-            outputs: vec!["AMQP_URL".into()],
-            defaults: vec![KeyValue { key: "image".into(), value: DEFAULT_IMAGE.into() }],
-        }
+        PluginInfo::new("rabbitmq", env!("CARGO_PKG_VERSION"), "RabbitMQ with an app user limited to the app's vhost; no guest")
+            .image_and_mirrors("rabbitmq:*")
+            .publish(PORT).volume("data").net_probe().secrets()
+            .schema(r#"{"type":"object","additionalProperties":false,"properties":{"vhost":{"type":"string"},"user":{"type":"string","default":"app"},"image":{"type":"string"}}}"#)
+            .outputs(&["AMQP_URL"])
+            .default("image", DEFAULT_IMAGE)
     }
 
     fn validate(config: String) -> Result<(), Vec<ConfigProblem>> {
@@ -272,15 +220,12 @@ impl Plugin for RabbitMq {
     }
 
     fn provision(ctx: Context) -> Result<Vec<Output>, String> {
-        let config = Config::parse(&ctx.config).map_err(|p| p[0].message.clone())?;
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
         let creds = credentials()?;
         let vhost = config.vhost(&ctx);
         progress("ensuring the server container");
-        let deployment = docker::ensure(&spec(&config, &ctx, &creds)).map_err(|e| e.to_string())?;
-        let server = deployment.containers.first().ok_or("the engine reported no server container")?;
-        // One that dies at once is already down here, and unpublished.
-        exited(server)?;
-        let addr = address(server)?;
+        // One that dies at once is already down here, and unpublished: that is the error.
+        let addr = docker::ensure(&spec(&config, &ctx, &creds))?.container()?.host_addr(PORT)?;
         // No waiting here: the broker imports its definitions as it boots, so the
         // outputs are right already, and services that wait only for outputs can
         // start alongside the boot (several seconds). `ready` waits for it.
@@ -291,30 +236,14 @@ impl Plugin for RabbitMq {
     }
 
     fn ready(ctx: Context) -> Result<Readiness, String> {
-        let config = Config::parse(&ctx.config).map_err(|p| p[0].message.clone())?;
-        let app = secrets::get_or_create("app-password", 32).map_err(|e| e.to_string())?;
-        let server = match docker::inspect(SERVER) {
-            Ok(info) => info,
-            Err(e) => return Ok(Readiness::NotYet(e.to_string())),
-        };
-        exited(&server)?;
-        let addr = address(&server)?;
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
+        let app = secrets::get_or_create("app-password", 32)?;
         // Costs the broker nothing until its listener opens, at the end of the boot.
-        let opened = probe::connect(&addr, Duration::from_secs(2))
-            .map_err(|e| format!("connect {addr}: {e}"))
-            .and_then(|mut stream| amqp::open_and_close(&mut stream, &config.user, &app, &config.vhost(&ctx)));
-        Ok(match opened {
-            Ok(()) => Readiness::Ready,
-            Err(reason) => Readiness::NotYet(reason),
-        })
+        probe::ready(SERVER, PORT, |addr| amqp::open_and_close(&mut probe::tcp(addr)?, &config.user, &app, &config.vhost(&ctx)))
     }
 
     fn teardown(_ctx: Context, keep_volumes: bool) -> Result<(), String> {
-        gone_is_fine(docker::remove(SERVER))?;
-        if !keep_volumes {
-            gone_is_fine(docker::remove_volume("data"))?;
-        }
-        Ok(())
+        teardown(&[SERVER], &["data"], keep_volumes)
     }
 }
 

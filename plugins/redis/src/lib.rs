@@ -7,7 +7,6 @@
 //! image `cargo xtask images` builds from Debian packages.
 
 use std::io::{Read, Write};
-use std::time::Duration;
 
 use provisioner_plugin_sdk::*;
 use serde::Deserialize;
@@ -41,17 +40,13 @@ impl Config {
         if ok {
             Ok(config)
         } else {
-            Err(vec![ConfigProblem {
-                key: "user".into(),
-                message: format!("`{}`: use lower-case letters, digits, _ and - (not `default` or `admin`)", config.user),
-            }])
+            Err(vec![ConfigProblem::new("user", format!("`{}`: use lower-case letters, digits, _ and - (not `default` or `admin`)", config.user))])
         }
     }
 }
 
 fn spec(config: &Config, ctx: &Context, admin: &str, app: &str) -> ContainerSpec {
-    let image = ctx.image_override.clone().or_else(|| config.image.clone()).unwrap_or_else(|| DEFAULT_IMAGE.into());
-    let mut spec = ContainerSpec::new(SERVER, &image);
+    let mut spec = ContainerSpec::new(SERVER, &image(ctx, config.image.as_deref().unwrap_or(DEFAULT_IMAGE)));
     // Passwords come in through the environment, not the command line, so `ps` in
     // the container and the container's recorded command never show them.
     spec.env = vec![EnvVar::secret("REDIS_ADMIN_PASSWORD", admin), EnvVar::secret("REDIS_APP_PASSWORD", app)];
@@ -65,8 +60,8 @@ fn spec(config: &Config, ctx: &Context, admin: &str, app: &str) -> ContainerSpec
     spec.entrypoint = Some(vec!["sh".into(), "-c".into(), script]);
     spec.command = Some(vec![]);
     spec.user = Some("redis".into());
-    spec.ports = vec![Port { container_port: PORT, host_port: None }];
-    spec.mounts = vec![Mount { volume: "data".into(), target: "/data".into(), read_only: false }];
+    spec.ports = vec![Port::any(PORT)];
+    spec.mounts = vec![Mount::volume("data", "/data")];
     spec.stop_timeout_ms = Some(5000);
     spec
 }
@@ -99,7 +94,7 @@ fn reply(stream: &mut std::net::TcpStream) -> Result<String, String> {
 
 /// `AUTH user password` then `PING` at `addr`.
 fn auth_and_ping(addr: &str, user: &str, password: &str) -> Result<(), String> {
-    let mut stream = probe::connect(addr, Duration::from_secs(2)).map_err(|e| format!("connect {addr}: {e}"))?;
+    let mut stream = probe::tcp(addr)?;
     stream.write_all(&command(&["AUTH", user, password])).map_err(|e| format!("send: {e}"))?;
     let auth = reply(&mut stream)?;
     if auth != "+OK" {
@@ -116,23 +111,12 @@ struct Redis;
 
 impl Plugin for Redis {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "redis".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            wit_version: WIT_VERSION.into(),
-            summary: "Redis with an ACL user for the app; the default user disabled".into(),
-            capabilities: vec![
-                Capability::Image("redis:*".into()),
-                Capability::Image("*/redis:*".into()),
-                Capability::Publish(PORT),
-                Capability::Volume("data".into()),
-                Capability::NetProbe,
-                Capability::Secrets,
-            ],
-            config_schema: r#"{"type":"object","additionalProperties":false,"properties":{"user":{"type":"string","default":"app"},"image":{"type":"string"}}}"#.into(),
-            outputs: vec!["REDIS_URL".into()],
-            defaults: vec![KeyValue { key: "image".into(), value: DEFAULT_IMAGE.into() }],
-        }
+        PluginInfo::new("redis", env!("CARGO_PKG_VERSION"), "Redis with an ACL user for the app; the default user disabled")
+            .image_and_mirrors("redis:*")
+            .publish(PORT).volume("data").net_probe().secrets()
+            .schema(r#"{"type":"object","additionalProperties":false,"properties":{"user":{"type":"string","default":"app"},"image":{"type":"string"}}}"#)
+            .outputs(&["REDIS_URL"])
+            .default("image", DEFAULT_IMAGE)
     }
 
     fn validate(config: String) -> Result<(), Vec<ConfigProblem>> {
@@ -140,36 +124,23 @@ impl Plugin for Redis {
     }
 
     fn provision(ctx: Context) -> Result<Vec<Output>, String> {
-        let config = Config::parse(&ctx.config).map_err(|p| p[0].message.clone())?;
-        let admin = secrets::get_or_create("admin-password", 32).map_err(|e| e.to_string())?;
-        let app = secrets::get_or_create("app-password", 32).map_err(|e| e.to_string())?;
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
+        let admin = secrets::get_or_create("admin-password", 32)?;
+        let app = secrets::get_or_create("app-password", 32)?;
         progress("ensuring the server container");
-        let deployment = docker::ensure(&spec(&config, &ctx, &admin, &app)).map_err(|e| e.to_string())?;
-        let addr = deployment.containers[0].published(PORT).ok_or("port 6379 of the server is not published")?;
+        let addr = docker::ensure(&spec(&config, &ctx, &admin, &app))?.container()?.host_addr(PORT)?;
         let in_network = format!("redis://{}:{app}@{}:{PORT}/0", config.user, ctx.service);
         Ok(vec![Output::secret("REDIS_URL", format!("redis://{}:{app}@{addr}/0", config.user)).on_network(in_network)])
     }
 
     fn ready(ctx: Context) -> Result<Readiness, String> {
-        let config = Config::parse(&ctx.config).map_err(|p| p[0].message.clone())?;
-        let app = secrets::get_or_create("app-password", 32).map_err(|e| e.to_string())?;
-        let server = match docker::inspect(SERVER) {
-            Ok(info) => info,
-            Err(e) => return Ok(Readiness::NotYet(e.to_string())),
-        };
-        let addr = server.published(PORT).ok_or("port 6379 of the server is not published")?;
-        Ok(match auth_and_ping(&addr, &config.user, &app) {
-            Ok(()) => Readiness::Ready,
-            Err(reason) => Readiness::NotYet(reason),
-        })
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
+        let app = secrets::get_or_create("app-password", 32)?;
+        probe::ready(SERVER, PORT, |addr| auth_and_ping(addr, &config.user, &app))
     }
 
     fn teardown(_ctx: Context, keep_volumes: bool) -> Result<(), String> {
-        gone_is_fine(docker::remove(SERVER))?;
-        if !keep_volumes {
-            gone_is_fine(docker::remove_volume("data"))?;
-        }
-        Ok(())
+        teardown(&[SERVER], &["data"], keep_volumes)
     }
 }
 

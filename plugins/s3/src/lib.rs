@@ -22,7 +22,6 @@ mod wire;
 
 use std::time::Duration;
 
-use provisioner_plugin_sdk::docker::ContainerFile;
 use provisioner_plugin_sdk::*;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -67,20 +66,16 @@ impl Config {
         let config: Config = parse_config(json)?;
         let mut problems = Vec::new();
         if config.buckets.is_empty() {
-            problems.push(ConfigProblem {
-                key: "buckets".into(),
-                message: "name at least one bucket, e.g. `buckets = [\"uploads\"]`".into(),
-            });
+            problems.push(ConfigProblem::new("buckets", "name at least one bucket, e.g. `buckets = [\"uploads\"]`"));
         }
         for (i, name) in config.buckets.iter().enumerate() {
             if !is_bucket_name(name) {
-                problems.push(ConfigProblem {
-                    key: format!("buckets.{i}"),
-                    message: format!("`{name}`: use 3 to 63 lower-case letters, digits, . and -, starting and ending with a letter or digit (S3's bucket naming rules)"),
-                });
+                problems.push(ConfigProblem::new(
+                    format!("buckets.{i}"),
+                    format!("`{name}`: use 3 to 63 lower-case letters, digits, . and -, starting and ending with a letter or digit (S3's bucket naming rules)"),
+                ));
             } else if config.buckets[..i].contains(name) {
-                problems
-                    .push(ConfigProblem { key: format!("buckets.{i}"), message: format!("`{name}` is listed twice") });
+                problems.push(ConfigProblem::new(format!("buckets.{i}"), format!("`{name}` is listed twice")));
             }
         }
         // The region goes into the server's TOML and into every signature: keep it plain.
@@ -88,20 +83,9 @@ impl Config {
             && config.region.len() <= 32
             && config.region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
         if !region_ok {
-            problems.push(ConfigProblem {
-                key: "region".into(),
-                message: format!("`{}`: use lower-case letters, digits, - and _", config.region),
-            });
+            problems.push(ConfigProblem::new("region", format!("`{}`: use lower-case letters, digits, - and _", config.region)));
         }
-        if problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(problems)
-        }
-    }
-
-    fn image(&self, ctx: &Context) -> String {
-        ctx.image_override.clone().or_else(|| self.image.clone()).unwrap_or_else(|| DEFAULT_IMAGE.into())
+        no_problems(config, problems)
     }
 }
 
@@ -110,7 +94,7 @@ fn sha256_hex(text: &str) -> String {
 }
 
 fn secret(name: &str) -> Result<String, String> {
-    secrets::get_or_create(name, 64).map_err(|e| e.to_string())
+    Ok(secrets::get_or_create(name, 64)?)
 }
 
 /// The app's access key. Garage's own keys are `GK` + 24 hex digits with a 64-digit
@@ -154,21 +138,13 @@ admin_token = "{admin_token}"
 }
 
 fn spec(config: &Config, ctx: &Context) -> Result<ContainerSpec, String> {
-    let mut spec = ContainerSpec::new(SERVER, &config.image(ctx));
+    let mut spec = ContainerSpec::new(SERVER, &image(ctx, config.image.as_deref().unwrap_or(DEFAULT_IMAGE)));
     // The image's own command (`/garage server`) reads this path.
-    spec.files = vec![ContainerFile {
-        path: CONFIG_PATH.into(),
-        contents: server_config(config)?.into_bytes(),
-        mode: 0o600,
-        secret: true,
-    }];
+    spec.files = vec![ContainerFile::secret(CONFIG_PATH, server_config(config)?, 0o600)];
     // Its log is read as plain text (`docker logs`, the host's failure report).
     spec.env = vec![EnvVar::plain("NO_COLOR", "1")];
-    spec.ports = vec![Port { container_port: PORT, host_port: None }];
-    spec.mounts = vec![
-        Mount { volume: "meta".into(), target: "/var/lib/garage/meta".into(), read_only: false },
-        Mount { volume: "data".into(), target: "/var/lib/garage/data".into(), read_only: false },
-    ];
+    spec.ports = vec![Port::any(PORT)];
+    spec.mounts = vec![Mount::volume("meta", "/var/lib/garage/meta"), Mount::volume("data", "/var/lib/garage/data")];
     // Garage stops in well under a second; don't sit out 10 s.
     spec.stop_timeout_ms = Some(5000);
     Ok(spec)
@@ -186,7 +162,7 @@ fn garage(args: &[&str], stdin: Option<String>) -> Result<ExecOutput, String> {
         workdir: None,
         stdin: stdin.map(String::into_bytes),
     };
-    docker::exec(SERVER, &command, &options).map_err(|e| e.to_string())
+    Ok(docker::exec(SERVER, &command, &options)?)
 }
 
 /// The gist of a failed command: its stderr (the CLI prints `Error: …` there).
@@ -215,18 +191,6 @@ fn garage_create(what: &str, args: &[&str], stdin: Option<String>) -> Result<(),
     } else {
         Err(failure(what, &out))
     }
-}
-
-/// Wait until the server answers on its S3 port; an error if it exits meanwhile. An
-/// HTTP probe rather than polling `garage status` through `docker exec`: each exec
-/// costs the engine ~30 ms of CPU, taken from the services booting alongside. The
-/// server opens its RPC port (which the CLI uses) before its S3 API.
-fn wait_for_server(server: &ContainerInfo) -> Result<(), String> {
-    wait::until_up(SERVER, Duration::from_secs(60), Duration::from_millis(50), || {
-        // Any answer will do: it refuses anonymous requests with 403. (A server that
-        // exited at once has no published port; until_up then says why.)
-        probe::http_status(&address(server)?, "/", Duration::from_secs(2)).map(|_| ())
-    })
 }
 
 #[derive(Deserialize)]
@@ -331,44 +295,17 @@ fn setup(buckets: &[String], key: &AppKey) -> Result<(), String> {
     Ok(())
 }
 
-fn address(info: &ContainerInfo) -> Result<String, String> {
-    info.published(PORT).ok_or_else(|| format!("port {PORT} of the server is not published"))
-}
-
 struct S3;
 
 impl Plugin for S3 {
     fn describe() -> PluginInfo {
-        PluginInfo {
-            name: "s3".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            wit_version: WIT_VERSION.into(),
-            summary: "S3 object storage (Garage) with an access key allowed on the app's buckets only".into(),
-            capabilities: vec![
-                Capability::Image("dxflrs/garage:*".into()),
-                Capability::Image("*/garage:*".into()),
-                Capability::Publish(PORT),
-                Capability::Volume("data".into()),
-                Capability::Volume("meta".into()),
-                Capability::Exec,
-                Capability::NetProbe,
-                Capability::StateFiles,
-                Capability::Secrets,
-            ],
-            config_schema: r#"{"type":"object","additionalProperties":false,"required":["buckets"],"properties":{"buckets":{"type":"array","minItems":1,"items":{"type":"string","pattern":"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"}},"region":{"type":"string","default":"garage"},"image":{"type":"string"}}}"#.into(),
-            outputs: vec![
-                "S3_ENDPOINT".into(),
-                "S3_REGION".into(),
-                "S3_BUCKET".into(),
-                "S3_BUCKETS".into(),
-                "S3_ACCESS_KEY_ID".into(),
-                "S3_SECRET_ACCESS_KEY".into(),
-            ],
-            defaults: vec![
-                KeyValue { key: "image".into(), value: DEFAULT_IMAGE.into() },
-                KeyValue { key: "region".into(), value: default_region() },
-            ],
-        }
+        PluginInfo::new("s3", env!("CARGO_PKG_VERSION"), "S3 object storage (Garage) with an access key allowed on the app's buckets only")
+            .image_and_mirrors("dxflrs/garage:*")
+            .publish(PORT).volume("data").volume("meta").exec().net_probe().state_files().secrets()
+            .schema(r#"{"type":"object","additionalProperties":false,"required":["buckets"],"properties":{"buckets":{"type":"array","minItems":1,"items":{"type":"string","pattern":"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"}},"region":{"type":"string","default":"garage"},"image":{"type":"string"}}}"#)
+            .outputs(&["S3_ENDPOINT", "S3_REGION", "S3_BUCKET", "S3_BUCKETS", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"])
+            .default("image", DEFAULT_IMAGE)
+            .default("region", default_region())
     }
 
     fn validate(config: String) -> Result<(), Vec<ConfigProblem>> {
@@ -376,26 +313,27 @@ impl Plugin for S3 {
     }
 
     fn provision(ctx: Context) -> Result<Vec<Output>, String> {
-        let config = Config::parse(&ctx.config).map_err(|p| p[0].message.clone())?;
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
         let key = app_key()?;
         progress("ensuring the server container");
-        let deployment = docker::ensure(&spec(&config, &ctx)?).map_err(|e| e.to_string())?;
-        let server = deployment.containers.first().ok_or("the engine reported no server container")?;
+        let deployment = docker::ensure(&spec(&config, &ctx)?)?;
+        let server = deployment.container()?;
 
-        // The setup is skipped when nothing changed since it last succeeded: a warm
-        // run then costs one inspect and one readiness probe.
+        // Skipped when nothing changed since it last succeeded: a warm run then costs
+        // one inspect and one readiness probe.
         let marker = format!("{}:{}:{}:{}", server.id, config.buckets.join(","), key.id, wire::digest(&key.secret));
-        if deployment.outcome != EnsureOutcome::Unchanged
-            || state::read(SETUP_MARKER).as_deref() != Some(marker.as_str())
-        {
+        state::once(SETUP_MARKER, &marker, &deployment, || {
             progress("waiting for the server to answer");
-            wait_for_server(server)?;
+            // On the S3 port, which opens after the RPC port the CLI uses. An HTTP probe
+            // rather than `garage status` through `docker exec`: each exec costs the
+            // engine CPU taken from the services booting alongside. Any answer will do:
+            // it refuses anonymous requests with 403.
+            wait::until_port_up(server, PORT, Duration::from_secs(60), |addr| probe::http_status(addr, "/", Duration::from_secs(2)).map(|_| ()))?;
             ensure_layout()?;
-            setup(&config.buckets, &key)?;
-            state::write(SETUP_MARKER, &marker)?;
-        }
-        // After the wait: a server that exits at once has no port, and the wait says why.
-        let addr = address(server)?;
+            setup(&config.buckets, &key)
+        })?;
+        // After the wait: a server that exits at once publishes nothing, and the wait says why.
+        let addr = server.host_addr(PORT)?;
 
         let mut outputs = vec![
             Output::plain("S3_ENDPOINT", format!("http://{addr}")).on_network(format!("http://{}:{PORT}", ctx.service)),
@@ -411,27 +349,14 @@ impl Plugin for S3 {
     }
 
     fn ready(ctx: Context) -> Result<Readiness, String> {
-        let config = Config::parse(&ctx.config).map_err(|p| p[0].message.clone())?;
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
         let key = app_key()?;
-        let server = match docker::inspect(SERVER) {
-            Ok(info) => info,
-            Err(e) => return Ok(Readiness::NotYet(e.to_string())),
-        };
-        let addr = address(&server)?;
-        Ok(match wire::list_one_object(&addr, &config.region, &config.buckets[0], &key.id, &key.secret) {
-            Ok(()) => Readiness::Ready,
-            Err(reason) => Readiness::NotYet(reason),
-        })
+        probe::ready(SERVER, PORT, |addr| wire::list_one_object(addr, &config.region, &config.buckets[0], &key.id, &key.secret))
     }
 
     fn teardown(_ctx: Context, keep_volumes: bool) -> Result<(), String> {
-        gone_is_fine(docker::remove(SERVER))?;
         state::remove(SETUP_MARKER);
-        if !keep_volumes {
-            gone_is_fine(docker::remove_volume("meta"))?;
-            gone_is_fine(docker::remove_volume("data"))?;
-        }
-        Ok(())
+        teardown(&[SERVER], &["meta", "data"], keep_volumes)
     }
 }
 

@@ -33,7 +33,7 @@ pub fn list_one_object(addr: &str, region: &str, bucket: &str, key_id: &str, sec
         None => url.path().to_string(),
     };
 
-    let mut stream = probe::connect(addr, Duration::from_secs(2)).map_err(|e| format!("connect {addr}: {e}"))?;
+    let mut stream = probe::tcp(addr)?;
     // The Host header must be the one the signature covers: the endpoint's `host:port`.
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).map_err(|e| format!("send: {e}"))?;

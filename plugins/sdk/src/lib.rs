@@ -26,18 +26,66 @@ wit_bindgen::generate!({
     pub_export_macro: true,
     export_macro_name: "export_plugin",
     default_bindings_module: "provisioner_plugin_sdk",
+    // Our own `Error`, so that its `Display` reads as a sentence (the generated one
+    // prints the Debug form).
+    with: { "provisioner:plugin/types@0.1.0/error": crate::Error },
 });
 
 pub use exports::provisioner::plugin::hooks::Guest as Plugin;
-pub use provisioner::plugin::docker::{
-    self, ContainerInfo, ContainerSpec, ContainerState, Deployment, EnsureOutcome, EnvVar,
-    ContainerFile, ExecOptions, ExecOutput, HealthCheck, HealthState, Mount, Port, PublishedPort, Resources,
+pub use docker::{
+    ContainerFile, ContainerInfo, ContainerSpec, ContainerState, Deployment, EnsureOutcome, EnvVar, ExecOptions,
+    ExecOutput, HealthCheck, HealthState, Mount, Port, PublishedPort, Resources,
 };
 pub use provisioner::plugin::log::{self as host_log, Level};
-pub use provisioner::plugin::secrets;
-pub use provisioner::plugin::types::{
-    Capability, ConfigProblem, Context, Error, KeyValue, Output, PluginInfo, Readiness,
-};
+pub use provisioner::plugin::types::{Capability, ConfigProblem, Context, KeyValue, Output, PluginInfo, Readiness};
+
+/// The `docker` interface: this service's containers and volumes.
+pub mod docker {
+    pub use crate::provisioner::plugin::docker::*;
+    pub use crate::Error;
+}
+
+/// The `secrets` interface: this service's generated secrets.
+pub mod secrets {
+    pub use crate::provisioner::plugin::secrets::*;
+    pub use crate::Error;
+}
+
+/// What every fallible host import returns (the WIT's `error`). A refusal is a value,
+/// never a trap. `?` turns it into a hook's `String` error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// A capability not declared or not granted; names the capability and argument.
+    Denied(String),
+    /// The named resource does not exist (or is not this service's).
+    NotFound(String),
+    /// The resource's state prevents the operation, e.g. a name taken by another owner.
+    Conflict(String),
+    /// The container engine failed; its own message.
+    Engine(String),
+    /// A malformed argument.
+    Invalid(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Denied(m) => write!(f, "denied: {m}"),
+            Error::NotFound(m) => write!(f, "not found: {m}"),
+            Error::Conflict(m) => write!(f, "conflict: {m}"),
+            Error::Engine(m) => write!(f, "container engine: {m}"),
+            Error::Invalid(m) => write!(f, "invalid: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for String {
+    fn from(e: Error) -> String {
+        e.to_string()
+    }
+}
 
 /// The WIT version this SDK was generated from; put it in `PluginInfo::wit_version`.
 pub const WIT_VERSION: &str = "0.1.0";
@@ -51,6 +99,120 @@ pub fn parse_config<T: serde::de::DeserializeOwned>(config: &str) -> Result<T, V
         let key = if key == "." { String::new() } else { key };
         vec![ConfigProblem { key, message: err.into_inner().to_string() }]
     })
+}
+
+/// `validate`'s problems as one error for a hook: `config.KEY: MESSAGE`, joined by `; `.
+/// For `Config::parse(&ctx.config).map_err(config_error)?` in `provision` and `ready`.
+pub fn config_error(problems: Vec<ConfigProblem>) -> String {
+    let each = problems.iter().map(|p| if p.key.is_empty() { p.message.clone() } else { format!("config.{}: {}", p.key, p.message) });
+    each.collect::<Vec<_>>().join("; ")
+}
+
+/// `Ok(value)` when `problems` is empty, else the problems: the end of a `Config::parse`
+/// that collects every problem before it answers.
+pub fn no_problems<T>(value: T, problems: Vec<ConfigProblem>) -> Result<T, Vec<ConfigProblem>> {
+    if problems.is_empty() {
+        Ok(value)
+    } else {
+        Err(problems)
+    }
+}
+
+impl ConfigProblem {
+    /// A problem with the config key `key` (dotted, e.g. `buckets.0`; empty for the whole table).
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigProblem { key: key.into(), message: message.into() }
+    }
+}
+
+/// The image to run: the environment's override for this service when it sets one
+/// (`ctx.image_override`), else `default`, e.g. `config.image.as_deref().unwrap_or(DEFAULT_IMAGE)`.
+pub fn image(ctx: &Context, default: &str) -> String {
+    ctx.image_override.clone().unwrap_or_else(|| default.to_string())
+}
+
+impl PluginInfo {
+    /// What `describe` returns, for `version` (pass `env!("CARGO_PKG_VERSION")`) and
+    /// this SDK's WIT version, with nothing declared yet: add capabilities, the schema,
+    /// outputs and defaults with the methods below.
+    pub fn new(name: &str, version: &str, summary: &str) -> Self {
+        PluginInfo {
+            name: name.to_string(),
+            version: version.to_string(),
+            wit_version: WIT_VERSION.to_string(),
+            summary: summary.to_string(),
+            capabilities: Vec::new(),
+            config_schema: r#"{"type":"object"}"#.to_string(),
+            outputs: Vec::new(),
+            defaults: Vec::new(),
+        }
+    }
+
+    /// Declare `capability`.
+    pub fn capability(mut self, capability: Capability) -> Self {
+        self.capabilities.push(capability);
+        self
+    }
+
+    /// Publishing the container port `port` on the host.
+    pub fn publish(self, port: u16) -> Self {
+        self.capability(Capability::Publish(port))
+    }
+
+    /// The service's own volume `name`.
+    pub fn volume(self, name: &str) -> Self {
+        self.capability(Capability::Volume(name.to_string()))
+    }
+
+    /// Running commands inside its own containers.
+    pub fn exec(self) -> Self {
+        self.capability(Capability::Exec)
+    }
+
+    /// TCP to its own published ports and containers (for `ready`'s probes).
+    pub fn net_probe(self) -> Self {
+        self.capability(Capability::NetProbe)
+    }
+
+    /// Its own state folder, `/state`.
+    pub fn state_files(self) -> Self {
+        self.capability(Capability::StateFiles)
+    }
+
+    /// Its own generated secrets.
+    pub fn secrets(self) -> Self {
+        self.capability(Capability::Secrets)
+    }
+
+    /// Images matching `pattern` (`*` matches any run of characters).
+    pub fn image(self, pattern: &str) -> Self {
+        self.capability(Capability::Image(pattern.to_string()))
+    }
+
+    /// Images matching `pattern` (e.g. `postgres:*`), and the same repository from any
+    /// registry or mirror (`*/postgres:*`; for `dxflrs/garage:*`, `*/garage:*`).
+    pub fn image_and_mirrors(self, pattern: &str) -> Self {
+        let last = pattern.rsplit('/').next().unwrap_or(pattern);
+        self.image(pattern).image(&format!("*/{last}"))
+    }
+
+    /// The JSON Schema of `config`, for documentation (`validate` decides).
+    pub fn schema(mut self, json: &str) -> Self {
+        self.config_schema = json.to_string();
+        self
+    }
+
+    /// The names `provision` returns outputs for.
+    pub fn outputs(mut self, names: &[&str]) -> Self {
+        self.outputs = names.iter().map(|n| n.to_string()).collect();
+        self
+    }
+
+    /// A default shown by `plugins list`, e.g. `("image", DEFAULT_IMAGE)`.
+    pub fn default(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.defaults.push(KeyValue { key: key.to_string(), value: value.into() });
+        self
+    }
 }
 
 /// Log at info level.
@@ -125,6 +287,40 @@ impl ContainerSpec {
     }
 }
 
+impl Port {
+    /// `container_port`, published on a host port the engine picks (read it back with
+    /// [`ContainerInfo::host_addr`]).
+    pub fn any(container_port: u16) -> Self {
+        Port { container_port, host_port: None }
+    }
+}
+
+impl Mount {
+    /// The service's volume `name` (created if missing), mounted read-write at `target`.
+    pub fn volume(name: &str, target: &str) -> Self {
+        Mount { volume: name.to_string(), target: target.to_string(), read_only: false }
+    }
+}
+
+impl ContainerFile {
+    /// A file written into the container before its first start.
+    pub fn new(path: &str, contents: impl Into<Vec<u8>>, mode: u32) -> Self {
+        ContainerFile { path: path.to_string(), contents: contents.into(), mode, secret: false }
+    }
+
+    /// The same, holding a credential: masked in plans, logs and errors.
+    pub fn secret(path: &str, contents: impl Into<Vec<u8>>, mode: u32) -> Self {
+        ContainerFile { secret: true, ..ContainerFile::new(path, contents, mode) }
+    }
+}
+
+impl Deployment {
+    /// The container of a spec without `replicas`: the one `ensure` returns.
+    pub fn container(&self) -> Result<&ContainerInfo, String> {
+        self.containers.first().ok_or_else(|| "the engine reported no container".to_string())
+    }
+}
+
 impl ExecOptions {
     pub fn none() -> Self {
         ExecOptions { env: Vec::new(), user: None, workdir: None, stdin: None }
@@ -158,6 +354,24 @@ impl ContainerInfo {
             .iter()
             .find(|p| p.container_port == container_port)
             .map(|p| format!("{}:{}", p.host_ip, p.host_port))
+    }
+
+    /// `Ok` unless the container has stopped; then an error naming its exit code (the
+    /// host shows its last log lines with a failed service).
+    pub fn alive(&self) -> Result<(), String> {
+        match self.stopped() {
+            // `server`, the usual name of a service's one container, reads as a noun.
+            Some(code) if self.name == "server" => Err(format!("the server exited with code {code}")),
+            Some(code) => Err(format!("{} exited with code {code}", self.name)),
+            None => Ok(()),
+        }
+    }
+
+    /// `host:port` where `container_port` is published; an error if it is not, saying
+    /// why when the container has stopped (a stopped container publishes nothing).
+    pub fn host_addr(&self, container_port: u16) -> Result<String, String> {
+        self.alive()?;
+        self.published(container_port).ok_or_else(|| format!("port {container_port} of {} is not published", self.name))
     }
 }
 
@@ -198,6 +412,18 @@ pub mod wait {
             None => Ok(()),
         }
     }
+
+    /// [`until_up`] for a probe of `server`'s published `port`, every 50 ms (a probe
+    /// costs next to nothing): `probe` gets the `host:port`. A server that exited at
+    /// once publishes nothing; this then reports its exit code too.
+    pub fn until_port_up(
+        server: &crate::ContainerInfo,
+        port: u16,
+        timeout: Duration,
+        mut probe: impl FnMut(&str) -> Result<(), String>,
+    ) -> Result<(), String> {
+        until_up(&server.name, timeout, Duration::from_millis(50), || probe(&server.host_addr(port)?))
+    }
 }
 
 /// TCP to the service's own published ports (needs the `net-probe` capability).
@@ -222,6 +448,36 @@ pub mod probe {
         }
         let _ = stream.set_nodelay(true);
         Ok(stream)
+    }
+
+    /// [`connect`] with a 2-second timeout, the error naming the address.
+    pub fn tcp(addr: &str) -> Result<TcpStream, String> {
+        connect(addr, Duration::from_secs(2)).map_err(|e| format!("connect {addr}: {e}"))
+    }
+
+    /// One `ready` answer for the container `name` and a probe of its published `port`:
+    /// not yet while the container is missing or its port unpublished; an error once it
+    /// has stopped (an `err` from `ready` is final, and waiting will not bring it back);
+    /// otherwise `check` decides from the `host:port`: `Ok` is ready, `Err(reason)` not yet.
+    pub fn ready(name: &str, port: u16, check: impl FnOnce(&str) -> Result<(), String>) -> Result<crate::Readiness, String> {
+        use crate::Readiness::{NotYet, Ready};
+        let info = match crate::docker::inspect(name) {
+            Ok(info) => info,
+            Err(e) => return Ok(NotYet(e.to_string())),
+        };
+        info.alive()?;
+        let Some(addr) = info.published(port) else {
+            return Ok(NotYet(format!("port {port} of {name} is not published yet")));
+        };
+        Ok(check(&addr).map_or_else(NotYet, |()| Ready))
+    }
+
+    /// `Ok` when `GET path` at `addr` answers 2xx; else why not.
+    pub fn http_ok(addr: &str, path: &str, timeout: Duration) -> Result<(), String> {
+        match http_status(addr, path, timeout)? {
+            200..=299 => Ok(()),
+            status => Err(format!("GET {path} answered {status}")),
+        }
     }
 
     /// `GET path` over HTTP/1.1 at `addr` (`host:port`); the answer's status code.
@@ -263,6 +519,18 @@ pub mod state {
     pub fn remove(name: &str) {
         let _ = std::fs::remove_file(format!("{DIR}/{name}"));
     }
+
+    /// Run `setup` unless it last succeeded with this same `key` and `deployment` left
+    /// the container as it was; then remember `key` in the file `marker`. So a warm run
+    /// skips a one-time setup. Put in `key` what the setup depends on (the container's
+    /// id, the settings it applied, a digest of a password — never the password).
+    pub fn once(marker: &str, key: &str, deployment: &crate::Deployment, setup: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
+        if deployment.outcome == crate::EnsureOutcome::Unchanged && read(marker).as_deref() == Some(key) {
+            return Ok(());
+        }
+        setup()?;
+        write(marker, key)
+    }
 }
 
 /// `Ok` when `result` succeeded or failed only because the thing was already gone.
@@ -271,4 +539,19 @@ pub fn gone_is_fine(result: Result<(), Error>) -> Result<(), String> {
         Ok(()) | Err(Error::NotFound(_)) => Ok(()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// What `teardown` usually does: remove the service's `containers` (workloads: all
+/// their replicas), then its `volumes` unless `keep_volumes`. Whatever is already gone
+/// is fine, so a second teardown succeeds too.
+pub fn teardown(containers: &[&str], volumes: &[&str], keep_volumes: bool) -> Result<(), String> {
+    for name in containers {
+        gone_is_fine(docker::remove(name))?;
+    }
+    if !keep_volumes {
+        for name in volumes {
+            gone_is_fine(docker::remove_volume(name))?;
+        }
+    }
+    Ok(())
 }
