@@ -19,11 +19,7 @@ use crate::engine::{ContainerRequest, HealthRequest};
 use crate::naming::{self, Scope, LABEL_SPEC_HASH, LABEL_WORKLOAD, RESERVED_LABEL_PREFIX};
 use crate::spec::ContainerSpec;
 
-pub use crate::config::MAX_REPLICAS;
-/// The floors of a container's limits: below them servers do not start.
-pub const MIN_MEMORY_MB: u32 = 16;
-pub const MIN_CPU_MILLIS: u32 = 10;
-pub const MIN_PIDS: u32 = 16;
+pub use crate::config::{MAX_REPLICAS, MIN_CPU_MILLIS, MIN_MEMORY_MB, MIN_PIDS};
 /// The engine runs a health check in the container on this schedule, outside the
 /// container's CPU limit: checks more often than this are slowed to it.
 pub const MIN_HEALTH_INTERVAL_MS: u32 = 1000;
