@@ -2,17 +2,22 @@
 //! starts. Errors name the file, the line and the key.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use toml::de::{DeTable, DeValue};
+use toml::de::DeTable;
 use toml::Spanned;
 
 use crate::capabilities::Grants;
 use crate::runtime::is_valid_name;
-use crate::runtime::limits::HookLimits;
-use crate::runtime::state::ContainerDefaults;
+
+mod environment;
+mod spans;
+
+pub use environment::{Environment, RegistrySettings, ResourceDefaults};
+
+pub use spans::{clip, join_key};
+use spans::*;
 
 pub const FILE_NAME: &str = "provisioner.toml";
 
@@ -87,150 +92,6 @@ struct RawService {
     config: toml::Table,
 }
 
-/// `[environments.NAME]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Environment {
-    /// Where published ports listen on the host.
-    #[serde(default = "localhost")]
-    pub bind_address: IpAddr,
-    /// Sandbox limits per hook call.
-    #[serde(default)]
-    pub limits: HookLimits,
-    /// Default resource limits of every container.
-    #[serde(default)]
-    pub resources: ResourceDefaults,
-    /// Image per service, replacing the plugin's default (e.g. a local build).
-    #[serde(default)]
-    pub images: BTreeMap<String, String>,
-    /// How long a service may take to become ready.
-    #[serde(default = "default_readiness_timeout")]
-    pub readiness_timeout_secs: u64,
-    /// A registry that stands in for Docker Hub, e.g. `registry.local:5000`: every
-    /// image that names no registry is pulled from there instead.
-    #[serde(default)]
-    pub mirror: Option<String>,
-}
-
-fn localhost() -> IpAddr {
-    IpAddr::V4(Ipv4Addr::LOCALHOST)
-}
-
-fn default_readiness_timeout() -> u64 {
-    DEFAULT_READINESS_TIMEOUT_SECS
-}
-
-impl Default for Environment {
-    fn default() -> Self {
-        Environment {
-            bind_address: localhost(),
-            limits: HookLimits::default(),
-            resources: ResourceDefaults::default(),
-            images: BTreeMap::new(),
-            readiness_timeout_secs: default_readiness_timeout(),
-            mirror: None,
-        }
-    }
-}
-
-/// `[environments.NAME.resources]`: limits every container gets unless its plugin
-/// asks for other values (which are still capped by the `max_*` ones).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ResourceDefaults {
-    pub memory_mb: u32,
-    pub cpu_millis: u32,
-    pub pids: u32,
-    pub max_memory_mb: u32,
-    pub max_cpu_millis: u32,
-    pub max_pids: u32,
-}
-
-impl Default for ResourceDefaults {
-    /// The CPU ceiling is this machine's CPUs: a fixed 8000m would promise eight
-    /// CPUs on a two-core laptop. The default share stays within it.
-    fn default() -> Self {
-        let d = ContainerDefaults::default();
-        let max_cpu_millis = machine_cpu_millis().unwrap_or(d.max_cpu_millis);
-        ResourceDefaults {
-            memory_mb: d.memory_mb,
-            cpu_millis: d.cpu_millis.min(max_cpu_millis),
-            pids: d.pids,
-            max_memory_mb: d.max_memory_mb,
-            max_cpu_millis,
-            max_pids: d.max_pids,
-        }
-    }
-}
-
-/// The CPUs this process may use (affinity and cgroup quota included), in millis.
-fn machine_cpu_millis() -> Option<u32> {
-    let cpus = std::thread::available_parallelism().ok()?.get();
-    Some(u32::try_from(cpus).unwrap_or(u32::MAX).saturating_mul(1000).max(MIN_CPU_MILLIS))
-}
-
-impl ResourceDefaults {
-    /// Each field below the smallest value the host applies, with that minimum and
-    /// its unit. The ceilings count too: a ceiling below the minimum leaves no valid
-    /// value at all.
-    fn below_minimum(&self) -> Vec<(&'static str, u32, u32, &'static str)> {
-        [
-            ("memory_mb", self.memory_mb, MIN_MEMORY_MB, "MB"),
-            ("max_memory_mb", self.max_memory_mb, MIN_MEMORY_MB, "MB"),
-            ("cpu_millis", self.cpu_millis, MIN_CPU_MILLIS, "millis"),
-            ("max_cpu_millis", self.max_cpu_millis, MIN_CPU_MILLIS, "millis"),
-            ("pids", self.pids, MIN_PIDS, "pids"),
-            ("max_pids", self.max_pids, MIN_PIDS, "pids"),
-        ]
-        .into_iter()
-        .filter(|(_, value, min, _)| value < min)
-        .collect()
-    }
-}
-
-impl Environment {
-    pub fn container_defaults(&self) -> ContainerDefaults {
-        let r = &self.resources;
-        ContainerDefaults {
-            bind_address: self.bind_address,
-            memory_mb: r.memory_mb,
-            cpu_millis: r.cpu_millis,
-            pids: r.pids,
-            max_memory_mb: r.max_memory_mb,
-            max_cpu_millis: r.max_cpu_millis,
-            max_pids: r.max_pids,
-            mirror: self.mirror.clone(),
-            other_services: Vec::new(),
-        }
-    }
-}
-
-/// `[registry]`: where `provisioner plugins install` looks, and whose signatures it
-/// accepts.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegistrySettings {
-    /// A folder (relative to provisioner.toml) or an http(s) base URL.
-    pub url: Option<String>,
-    /// Public keys whose signatures are accepted, as `ed25519:BASE64`.
-    #[serde(default)]
-    pub trusted_keys: Vec<String>,
-    /// Refuse artifacts without a valid signature by a trusted key. On by default:
-    /// turning it off is a deliberate choice in the file.
-    #[serde(default = "yes")]
-    pub require_signatures: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Default for RegistrySettings {
-    fn default() -> Self {
-        RegistrySettings { url: None, trusted_keys: Vec::new(), require_signatures: true }
-    }
-}
-
 /// `[plugins.NAME]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -285,141 +146,6 @@ pub struct Project {
     pub services: BTreeMap<String, Service>,
     pub plugins: BTreeMap<String, PluginSettings>,
     pub registry: RegistrySettings,
-}
-
-fn line_of(source: &str, offset: usize) -> usize {
-    source.as_bytes()[..offset.min(source.len())].iter().filter(|b| **b == b'\n').count() + 1
-}
-
-/// 1-based column of a byte offset, in characters.
-fn column_of(source: &str, offset: usize) -> usize {
-    let offset = offset.min(source.len());
-    let line_start = source.as_bytes()[..offset].iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    source.get(line_start..offset).map_or(offset - line_start, |s| s.chars().count()) + 1
-}
-
-/// `text` as a message may quote it: whole if short, else its first characters and
-/// its size.
-pub fn clip(text: &str) -> String {
-    match text.char_indices().nth(QUOTE_LIMIT) {
-        None => text.to_string(),
-        Some((cut, _)) => format!("{}…({} bytes)", &text[..cut], text.len()),
-    }
-}
-
-/// Clip every quoted stretch ("…" with escapes, or `…`) of a message from a parser or
-/// deserializer, which quote the offending value whatever its size.
-fn clip_quoted(message: &str) -> String {
-    let mut out = String::with_capacity(message.len().min(1024));
-    let mut rest = message;
-    while let Some(open) = rest.find(['"', '`']) {
-        let quote = rest.as_bytes()[open];
-        out.push_str(&rest[..=open]);
-        let body = &rest[open + 1..];
-        // The closing quote, skipping backslash escapes inside "…".
-        let mut close = None;
-        let mut escaped = false;
-        for (i, b) in body.bytes().enumerate() {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' && quote == b'"' {
-                escaped = true;
-            } else if b == quote {
-                close = Some(i);
-                break;
-            }
-        }
-        let end = close.unwrap_or(body.len());
-        out.push_str(&clip(&body[..end]));
-        match close {
-            Some(end) => {
-                out.push(quote as char);
-                rest = &body[end + 1..];
-            }
-            None => rest = "",
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-/// `prefix.key`, quoting a key that is not a bare TOML key so the path reads back
-/// unambiguously (`env."a.b"`).
-pub fn join_key(prefix: &str, key: &str) -> String {
-    let bare = !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    let key = if bare { clip(key) } else { format!("{:?}", clip(key)) };
-    if prefix.is_empty() {
-        key
-    } else {
-        format!("{prefix}.{key}")
-    }
-}
-
-fn span_holds(span: &std::ops::Range<usize>, offset: usize) -> bool {
-    span.start <= offset && (offset < span.end || span.is_empty() && offset == span.start)
-}
-
-/// The key path (`services.web.replicas`, `a.b[0]`) of the innermost key or value
-/// at `offset` in a parsed document, for deserializer errors, which know the
-/// span of what they refused but do not tell its key.
-fn key_at(table: &DeTable<'_>, offset: usize, prefix: &str) -> Option<String> {
-    for (key, value) in table.iter() {
-        let path = join_key(prefix, key.get_ref());
-        // Deepest first: a header table's own span can cover its whole section.
-        if let Some(found) = value_key_at(value, offset, &path) {
-            return Some(found);
-        }
-        if span_holds(&key.span(), offset) {
-            return Some(path);
-        }
-    }
-    None
-}
-
-fn value_key_at(value: &Spanned<DeValue<'_>>, offset: usize, path: &str) -> Option<String> {
-    let inner = match value.get_ref() {
-        DeValue::Table(table) => key_at(table, offset, path),
-        DeValue::Array(items) => {
-            items.iter().enumerate().find_map(|(i, item)| value_key_at(item, offset, &format!("{path}[{i}]")))
-        }
-        _ => None,
-    };
-    inner.or_else(|| span_holds(&value.span(), offset).then(|| path.to_string()))
-}
-
-/// The value at a key path given as segments, in a parsed document.
-fn lookup<'d, 'i>(table: &'d DeTable<'i>, path: &[&str]) -> Option<&'d Spanned<DeValue<'i>>> {
-    let (first, rest) = path.split_first()?;
-    let value = table.iter().find(|(k, _)| k.get_ref() == first).map(|(_, v)| v)?;
-    if rest.is_empty() {
-        return Some(value);
-    }
-    match value.get_ref() {
-        DeValue::Table(inner) => lookup(inner, rest),
-        _ => None,
-    }
-}
-
-/// The line of every value under a service's `config`, by its path inside `config`
-/// (`env.DATABASE_URL`, `command[0]`), so checks of the config can name the line of
-/// the key itself rather than the service's.
-fn value_lines(value: &Spanned<DeValue<'_>>, path: &str, source: &str, lines: &mut BTreeMap<String, usize>) {
-    if !path.is_empty() {
-        lines.insert(path.to_string(), line_of(source, value.span().start));
-    }
-    match value.get_ref() {
-        DeValue::Table(table) => {
-            for (key, inner) in table.iter() {
-                value_lines(inner, &join_key(path, key.get_ref()), source, lines);
-            }
-        }
-        DeValue::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                value_lines(item, &format!("{path}[{i}]"), source, lines);
-            }
-        }
-        _ => {}
-    }
 }
 
 impl Project {

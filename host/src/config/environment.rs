@@ -1,0 +1,156 @@
+//! `[environments.NAME]` and `[registry]`: where and how an environment runs, with
+//! its defaults.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde::Deserialize;
+
+use crate::limits::HookLimits;
+use crate::policy::ContainerDefaults;
+
+use super::*;
+
+/// `[environments.NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Where published ports listen on the host.
+    #[serde(default = "localhost")]
+    pub bind_address: IpAddr,
+    /// Sandbox limits per hook call.
+    #[serde(default)]
+    pub limits: HookLimits,
+    /// Default resource limits of every container.
+    #[serde(default)]
+    pub resources: ResourceDefaults,
+    /// Image per service, replacing the plugin's default (e.g. a local build).
+    #[serde(default)]
+    pub images: BTreeMap<String, String>,
+    /// How long a service may take to become ready.
+    #[serde(default = "default_readiness_timeout")]
+    pub readiness_timeout_secs: u64,
+    /// A registry that stands in for Docker Hub, e.g. `registry.local:5000`: every
+    /// image that names no registry is pulled from there instead.
+    #[serde(default)]
+    pub mirror: Option<String>,
+}
+
+fn localhost() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::LOCALHOST)
+}
+
+fn default_readiness_timeout() -> u64 {
+    DEFAULT_READINESS_TIMEOUT_SECS
+}
+
+impl Default for Environment {
+    fn default() -> Self {
+        Environment {
+            bind_address: localhost(),
+            limits: HookLimits::default(),
+            resources: ResourceDefaults::default(),
+            images: BTreeMap::new(),
+            readiness_timeout_secs: default_readiness_timeout(),
+            mirror: None,
+        }
+    }
+}
+
+/// `[environments.NAME.resources]`: limits every container gets unless its plugin
+/// asks for other values (which are still capped by the `max_*` ones).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResourceDefaults {
+    pub memory_mb: u32,
+    pub cpu_millis: u32,
+    pub pids: u32,
+    pub max_memory_mb: u32,
+    pub max_cpu_millis: u32,
+    pub max_pids: u32,
+}
+
+impl Default for ResourceDefaults {
+    /// The CPU ceiling is this machine's CPUs: a fixed 8000m would promise eight
+    /// CPUs on a two-core laptop. The default share stays within it.
+    fn default() -> Self {
+        let d = ContainerDefaults::default();
+        let max_cpu_millis = machine_cpu_millis().unwrap_or(d.max_cpu_millis);
+        ResourceDefaults {
+            memory_mb: d.memory_mb,
+            cpu_millis: d.cpu_millis.min(max_cpu_millis),
+            pids: d.pids,
+            max_memory_mb: d.max_memory_mb,
+            max_cpu_millis,
+            max_pids: d.max_pids,
+        }
+    }
+}
+
+/// The CPUs this process may use (affinity and cgroup quota included), in millis.
+fn machine_cpu_millis() -> Option<u32> {
+    let cpus = std::thread::available_parallelism().ok()?.get();
+    Some(u32::try_from(cpus).unwrap_or(u32::MAX).saturating_mul(1000).max(MIN_CPU_MILLIS))
+}
+
+impl ResourceDefaults {
+    /// Each field below the smallest value the host applies, with that minimum and
+    /// its unit. The ceilings count too: a ceiling below the minimum leaves no valid
+    /// value at all.
+    pub(super) fn below_minimum(&self) -> Vec<(&'static str, u32, u32, &'static str)> {
+        [
+            ("memory_mb", self.memory_mb, MIN_MEMORY_MB, "MB"),
+            ("max_memory_mb", self.max_memory_mb, MIN_MEMORY_MB, "MB"),
+            ("cpu_millis", self.cpu_millis, MIN_CPU_MILLIS, "millis"),
+            ("max_cpu_millis", self.max_cpu_millis, MIN_CPU_MILLIS, "millis"),
+            ("pids", self.pids, MIN_PIDS, "pids"),
+            ("max_pids", self.max_pids, MIN_PIDS, "pids"),
+        ]
+        .into_iter()
+        .filter(|(_, value, min, _)| value < min)
+        .collect()
+    }
+}
+
+impl Environment {
+    pub fn container_defaults(&self) -> ContainerDefaults {
+        let r = &self.resources;
+        ContainerDefaults {
+            bind_address: self.bind_address,
+            memory_mb: r.memory_mb,
+            cpu_millis: r.cpu_millis,
+            pids: r.pids,
+            max_memory_mb: r.max_memory_mb,
+            max_cpu_millis: r.max_cpu_millis,
+            max_pids: r.max_pids,
+            mirror: self.mirror.clone(),
+            other_services: Vec::new(),
+        }
+    }
+}
+
+/// `[registry]`: where `provisioner plugins install` looks, and whose signatures it
+/// accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// A folder (relative to provisioner.toml) or an http(s) base URL.
+    pub url: Option<String>,
+    /// Public keys whose signatures are accepted, as `ed25519:BASE64`.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    /// Refuse artifacts without a valid signature by a trusted key. On by default:
+    /// turning it off is a deliberate choice in the file.
+    #[serde(default = "yes")]
+    pub require_signatures: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        RegistrySettings { url: None, trusted_keys: Vec::new(), require_signatures: true }
+    }
+}
