@@ -76,10 +76,6 @@ fn printable(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn output(name: &str, value: &str) -> Output {
-        Output { name: name.into(), value: value.into(), secret: false, network_value: None }
-    }
-
     #[test]
     fn only_declared_plain_names_with_plain_values() {
         let declared = vec!["DATABASE_URL".to_string(), "PATH".to_string(), "LD_PRELOAD".to_string()];
@@ -97,7 +93,7 @@ mod tests {
             ("DATABASE_URL", "a\"b $(id) `id` \\", None),
         ];
         for (name, value, refusal) in cases {
-            let result = check("p", &declared, &[output(name, value)]);
+            let result = check("p", &declared, &[Output::new(name, value, false)]);
             match (result, refusal) {
                 (Ok(()), None) => {}
                 (Err(e), Some(want)) => assert!(e.contains(want), "{name}={value:?}: {e}"),
@@ -109,8 +105,8 @@ mod tests {
     #[test]
     fn size_and_count_are_capped() {
         let declared = vec!["A".to_string()];
-        assert!(check("p", &declared, &[output("A", &"x".repeat(MAX_VALUE_BYTES + 1))]).unwrap_err().contains("bytes"));
-        let many: Vec<Output> = (0..=MAX_OUTPUTS).map(|_| output("A", "x")).collect();
+        assert!(check("p", &declared, &[Output::new("A", &"x".repeat(MAX_VALUE_BYTES + 1), false)]).unwrap_err().contains("bytes"));
+        let many: Vec<Output> = (0..=MAX_OUTPUTS).map(|_| Output::new("A", "x", false)).collect();
         assert!(check("p", &declared, &many).unwrap_err().contains("at most"));
     }
 }

@@ -19,7 +19,7 @@ use crate::engine::{ContainerRequest, HealthRequest};
 use crate::naming::{self, Scope, LABEL_SPEC_HASH, LABEL_WORKLOAD, RESERVED_LABEL_PREFIX};
 use crate::spec::ContainerSpec;
 
-pub use crate::config::{MAX_REPLICAS, MIN_CPU_MILLIS, MIN_MEMORY_MB, MIN_PIDS};
+pub use crate::config::{ResourceDefaults, MAX_REPLICAS, MIN_CPU_MILLIS, MIN_MEMORY_MB, MIN_PIDS};
 /// The engine runs a health check in the container on this schedule, outside the
 /// container's CPU limit: checks more often than this are slowed to it.
 pub const MIN_HEALTH_INTERVAL_MS: u32 = 1000;
@@ -33,12 +33,8 @@ const DEFAULT_STOP_TIMEOUT_SECS: u32 = 10;
 pub struct ContainerDefaults {
     /// Where published ports listen on the host.
     pub bind_address: IpAddr,
-    pub memory_mb: u32,
-    pub cpu_millis: u32,
-    pub pids: u32,
-    pub max_memory_mb: u32,
-    pub max_cpu_millis: u32,
-    pub max_pids: u32,
+    /// Every container's limits unless its plugin asks otherwise, and their ceilings.
+    pub resources: ResourceDefaults,
     /// Registry that stands in for Docker Hub (`registry.local:5000`), for machines
     /// that cannot reach it.
     pub mirror: Option<String>,
@@ -51,12 +47,7 @@ impl Default for ContainerDefaults {
     fn default() -> Self {
         ContainerDefaults {
             bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            memory_mb: 1024,
-            cpu_millis: 2000,
-            pids: 1024,
-            max_memory_mb: 8192,
-            max_cpu_millis: 8000,
-            max_pids: 8192,
+            resources: ResourceDefaults::default(),
             mirror: None,
             other_services: Vec::new(),
         }
@@ -222,10 +213,10 @@ pub fn container_request(
         }
     }
 
-    let resources = spec.resources.unwrap_or_default();
-    let memory_mb = resources.memory_mb.unwrap_or(defaults.memory_mb).clamp(MIN_MEMORY_MB, defaults.max_memory_mb);
-    let cpu_millis = resources.cpu_millis.unwrap_or(defaults.cpu_millis).clamp(MIN_CPU_MILLIS, defaults.max_cpu_millis);
-    let pids = resources.pids.unwrap_or(defaults.pids).clamp(MIN_PIDS, defaults.max_pids);
+    let (asked, limits) = (spec.resources.unwrap_or_default(), &defaults.resources);
+    let memory_mb = asked.memory_mb.unwrap_or(limits.memory_mb).clamp(MIN_MEMORY_MB, limits.max_memory_mb.max(MIN_MEMORY_MB));
+    let cpu_millis = asked.cpu_millis.unwrap_or(limits.cpu_millis).clamp(MIN_CPU_MILLIS, limits.max_cpu_millis.max(MIN_CPU_MILLIS));
+    let pids = asked.pids.unwrap_or(limits.pids).clamp(MIN_PIDS, limits.max_pids.max(MIN_PIDS));
 
     let mut request = ContainerRequest {
         name: naming::engine_name(scope, &naming::instance_short_name(&spec.name, replica)),
@@ -321,16 +312,17 @@ pub fn mirrored(image: &str, mirror: Option<&str>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::capabilities::{Capability, Grants};
     use crate::spec::{EnvVar, Mount, Port, Resources};
 
-    fn scope() -> Scope {
+    /// Shared with the `docker` capability's tests.
+    pub(crate) fn scope() -> Scope {
         Scope { project: "shop".into(), environment: "local".into(), service: "db".into(), plugin: "postgres".into() }
     }
 
-    fn declared() -> Vec<Capability> {
+    pub(crate) fn declared() -> Vec<Capability> {
         vec![
             Capability::Image("postgres:*".into()),
             Capability::Publish(5432),
@@ -339,7 +331,7 @@ mod tests {
         ]
     }
 
-    fn spec(image: &str) -> ContainerSpec {
+    pub(crate) fn spec(image: &str) -> ContainerSpec {
         ContainerSpec {
             env: vec![EnvVar { name: "POSTGRES_PASSWORD".into(), value: "s3cret".into(), secret: true }],
             ports: vec![Port { container_port: 5432, host_port: None }],
@@ -430,7 +422,8 @@ mod tests {
 
     #[test]
     fn limits_are_capped_by_the_environment() {
-        let defaults = ContainerDefaults { max_memory_mb: 2048, ..ContainerDefaults::default() };
+        let mut defaults = ContainerDefaults::default();
+        defaults.resources.max_memory_mb = 2048;
         let effective = Effective::new("postgres", declared(), Grants::all_of(&declared()));
         let mut s = spec("postgres:16");
         s.resources = Some(Resources { memory_mb: Some(1 << 20), cpu_millis: None, pids: Some(0) });

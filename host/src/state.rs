@@ -171,10 +171,6 @@ pub fn ignore_in_git(root: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn out(name: &str, value: &str) -> Output {
-        Output { name: name.into(), value: value.into(), secret: true, network_value: None }
-    }
-
     #[test]
     fn a_scale_override_lapses_when_the_file_changes_its_replicas() {
         let scaled = |replicas, config_replicas| Scaled { replicas, config_replicas };
@@ -190,9 +186,9 @@ mod tests {
     #[test]
     fn clashing_names_are_prefixed_by_service() {
         let outputs = BTreeMap::from([
-            ("db".to_string(), vec![out("DATABASE_URL", "postgres://a:b@h:1/d")]),
-            ("audit-db".to_string(), vec![out("DATABASE_URL", "postgres://c@h:2/e")]),
-            ("cache".to_string(), vec![out("REDIS_URL", "redis://x y")]),
+            ("db".to_string(), vec![Output::new("DATABASE_URL", "postgres://a:b@h:1/d", true)]),
+            ("audit-db".to_string(), vec![Output::new("DATABASE_URL", "postgres://c@h:2/e", true)]),
+            ("cache".to_string(), vec![Output::new("REDIS_URL", "redis://x y", true)]),
         ]);
         let text = dotenv(&outputs);
         assert!(text.starts_with(DOTENV_HEADER));

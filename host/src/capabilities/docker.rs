@@ -161,27 +161,14 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::policy::tests::{declared, scope, spec};
     use crate::capabilities::service::ServiceHost;
-    use crate::capabilities::{Capability, Effective, Grants};
+    use crate::capabilities::{Effective, Grants};
     use crate::engine::fake::Fake;
     use crate::engine::State;
     use crate::limits::HookLimits;
-    use crate::naming::{Scope, LABEL_SERVICE};
+    use crate::naming::LABEL_SERVICE;
     use crate::realise::{Containers, Outcome};
-    use crate::spec::{EnvVar, Mount, Port};
-
-    fn scope() -> Scope {
-        Scope { project: "shop".into(), environment: "local".into(), service: "db".into(), plugin: "postgres".into() }
-    }
-
-    fn declared() -> Vec<Capability> {
-        vec![
-            Capability::Image("postgres:*".into()),
-            Capability::Publish(5432),
-            Capability::Volume("data".into()),
-            Capability::Exec,
-        ]
-    }
 
     fn calls(engine: Arc<Fake>, grants: Grants) -> HostCalls {
         let host = ServiceHost {
@@ -191,15 +178,6 @@ mod tests {
             ..ServiceHost::sealed("postgres", HookLimits::default())
         };
         HostCalls::new(Arc::new(host))
-    }
-
-    fn spec(image: &str) -> ContainerSpec {
-        ContainerSpec {
-            env: vec![EnvVar { name: "POSTGRES_PASSWORD".into(), value: "s3cret".into(), secret: true }],
-            ports: vec![Port { container_port: 5432, host_port: None }],
-            mounts: vec![Mount { volume: "data".into(), target: "/var/lib/postgresql/data".into(), read_only: false }],
-            ..ContainerSpec::new("server", image)
-        }
     }
 
     #[test]

@@ -217,34 +217,37 @@ impl Effective {
         Refusal { capability, argument: argument.to_string(), message }
     }
 
-    fn declared_patterns(&self, pick: impl Fn(&Capability) -> Option<&String>) -> Vec<String> {
-        self.declared.iter().filter_map(pick).cloned().collect()
+    /// A value of a pattern capability (`image`, `volume`): declared by a pattern and
+    /// granted by one.
+    fn check_pattern(&self, wanted: Capability) -> Result<(), Refusal> {
+        let (name, value, granted) = match &wanted {
+            Capability::Image(v) => ("image", v, &self.grants.images),
+            Capability::Volume(v) => ("volume", v, &self.grants.volumes),
+            _ => return Err(self.refuse("capability", &wanted.to_string(), false, wanted.clone())),
+        };
+        let declared: Vec<String> = self
+            .declared
+            .iter()
+            .filter(|c| std::mem::discriminant(*c) == std::mem::discriminant(&wanted))
+            .filter_map(|c| match c {
+                Capability::Image(p) | Capability::Volume(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
+        let is_declared = matches_any(&declared, value);
+        if is_declared && matches_any(granted, value) {
+            Ok(())
+        } else {
+            Err(self.refuse(name, value, is_declared, wanted.clone()))
+        }
     }
 
     pub fn check_image(&self, image: &str) -> Result<(), Refusal> {
-        let declared = self.declared_patterns(|c| match c {
-            Capability::Image(p) => Some(p),
-            _ => None,
-        });
-        let is_declared = matches_any(&declared, image);
-        if is_declared && matches_any(&self.grants.images, image) {
-            Ok(())
-        } else {
-            Err(self.refuse("image", image, is_declared, Capability::Image(image.to_string())))
-        }
+        self.check_pattern(Capability::Image(image.to_string()))
     }
 
     pub fn check_volume(&self, volume: &str) -> Result<(), Refusal> {
-        let declared = self.declared_patterns(|c| match c {
-            Capability::Volume(v) => Some(v),
-            _ => None,
-        });
-        let is_declared = matches_any(&declared, volume);
-        if is_declared && matches_any(&self.grants.volumes, volume) {
-            Ok(())
-        } else {
-            Err(self.refuse("volume", volume, is_declared, Capability::Volume(volume.to_string())))
-        }
+        self.check_pattern(Capability::Volume(volume.to_string()))
     }
 
     pub fn check_publish(&self, port: u16) -> Result<(), Refusal> {

@@ -74,15 +74,14 @@ impl Default for ResourceDefaults {
     /// The CPU ceiling is this machine's CPUs: a fixed 8000m would promise eight
     /// CPUs on a two-core laptop. The default share stays within it.
     fn default() -> Self {
-        let d = ContainerDefaults::default();
-        let max_cpu_millis = machine_cpu_millis().unwrap_or(d.max_cpu_millis);
+        let max_cpu_millis = machine_cpu_millis().unwrap_or(8000);
         ResourceDefaults {
-            memory_mb: d.memory_mb,
-            cpu_millis: d.cpu_millis.min(max_cpu_millis),
-            pids: d.pids,
-            max_memory_mb: d.max_memory_mb,
+            memory_mb: 1024,
+            cpu_millis: 2000.min(max_cpu_millis),
+            pids: 1024,
+            max_memory_mb: 8192,
             max_cpu_millis,
-            max_pids: d.max_pids,
+            max_pids: 8192,
         }
     }
 }
@@ -114,15 +113,9 @@ impl ResourceDefaults {
 
 impl Environment {
     pub fn container_defaults(&self) -> ContainerDefaults {
-        let r = &self.resources;
         ContainerDefaults {
             bind_address: self.bind_address,
-            memory_mb: r.memory_mb,
-            cpu_millis: r.cpu_millis,
-            pids: r.pids,
-            max_memory_mb: r.max_memory_mb,
-            max_cpu_millis: r.max_cpu_millis,
-            max_pids: r.max_pids,
+            resources: self.resources.clone(),
             mirror: self.mirror.clone(),
             other_services: Vec::new(),
         }

@@ -133,12 +133,12 @@ fn resources_below_the_minimum_are_refused_not_raised() {
 fn the_default_cpu_ceiling_is_this_machine() {
     let cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(8);
     let env = parse("[project]\nname = \"x\"\n[environments.local]\nresources = { memory_mb = 512 }\n").unwrap().environment("local").unwrap();
-    assert_eq!(env.container_defaults().max_cpu_millis, cpus * 1000);
-    assert!(env.container_defaults().cpu_millis <= cpus * 1000);
-    assert_eq!(Environment::default().container_defaults().max_cpu_millis, cpus * 1000);
+    assert_eq!(env.container_defaults().resources.max_cpu_millis, cpus * 1000);
+    assert!(env.container_defaults().resources.cpu_millis <= cpus * 1000);
+    assert_eq!(Environment::default().container_defaults().resources.max_cpu_millis, cpus * 1000);
     // Set in the file, it is what the file says.
     let env = parse("[project]\nname = \"x\"\n[environments.local]\nresources = { max_cpu_millis = 64000 }\n").unwrap().environment("local").unwrap();
-    assert_eq!(env.container_defaults().max_cpu_millis, 64000);
+    assert_eq!(env.container_defaults().resources.max_cpu_millis, 64000);
 }
 
 #[test]

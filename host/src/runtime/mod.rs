@@ -364,14 +364,26 @@ impl PluginRuntime {
         Ok(call.value.err().unwrap_or_default())
     }
 
+    /// A hook of a service, under the service's own limits.
+    fn service_hook<R: Send + 'static>(
+        &self,
+        plugin: &LoadedPlugin,
+        host: Arc<ServiceHost>,
+        hook: Hook,
+        context: &HookContext,
+        f: impl FnOnce(&wit::PluginPre, &mut Store<HookState>, &HookContext) -> wasmtime::Result<R> + Send + 'static,
+    ) -> Result<HookCall<R>, HookFailure> {
+        let (limits, context) = (host.limits, context.clone());
+        self.call(plugin, host, hook, limits, move |pre, store| f(pre, store, &context))
+    }
+
     pub fn provision(
         &self,
         plugin: &LoadedPlugin,
         host: Arc<ServiceHost>,
         context: &HookContext,
     ) -> Result<HookCall<Result<Vec<Output>, String>>, HookFailure> {
-        let (limits, context) = (host.limits, context.clone());
-        self.call(plugin, host, Hook::Provision, limits, move |pre, store| pre.provision(store, &context))
+        self.service_hook(plugin, host, Hook::Provision, context, |pre, store, ctx| pre.provision(store, ctx))
     }
 
     /// `ready`: `Ok(None)` when ready, `Ok(Some(reason))` when not yet.
@@ -381,8 +393,7 @@ impl PluginRuntime {
         host: Arc<ServiceHost>,
         context: &HookContext,
     ) -> Result<HookCall<Result<Option<String>, String>>, HookFailure> {
-        let (limits, context) = (host.limits, context.clone());
-        self.call(plugin, host, Hook::Ready, limits, move |pre, store| pre.ready(store, &context))
+        self.service_hook(plugin, host, Hook::Ready, context, |pre, store, ctx| pre.ready(store, ctx))
     }
 
     pub fn teardown(
@@ -392,8 +403,7 @@ impl PluginRuntime {
         context: &HookContext,
         keep_volumes: bool,
     ) -> Result<HookCall<Result<(), String>>, HookFailure> {
-        let (limits, context) = (host.limits, context.clone());
-        self.call(plugin, host, Hook::Teardown, limits, move |pre, store| pre.teardown(store, &context, keep_volumes))
+        self.service_hook(plugin, host, Hook::Teardown, context, move |pre, store, ctx| pre.teardown(store, ctx, keep_volumes))
     }
 }
 
@@ -416,6 +426,13 @@ pub struct Output {
     pub secret: bool,
     /// What containers on the project network use instead of `value`.
     pub network_value: Option<String>,
+}
+
+impl Output {
+    /// An output with the same value on the host and on the project network.
+    pub fn new(name: &str, value: &str, secret: bool) -> Self {
+        Output { name: name.to_string(), value: value.to_string(), secret, network_value: None }
+    }
 }
 
 fn check_info(info: &PluginInfo) -> Result<(), String> {
