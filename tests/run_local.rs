@@ -144,7 +144,7 @@ fn an_unreachable_engine_is_one_clear_line() {
 #[test]
 fn bad_files_start_nothing() {
     for (services, says) in [
-        ("[services.db]\nplugin = \"postgres\"\ncolour = \"blue\"\n", "provisioner.toml:9: colour: unknown field"),
+        ("[services.db]\nplugin = \"postgres\"\ncolour = \"blue\"\n", "provisioner.toml:9: services.db.colour: unknown field"),
         ("[services.db]\nplugin = \"postgress\"\n", "provisioner.toml:8: services.db.plugin: no plugin called `postgress`"),
         (
             "[services.a]\nplugin = \"redis\"\ndepends_on = [\"b\"]\n[services.b]\nplugin = \"redis\"\ndepends_on = [\"a\"]\n",
