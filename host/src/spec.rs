@@ -54,10 +54,12 @@ pub struct Resources {
 pub struct ContainerSpec {
     /// The workload's short name, e.g. `server`.
     pub name: String,
+    /// `None`: one container under the workload's name; `Some(n)`: n replicas.
+    pub replicas: Option<u32>,
     pub image: String,
+    pub env: Vec<EnvVar>,
     pub command: Option<Vec<String>>,
     pub entrypoint: Option<Vec<String>>,
-    pub env: Vec<EnvVar>,
     pub ports: Vec<Port>,
     pub mounts: Vec<Mount>,
     pub files: Vec<ContainerFile>,
@@ -66,8 +68,6 @@ pub struct ContainerSpec {
     pub user: Option<String>,
     pub aliases: Vec<String>,
     pub labels: Vec<(String, String)>,
-    /// `None`: one container under the workload's name; `Some(n)`: n replicas.
-    pub replicas: Option<u32>,
     pub stop_timeout_ms: Option<u32>,
 }
 

@@ -201,13 +201,17 @@ mod tests {
         assert_eq!(st.list_volumes().unwrap(), vec!["data".to_string()]);
     }
 
+    /// An engine, the capability on it, and an unpublished spec of `n` replicas.
+    fn replicated(n: u32) -> (Arc<Fake>, HostCalls, ContainerSpec) {
+        let engine = Arc::new(Fake::default());
+        let st = calls(engine.clone(), Grants::all_of(&declared()));
+        let s = ContainerSpec { ports: Vec::new(), replicas: Some(n), ..spec("postgres:16") };
+        (engine, st, s)
+    }
+
     #[test]
     fn replicas_scale_up_and_down() {
-        let engine = Arc::new(Fake::default());
-        let mut st = calls(engine.clone(), Grants::all_of(&declared()));
-        let mut s = spec("postgres:16");
-        s.ports.clear();
-        s.replicas = Some(3);
+        let (engine, mut st, mut s) = replicated(3);
         st.ensure(&s).unwrap();
         let names = engine.container_names();
         assert_eq!(names, vec!["shop-local-db-server-1", "shop-local-db-server-2", "shop-local-db-server-3"]);
@@ -222,11 +226,7 @@ mod tests {
 
     #[test]
     fn a_changed_replica_is_replaced_only_once_its_successor_is_up() {
-        let engine = Arc::new(Fake::default());
-        let mut st = calls(engine.clone(), Grants::all_of(&declared()));
-        let mut s = spec("postgres:16");
-        s.ports.clear();
-        s.replicas = Some(2);
+        let (engine, mut st, mut s) = replicated(2);
         let before = st.ensure(&s).unwrap();
 
         s.image = "postgres:16.4".into();

@@ -54,6 +54,16 @@ impl Inner {
         self.events.push(event);
     }
 
+    /// A removal's result: logged if something went, not found otherwise.
+    fn removal(&mut self, gone: bool, event: String, missing: String) -> Result<(), EngineError> {
+        if gone {
+            self.log(event);
+            Ok(())
+        } else {
+            Err(EngineError::NotFound(missing))
+        }
+    }
+
     /// Fail if `operation` on `name` was set to fail (once per time it was set).
     fn injected(&mut self, operation: &str, name: &str) -> Result<(), EngineError> {
         match self.failing.iter().position(|(o, n)| o == operation && n == name) {
@@ -210,13 +220,8 @@ impl ContainerEngine for Fake {
     fn remove_volume(&self, name: &str) -> Result<(), EngineError> {
         let mut inner = self.lock();
         inner.injected("remove volume", name)?;
-        match inner.volumes.remove(name) {
-            Some(_) => {
-                inner.log(format!("remove volume {name}"));
-                Ok(())
-            }
-            None => Err(EngineError::NotFound(format!("volume {name}"))),
-        }
+        let gone = inner.volumes.remove(name).is_some();
+        inner.removal(gone, format!("remove volume {name}"), format!("volume {name}"))
     }
 
     fn list_volumes(&self, labels: &BTreeMap<String, String>) -> Result<Vec<VolumeDetails>, EngineError> {
@@ -303,13 +308,8 @@ impl ContainerEngine for Fake {
     fn remove_container(&self, name: &str) -> Result<(), EngineError> {
         let mut inner = self.lock();
         inner.injected("remove", name)?;
-        match inner.containers.remove(name) {
-            Some(_) => {
-                inner.log(format!("remove {name}"));
-                Ok(())
-            }
-            None => Err(EngineError::NotFound(name.into())),
-        }
+        let gone = inner.containers.remove(name).is_some();
+        inner.removal(gone, format!("remove {name}"), name.to_string())
     }
 
     fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError> {

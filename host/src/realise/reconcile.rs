@@ -43,18 +43,19 @@ pub enum Operation {
 
 impl std::fmt::Display for Operation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Operation::CreateVolume(v) => write!(f, "create volume {v}"),
-            Operation::Pull(image) => write!(f, "pull {image} (if missing)"),
-            Operation::Create(c) => write!(f, "create {c}"),
-            Operation::Start(c) => write!(f, "start {c}"),
-            Operation::Recreate(c) => write!(f, "recreate {c} (spec changed)"),
+        let text = match self {
+            Operation::CreateVolume(volume) => format!("create volume {volume}"),
+            Operation::Pull(image) => format!("pull {image} (if missing)"),
+            Operation::Create(name) => format!("create {name}"),
+            Operation::Start(name) => format!("start {name}"),
+            Operation::Recreate(name) => format!("recreate {name} (spec changed)"),
             Operation::Replace { name, aside } => {
-                write!(f, "replace {name} (the old one keeps serving as {aside} until its successor is up)")
+                format!("replace {name} (the old one keeps serving as {aside} until its successor is up)")
             }
-            Operation::RemoveStale(c) => write!(f, "remove {c} (left by an interrupted replacement)"),
-            Operation::Remove(names) => write!(f, "remove {} (no longer wanted)", names.join(", ")),
-        }
+            Operation::RemoveStale(name) => format!("remove {name} (left by an interrupted replacement)"),
+            Operation::Remove(names) => format!("remove {} (no longer wanted)", names.join(", ")),
+        };
+        f.write_str(&text)
     }
 }
 
