@@ -23,6 +23,7 @@
 pub mod authoring;
 pub mod capabilities;
 pub mod config;
+pub mod digest;
 pub mod discovery;
 pub mod distribution;
 pub mod engine;

@@ -272,7 +272,7 @@ struct HashedSpec<'a> {
 }
 
 fn spec_hash(request: &ContainerRequest) -> String {
-    let sha = crate::runtime::cache::sha256_hex;
+    let sha = crate::digest::sha256_hex;
     let hashed = HashedSpec {
         image: &request.image,
         command: &request.command,

@@ -58,9 +58,7 @@ impl Hasher for Sha256Hasher {
     }
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use crate::digest::sha256_hex;
 
 impl ComponentCache {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
