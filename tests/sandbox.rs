@@ -23,6 +23,10 @@ fn runtime(cache: &Path) -> PluginRuntime {
 
 /// Run `provisioner.toml` in `dir` for the `local` environment, with no engine.
 fn run(dir: &Path) -> Result<Summary, PreflightError> {
+    with_stack(dir, |stack| stack.run())
+}
+
+fn with_stack<T>(dir: &Path, act: impl FnOnce(&Stack) -> T) -> T {
     let project = Project::load(&dir.join("provisioner.toml")).expect("valid provisioner.toml");
     let cache = tempfile::tempdir().unwrap();
     let runtime = runtime(cache.path());
@@ -35,7 +39,24 @@ fn run(dir: &Path) -> Result<Summary, PreflightError> {
         engine: Arc::new(Unavailable { reason: "no engine in the sandbox tests".into() }),
         progress: None,
     };
-    stack.run()
+    act(&stack)
+}
+
+/// A plugin whose `validate` panics must not hold teardown hostage: its own hook and
+/// its siblings' still run (and the sweep after them removes by label).
+#[test]
+fn a_plugin_that_cannot_validate_does_not_stop_teardown() {
+    let toml = format!(
+        "[project]\nname = \"{}\"\n[services.hostage]\nplugin = \"misbehave\"\nconfig = {{ do = \"panic-in-validate\" }}\n[services.sibling]\nplugin = \"misbehave\"\nconfig = {{ do = \"ok\" }}\n{GRANT_ALL}",
+        support::unique_name("hostage")
+    );
+    let dir = support::project(&toml, &["misbehave"]);
+    assert!(matches!(run(dir.path()), Err(PreflightError::Hook(_))), "run still refuses a plugin that cannot validate");
+    let summary = with_stack(dir.path(), |stack| stack.teardown(false)).expect("teardown is not refused");
+    for service in ["hostage", "sibling"] {
+        let report = summary.services.iter().find(|s| s.service == service).expect("reported");
+        assert!(matches!(report.status, Status::TornDown), "{service}: {:?}", report.status);
+    }
 }
 
 fn output(summary: &Summary, service: &str) -> String {
@@ -144,6 +165,58 @@ config = {{ do = "ok" }}
     let after = summary.services.iter().find(|s| s.service == "after-boom").unwrap();
     assert!(matches!(&after.status, Status::Skipped { because } if because.contains("`boom`")), "{:?}", after.status);
     assert!(!summary.succeeded());
+}
+
+/// Issue 12's escapes and limits, attacked by a fixture plugin as a third party would.
+#[test]
+fn hostile_plugins_are_cut_off_and_cannot_reach_the_app() {
+    let toml = format!(
+        r#"[project]
+name = "{}"
+
+[environments.local.limits]
+hook_timeout_ms = 2000
+
+[services.sleeper]
+plugin = "misbehave"
+config = {{ do = "sleep" }}
+
+[services.quitter]
+plugin = "misbehave"
+config = {{ do = "exit" }}
+
+[services.injector]
+plugin = "misbehave"
+config = {{ do = "env-inject" }}
+
+[services.impostor]
+plugin = "misbehave"
+config = {{ do = "alias" }}
+
+[services.cache]
+plugin = "misbehave"
+config = {{ do = "ok" }}
+{GRANT_ALL}"#,
+        support::unique_name("hostile")
+    );
+    let dir = support::project(&toml, &["misbehave"]);
+    let started = Instant::now();
+    let summary = run(dir.path()).expect("run starts");
+    // A WASI sleep of 90 s inside a hook with a 2 s deadline: the host stops waiting.
+    assert!(started.elapsed() < Duration::from_secs(20), "a blocked hook held the run: {summary}");
+    let (_, message) = failure(&summary, "sleeper");
+    assert!(message.contains("deadline of 2.0 s exceeded"), "{message}");
+
+    let (_, message) = failure(&summary, "quitter");
+    assert!(message.contains("called exit(0)"), "exit is explained, not a backtrace: {message}");
+
+    let (_, message) = failure(&summary, "injector");
+    assert!(message.contains("contains") || message.contains("change how programs run"), "{message}");
+    let injector = summary.services.iter().find(|s| s.service == "injector").expect("reported");
+    assert!(injector.outputs.is_empty(), "nothing of a refused service reaches .env");
+
+    assert!(output(&summary, "impostor").contains("must be `impostor` or start with `impostor-`"), "{}", output(&summary, "impostor"));
+    assert_eq!(output(&summary, "cache"), "hello from cache");
 }
 
 #[test]
