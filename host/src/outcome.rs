@@ -55,7 +55,17 @@ pub fn record(
     Recorded { state, outputs }
 }
 
-/// After `run`: save `environment`'s state, write `.env` (mode 0600) beside
+/// The environment that owns `.env`; every other environment writes `.env.<name>`,
+/// so that two environments of one project never overwrite or delete each other's.
+pub const DEFAULT_ENVIRONMENT: &str = "local";
+
+/// Where `environment`'s outputs go, beside provisioner.toml.
+pub fn dotenv_path(project: &Project, environment: &str) -> PathBuf {
+    let name = if environment == DEFAULT_ENVIRONMENT { ".env".to_string() } else { format!(".env.{environment}") };
+    project.root().join(name)
+}
+
+/// After `run`: save `environment`'s state, write its `.env` (mode 0600) beside
 /// provisioner.toml and make sure git ignores both. Returns the `.env` path.
 pub fn save_run(
     project: &Project,
@@ -67,10 +77,9 @@ pub fn save_run(
     let sha256 = |plugin: &str| catalog.plugins.get(plugin).map(|f| f.plugin.sha256.clone());
     let recorded = record(&project.name, environment, scale, summary, sha256);
     recorded.state.save(&project.state_dir(environment))?;
-    let root = project.root();
-    let path = root.join(".env");
+    let path = dotenv_path(project, environment);
     write_private(&path, dotenv(&recorded.outputs).as_bytes())?;
-    ignore_in_git(root)?;
+    ignore_in_git(project.root())?;
     Ok(path)
 }
 
@@ -78,7 +87,7 @@ pub fn save_run(
 /// the state, and `.env` goes too when provisioner wrote it (a hand-written one stays).
 pub fn save_teardown(project: &Project, environment: &str) -> anyhow::Result<()> {
     State { project: project.name.clone(), environment: environment.to_string(), ..State::default() }.save(&project.state_dir(environment))?;
-    let dotenv = project.root().join(".env");
+    let dotenv = dotenv_path(project, environment);
     if std::fs::read_to_string(&dotenv).is_ok_and(|t| t.starts_with(DOTENV_HEADER)) {
         std::fs::remove_file(&dotenv).with_context(|| format!("removing {}", dotenv.display()))?;
     }
@@ -170,5 +179,13 @@ mod tests {
         std::fs::write(&dotenv, "MINE=1\n").unwrap();
         save_teardown(&project, "local").unwrap();
         assert_eq!(std::fs::read_to_string(&dotenv).unwrap(), "MINE=1\n");
+
+        // Another environment's teardown never touches local's `.env`.
+        std::fs::write(&dotenv, format!("{DOTENV_HEADER}\nA=1\n")).unwrap();
+        let ci = dir.path().join(".env.ci");
+        std::fs::write(&ci, format!("{DOTENV_HEADER}\nB=2\n")).unwrap();
+        save_teardown(&project, "ci").unwrap();
+        assert!(dotenv.exists() && !ci.exists());
+        assert_eq!(dotenv_path(&project, "local"), dotenv);
     }
 }

@@ -148,7 +148,7 @@ pub fn ignore_in_git(root: &Path) -> anyhow::Result<()> {
     let path = root.join(".gitignore");
     let existing = fs::read_to_string(&path).unwrap_or_default();
     let mut missing = Vec::new();
-    for entry in [".env", ".provisioner/"] {
+    for entry in [".env", ".env.*", ".provisioner/"] {
         if !existing.lines().any(|l| l.trim() == entry || l.trim() == format!("/{entry}")) {
             missing.push(entry);
         }
@@ -212,7 +212,7 @@ mod tests {
         fs::write(dir.path().join(".gitignore"), "target").unwrap();
         ignore_in_git(dir.path()).unwrap();
         ignore_in_git(dir.path()).unwrap();
-        assert_eq!(fs::read_to_string(dir.path().join(".gitignore")).unwrap(), "target\n.env\n.provisioner/\n");
+        assert_eq!(fs::read_to_string(dir.path().join(".gitignore")).unwrap(), "target\n.env\n.env.*\n.provisioner/\n");
     }
 
     #[test]
