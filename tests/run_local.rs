@@ -141,6 +141,22 @@ fn an_unreachable_engine_is_one_clear_line() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
+/// With the engine down, a mistake in the file is still the first thing said.
+#[test]
+fn a_bad_file_is_reported_before_an_unreachable_engine() {
+    let stack = stack("noengine-badfile", "[services.db]\nplugin = \"postgress\"\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_provisioner"))
+        .args(["plan", "local"])
+        .current_dir(stack.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no plugin called `postgress`"), "{stderr}");
+    assert!(!stderr.contains("cannot reach the Docker engine"), "{stderr}");
+}
+
 #[test]
 fn bad_files_start_nothing() {
     for (services, says) in [

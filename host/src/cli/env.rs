@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use provisioner::config::{Project, FILE_NAME};
 use provisioner::discovery::Catalog;
-use provisioner::engine::{ContainerEngine, Docker};
+use provisioner::engine::{ContainerEngine, Docker, Unavailable};
 use provisioner::lifecycle::{Action, Stack};
 use provisioner::outcome;
 use provisioner::progress::Progress;
@@ -26,7 +26,18 @@ struct Session {
     runtime: PluginRuntime,
     catalog: Catalog,
     engine: Arc<dyn ContainerEngine>,
+    /// Why the engine cannot be reached, if it cannot.
+    engine_error: Option<String>,
     overrides: Overrides,
+}
+
+/// The Docker engine, or one that says why it cannot be reached (and why): plugins
+/// are loaded and configs checked first, so an engine that is down is reported last.
+fn engine() -> (Arc<dyn ContainerEngine>, Option<String>) {
+    match Docker::connect() {
+        Ok(docker) => (Arc::new(docker), None),
+        Err(error) => (Arc::new(Unavailable { reason: error.to_string() }), Some(error.to_string())),
+    }
 }
 
 impl Session {
@@ -37,8 +48,17 @@ impl Session {
         let overrides = Overrides::apply(&mut project, &state);
         let runtime = runtime()?;
         let catalog = catalog(cli, &runtime, Some(&project))?;
-        let engine = Docker::connect()?;
-        Ok(Session { project, runtime, catalog, engine: Arc::new(engine), overrides })
+        let (engine, engine_error) = engine();
+        Ok(Session { project, runtime, catalog, engine, engine_error, overrides })
+    }
+
+    /// The checks that need no engine, then the engine itself.
+    fn checked(&self, env: &str) -> Result<()> {
+        self.stack(env, None).check()?;
+        match &self.engine_error {
+            Some(error) => anyhow::bail!("{error}"),
+            None => Ok(()),
+        }
     }
 
     /// Like `open`, but nothing that teardown does not need may stop it: a damaged
@@ -60,7 +80,7 @@ impl Session {
             provisioner::discovery::Catalog { plugins: Default::default(), broken: Vec::new() }
         });
         let engine = Docker::connect()?;
-        Ok(Session { project, runtime, catalog, engine: Arc::new(engine), overrides })
+        Ok(Session { project, runtime, catalog, engine: Arc::new(engine), engine_error: None, overrides })
     }
 
     fn stack<'a>(&'a self, env: &'a str, progress: Option<&Arc<Progress>>) -> Stack<'a> {
@@ -78,6 +98,8 @@ impl Session {
 /// `provisioner run ENV`.
 pub fn run(cli: &Cli, env: &str) -> Result<ExitCode> {
     let session = Session::open(cli, env)?;
+    // A file that does not validate changes nothing: not the lock, not the engine.
+    session.checked(env)?;
     enforce_lock(cli, &session.project, &session.catalog)?;
     let state_dir = session.project.state_dir(env);
     let _lock = EnvLock::acquire(&state_dir)?;
@@ -88,6 +110,7 @@ pub fn run(cli: &Cli, env: &str) -> Result<ExitCode> {
 pub fn scale(cli: &Cli, env: &str, assignments: &[String]) -> Result<ExitCode> {
     let mut session = Session::open(cli, env)?;
     let wanted = scale::check(&session.project, assignments, |plugin| scale::runs_replicas(&session.catalog, plugin))?;
+    session.checked(env)?;
     enforce_lock(cli, &session.project, &session.catalog)?;
 
     let state_dir = session.project.state_dir(env);
@@ -129,6 +152,7 @@ fn bring_up(cli: &Cli, session: &Session, env: &str) -> Result<ExitCode> {
 /// `provisioner status ENV`: fails unless every service is ready.
 pub fn status(cli: &Cli, env: &str) -> Result<ExitCode> {
     let session = Session::open(cli, env)?;
+    session.checked(env)?;
     let statuses = session.stack(env, None).status()?;
     let all_ready = statuses.iter().all(|s| s.ready);
     if cli.json {
@@ -163,6 +187,7 @@ pub fn status(cli: &Cli, env: &str) -> Result<ExitCode> {
 /// `provisioner plan ENV`: what `run` would do, touching nothing.
 pub fn plan(cli: &Cli, env: &str) -> Result<ExitCode> {
     let session = Session::open(cli, env)?;
+    session.checked(env)?;
     let state = State::load(&session.project.state_dir(env))?;
     let items = session.stack(env, None).plan(&state)?;
     if cli.json {

@@ -79,6 +79,12 @@ impl Stack<'_> {
         self.project.environment(self.environment)
     }
 
+    /// Every check `run` makes before it starts anything (plugins, configs through
+    /// their plugins' `validate`, references), without touching the engine.
+    pub fn check(&self) -> Result<(), PreflightError> {
+        self.prepare().map(|_| ())
+    }
+
     /// Check everything that can be checked without touching the engine.
     fn prepare(&self) -> Result<(Environment, BTreeMap<String, Prepared>), PreflightError> {
         let names = self.catalog.plugins.keys().cloned().collect();
