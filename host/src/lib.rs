@@ -41,3 +41,4 @@ pub mod progress;
 pub mod runtime;
 pub mod scale;
 pub mod state;
+pub mod text;

@@ -24,10 +24,10 @@ impl HostCalls {
             Level::Debug => tracing::enabled!(tracing::Level::DEBUG),
             _ => true,
         };
-        if !enabled {
+        if !enabled || !self.within_log_budget(message.len().min(MAX_MESSAGE)) {
             return;
         }
-        let message = self.mask(message, MAX_MESSAGE);
+        let message = self.mask(message, MAX_MESSAGE, true);
         let scope = &self.host.scope;
         let (plugin, service) = (scope.plugin.as_str(), scope.service.as_str());
         match level {
@@ -40,7 +40,7 @@ impl HostCalls {
     }
 
     pub fn progress(&mut self, message: &str) {
-        let message = self.mask(message, MAX_PROGRESS);
+        let message = self.mask(message, MAX_PROGRESS, false);
         self.host.note(&message);
         tracing::debug!(plugin = %self.host.scope.plugin, service = %self.host.scope.service, "progress: {message}");
     }

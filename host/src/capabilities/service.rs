@@ -107,11 +107,25 @@ pub struct HostCalls {
     /// Every workload `ensure` realised, for state.json and `plan`.
     pub workloads: Vec<RecordedWorkload>,
     secret_values: Vec<String>,
+    log_bytes: usize,
+    /// Log messages dropped once the budget was spent.
+    pub log_dropped: u64,
 }
+
+/// What one hook call may write to the host's log.
+const LOG_BUDGET_BYTES: usize = 1 << 20;
 
 impl HostCalls {
     pub fn new(host: Arc<ServiceHost>) -> Self {
-        HostCalls { host, denials: Vec::new(), phases: Phases::default(), workloads: Vec::new(), secret_values: Vec::new() }
+        HostCalls {
+            host,
+            denials: Vec::new(),
+            phases: Phases::default(),
+            workloads: Vec::new(),
+            secret_values: Vec::new(),
+            log_bytes: 0,
+            log_dropped: 0,
+        }
     }
 
     pub fn scope(&self) -> &Scope {
@@ -125,21 +139,29 @@ impl HostCalls {
         }
     }
 
-    /// `text` with every secret this hook has seen replaced by `***`, cut to `max` bytes.
-    pub fn mask(&self, text: &str, max: usize) -> String {
+    /// `text` with every secret this hook has seen replaced by `***`, without control
+    /// characters (newlines kept when `multiline`), cut to `max` bytes.
+    pub fn mask(&self, text: &str, max: usize, multiline: bool) -> String {
         let mut text = text.to_string();
         for secret in &self.secret_values {
             text = text.replace(secret.as_str(), "***");
         }
-        if text.len() > max {
-            let mut cut = max;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-            text.push('…');
+        crate::text::printable(&text, max, multiline)
+    }
+
+    /// Whether a log message of `bytes` still fits the call's log budget; the first
+    /// one that does not says so, and the call's end reports how much was dropped.
+    pub fn within_log_budget(&mut self, bytes: usize) -> bool {
+        if self.log_bytes.saturating_add(bytes) <= LOG_BUDGET_BYTES {
+            self.log_bytes += bytes;
+            return true;
         }
-        text
+        if self.log_dropped == 0 {
+            let scope = &self.host.scope;
+            tracing::warn!(plugin = %scope.plugin, service = %scope.service, "log budget of {LOG_BUDGET_BYTES} bytes per hook call reached; further messages are dropped");
+        }
+        self.log_dropped += 1;
+        false
     }
 
     /// Record a refusal against this service and turn it into the guest's error.

@@ -314,16 +314,16 @@ impl Stack<'_> {
         })
     }
 
-    /// `text` with the service's secrets replaced by `***`.
+    /// What a plugin or a container said, fit for the terminal: the service's secrets
+    /// masked, control characters replaced, cut to a readable length.
     fn mask(&self, p: &Prepared, text: &str) -> String {
-        let Some(dir) = &p.host.secrets_dir else { return text.to_string() };
         let mut text = text.to_string();
-        if let Ok(secrets) = SecretFile::new(dir, &p.service.name).read_all() {
+        if let Some(Ok(secrets)) = p.host.secrets_dir.as_ref().map(|dir| SecretFile::new(dir, &p.service.name).read_all()) {
             for value in secrets.values().filter(|v| !v.is_empty()) {
                 text = text.replace(value.as_str(), "***");
             }
         }
-        text
+        crate::text::printable(&text, crate::text::MAX_SHOWN, true)
     }
 
     /// The last log lines of the service's containers.

@@ -1,0 +1,39 @@
+//! What a plugin says, made safe to print: no escape sequences or other control
+//! characters reach the terminal (a plugin could retitle it, clear the screen or
+//! print a fake "all services ready"), and nothing is printed uncut.
+
+/// Longest plugin-supplied text (an error, a not-yet reason) shown in full.
+pub const MAX_SHOWN: usize = 8192;
+
+/// `text` with control characters replaced by `?` (newlines and tabs kept when
+/// `multiline`), cut to `max` bytes with a note of how much was left out.
+pub fn printable(text: &str, max: usize, multiline: bool) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() && !(multiline && (c == '\n' || c == '\t')) { '?' } else { c })
+        .collect();
+    if out.len() > max {
+        let mut cut = max;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let dropped = out.len() - cut;
+        out.truncate(cut);
+        out.push_str(&format!("… ({dropped} more bytes not shown)"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_never_reach_the_terminal_and_long_text_is_cut() {
+        assert_eq!(printable("\x1b]0;owned\x07\x1b[2Jready", 100, false), "?]0;owned??[2Jready");
+        assert_eq!(printable("a\nb\r\tc", 100, true), "a\nb?\tc");
+        assert_eq!(printable("a\nb", 100, false), "a?b");
+        let long = printable(&"x".repeat(10_000), 10, false);
+        assert_eq!(long, format!("{}… (9990 more bytes not shown)", "x".repeat(10)));
+    }
+}
