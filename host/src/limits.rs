@@ -12,9 +12,8 @@ use serde::{Deserialize, Serialize};
 pub struct HookLimits {
     /// Linear memory across all of the plugin's instances, in MiB.
     pub memory_mb: u64,
-    /// Fuel: WebAssembly instructions executed per hook call. Tight code burns
-    /// 5–7 billion a second on a 2-core machine under load, so the default is a CPU
-    /// budget of about 15–20 seconds.
+    /// Fuel: WebAssembly instructions executed per hook call. The default is a CPU
+    /// budget of seconds, not minutes (the README says how long, as measured).
     pub fuel: u64,
     /// Wall-clock time per hook call, including time spent in host calls such as
     /// image pulls.
