@@ -42,3 +42,4 @@ pub mod runtime;
 pub mod scale;
 pub mod state;
 pub mod text;
+pub mod totals;

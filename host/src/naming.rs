@@ -6,7 +6,11 @@
 //! - replica `i` of workload `<short>` is `<short>-<i>`; a replica being replaced waits
 //!   aside as `<name>-retiring`;
 //! - every resource carries the labels of its service, and ownership is decided by those
-//!   labels alone, never by the shape of a name.
+//!   labels alone, never by the shape of a name;
+//! - `<service>-<short>` never enters another service's namespace (see
+//!   [`namespace_owner`]), so within an environment no two services' resources can
+//!   ever want the same engine name: service `evil` cannot take the names
+//!   `…-evil-cache-server` that a sibling `evil-cache` needs.
 
 use std::collections::BTreeMap;
 
@@ -102,6 +106,22 @@ pub fn service_of(labels: &BTreeMap<String, String>) -> Option<&str> {
     labels.get(LABEL_SERVICE).map(String::as_str)
 }
 
+/// The other service whose namespace `<service>-<short>` falls into, if any: the one
+/// whose name it equals or starts with followed by `-`. A longer service name owns its
+/// namespace over a shorter one's plugin, so the choice never depends on which service
+/// ran first. `short` may be a container, volume or alias name (or `""` for the service
+/// name itself).
+pub fn namespace_owner<'a>(service: &str, short: &str, others: &'a [String]) -> Option<&'a str> {
+    let full = if short.is_empty() { service.to_string() } else { format!("{service}-{short}") };
+    others
+        .iter()
+        // Only a service whose own name extends this one's (`evil-cache` over `evil`)
+        // can have names under `<service>-`: the more specific name owns them.
+        .filter(|o| o.strip_prefix(service).is_some_and(|rest| rest.starts_with('-')))
+        .find(|o| full == **o || full.strip_prefix(o.as_str()).is_some_and(|rest| rest.starts_with('-')))
+        .map(String::as_str)
+}
+
 /// A plugin's short name for a container, volume or alias: 1 to 40 of `a-z 0-9 -`,
 /// starting with a letter or digit.
 pub fn is_valid_short_name(name: &str) -> bool {
@@ -147,6 +167,19 @@ mod tests {
         let other = Scope { service: "cache".into(), ..scope() };
         assert!(!owned_by(&service_labels(&other), &s));
         assert!(!owned_by(&environment_labels("shop", "local"), &s));
+    }
+
+    #[test]
+    fn no_service_can_take_a_siblings_names() {
+        let others = vec!["evil-cache".to_string(), "evil".to_string(), "db".to_string()];
+        assert_eq!(namespace_owner("evil", "cache-server", &others), Some("evil-cache"));
+        assert_eq!(namespace_owner("evil", "cache-data", &others), Some("evil-cache"));
+        assert_eq!(namespace_owner("evil", "cache", &others), Some("evil-cache"));
+        assert_eq!(namespace_owner("evil", "cacheserver", &others), None);
+        assert_eq!(namespace_owner("evil", "server", &others), None);
+        // The sibling keeps its own names; the shorter one never owns the longer's.
+        assert_eq!(namespace_owner("evil-cache", "server", &others), None);
+        assert_eq!(namespace_owner("db", "", &others), None);
     }
 
     #[test]

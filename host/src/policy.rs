@@ -24,8 +24,10 @@ pub use crate::config::{ResourceDefaults, MAX_REPLICAS, MIN_CPU_MILLIS, MIN_MEMO
 /// container's CPU limit: checks more often than this are slowed to it.
 pub const MIN_HEALTH_INTERVAL_MS: u32 = 1000;
 pub const MIN_HEALTH_TIMEOUT_MS: u32 = 1000;
-/// The longest a container may take to stop before it is killed.
-pub const MAX_STOP_TIMEOUT_SECS: u32 = 300;
+/// The longest a container may take to stop before it is killed: what any server
+/// needs for a clean shutdown, and what bounds a teardown (containers are stopped side
+/// by side).
+pub const MAX_STOP_TIMEOUT_SECS: u32 = 60;
 const DEFAULT_STOP_TIMEOUT_SECS: u32 = 10;
 
 /// Container defaults and ceilings from the environment.
@@ -41,6 +43,9 @@ pub struct ContainerDefaults {
     /// The other services of the project: names on the project network that are not
     /// this service's to answer for, nor to prefix its aliases with.
     pub other_services: Vec<String>,
+    /// Host ports below 1024 the environment lets services publish on
+    /// (`privileged_host_ports`); any other privileged port is refused.
+    pub privileged_host_ports: Vec<u16>,
 }
 
 impl Default for ContainerDefaults {
@@ -50,6 +55,7 @@ impl Default for ContainerDefaults {
             resources: ResourceDefaults::default(),
             mirror: None,
             other_services: Vec::new(),
+            privileged_host_ports: Vec::new(),
         }
     }
 }
@@ -113,6 +119,22 @@ fn check_alias(scope: &Scope, defaults: &ContainerDefaults, alias: &str) -> Resu
     Ok(())
 }
 
+/// A container or volume short name is valid and keeps the service's engine names out
+/// of every other service's namespace (`naming::namespace_owner`).
+pub fn check_short_name(scope: &Scope, defaults: &ContainerDefaults, what: &str, short: &str) -> Result<(), String> {
+    if !naming::is_valid_short_name(short) {
+        return Err(format!("{what} name `{short}`: use 1 to 40 of a-z 0-9 -, starting with a letter or digit"));
+    }
+    if let Some(other) = naming::namespace_owner(&scope.service, short, &defaults.other_services) {
+        return Err(format!(
+            "{what} name `{short}`: `{}-{short}` is in the names of service `{other}` (everything `{other}-…` is its own); choose a name that does not start with `{}`",
+            scope.service,
+            other.strip_prefix(&format!("{}-", scope.service)).unwrap_or(other)
+        ));
+    }
+    Ok(())
+}
+
 fn check_env_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
@@ -150,11 +172,9 @@ pub fn container_request(
     spec: &ContainerSpec,
     replica: Option<u32>,
 ) -> Result<ContainerRequest, Refused> {
-    if !naming::is_valid_short_name(&spec.name) {
-        return Err(Refused::Invalid(format!(
-            "container name `{}`: use 1 to 40 of a-z 0-9 -, starting with a letter or digit",
-            spec.name
-        )));
+    check_short_name(scope, defaults, "container", &spec.name).map_err(Refused::Invalid)?;
+    if replica.is_some() {
+        check_short_name(scope, defaults, "container", &naming::instance_short_name(&spec.name, replica)).map_err(Refused::Invalid)?;
     }
     if spec.image.trim().is_empty() {
         return Err(Refused::Invalid(format!("container `{}` has an empty image", spec.name)));
@@ -168,6 +188,14 @@ pub fn container_request(
             return Err(Refused::Invalid("container port 0".into()));
         }
         effective.check_publish(port.container_port)?;
+        if let Some(host_port) = port.host_port.filter(|p| (1..1024).contains(p)) {
+            if !defaults.privileged_host_ports.contains(&host_port) {
+                return Err(Refused::Invalid(format!(
+                    "host port {host_port} is a privileged port (below 1024), which a plugin may not take on its own; \
+                     the environment allows it with `privileged_host_ports = [{host_port}]` under [environments.NAME]"
+                )));
+            }
+        }
         // Replicas sit behind a load balancer; only single containers are published.
         if replica.is_none() {
             ports.push((port.container_port, defaults.bind_address, port.host_port.unwrap_or(0)));
@@ -176,9 +204,7 @@ pub fn container_request(
 
     let mut volumes = Vec::new();
     for mount in &spec.mounts {
-        if !naming::is_valid_short_name(&mount.volume) {
-            return Err(Refused::Invalid(format!("volume name `{}`", mount.volume)));
-        }
+        check_short_name(scope, defaults, "volume", &mount.volume).map_err(Refused::Invalid)?;
         effective.check_volume(&mount.volume)?;
         check_container_path("mount target", &mount.target).map_err(Refused::Invalid)?;
         volumes.push((naming::engine_name(scope, &mount.volume), mount.target.clone(), mount.read_only));
@@ -387,6 +413,10 @@ pub(crate) mod tests {
             ("relative file", all.clone(), |s| s.files.push(crate::spec::ContainerFile { path: "etc/x".into(), contents: vec![], mode: 0o644, secret: false }), Some("absolute")),
             ("alias of a sibling", all.clone(), |s| s.aliases.push("cache".into()), Some("must be `db` or start with `db-`")),
             ("alias under a sibling's name", all.clone(), |s| s.aliases.push("db-cache-x".into()), Some("answer for service `db-cache`")),
+            ("container in a sibling's names", all.clone(), |s| s.name = "cache-server".into(), Some("names of service `db-cache`")),
+            ("volume in a sibling's names", all.clone(), |s| s.mounts[0].volume = "cache-data".into(), Some("names of service `db-cache`")),
+            ("privileged host port", all.clone(), |s| s.ports[0].host_port = Some(22), Some("privileged_host_ports = [22]")),
+            ("unprivileged host port", all.clone(), |s| s.ports[0].host_port = Some(15432), None),
             ("too many replicas", all.clone(), |s| s.replicas = Some(MAX_REPLICAS + 1), Some("replicas")),
             ("no replicas", all.clone(), |s| s.replicas = Some(0), Some("replicas")),
         ];

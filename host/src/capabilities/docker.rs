@@ -64,7 +64,7 @@ impl HostCalls {
     }
 
     pub fn create_volume(&mut self, name: &str) -> Result<String, HostError> {
-        Self::short_name(name, "volume")?;
+        policy::check_short_name(self.scope(), &self.host.defaults, "volume", name).map_err(HostError::Invalid)?;
         if let Err(refusal) = self.host.effective.check_volume(name) {
             return Err(self.deny(refusal));
         }
@@ -83,6 +83,7 @@ impl HostCalls {
     pub fn ensure(&mut self, spec: &ContainerSpec) -> Result<Deployment, HostError> {
         let workload = policy::workload(self.scope(), &self.host.effective, &self.host.defaults, spec)
             .map_err(|refused| self.refused(refused))?;
+        self.host.totals.claim(&self.host.scope, &workload, &self.host.defaults.resources).map_err(HostError::Invalid)?;
         let host = self.host.clone();
         let deployment = host.realiser.ensure(&host.scope, &workload, &mut CallObserver(self))?;
         deployment.containers.iter().for_each(|d| self.learn_targets(d));

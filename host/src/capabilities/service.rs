@@ -37,6 +37,8 @@ pub struct ServiceHost {
     pub progress: Option<ProgressSink>,
     /// Sandbox limits of each hook call for this service.
     pub limits: HookLimits,
+    /// What the operation's services have asked for so far, shared by all of them.
+    pub totals: Arc<crate::totals::Totals>,
 }
 
 impl ServiceHost {
@@ -54,6 +56,7 @@ impl ServiceHost {
             probe_targets: Arc::default(),
             progress: None,
             limits,
+            totals: Arc::default(),
         }
     }
 

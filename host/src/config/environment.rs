@@ -34,6 +34,10 @@ pub struct Environment {
     /// image that names no registry is pulled from there instead.
     #[serde(default)]
     pub mirror: Option<String>,
+    /// Host ports below 1024 that services of this environment may publish on (e.g. a
+    /// load balancer on 80). Without it a privileged host port is refused.
+    #[serde(default)]
+    pub privileged_host_ports: Vec<u16>,
 }
 
 fn localhost() -> IpAddr {
@@ -53,6 +57,7 @@ impl Default for Environment {
             images: BTreeMap::new(),
             readiness_timeout_secs: default_readiness_timeout(),
             mirror: None,
+            privileged_host_ports: Vec::new(),
         }
     }
 }
@@ -68,6 +73,13 @@ pub struct ResourceDefaults {
     pub max_memory_mb: u32,
     pub max_cpu_millis: u32,
     pub max_pids: u32,
+    /// What all containers of one service may ask for together (every replica of
+    /// every workload).
+    pub max_service_memory_mb: u32,
+    pub max_service_cpu_millis: u32,
+    /// What all services run by one plugin may ask for together.
+    pub max_plugin_memory_mb: u32,
+    pub max_plugin_cpu_millis: u32,
 }
 
 impl Default for ResourceDefaults {
@@ -82,6 +94,12 @@ impl Default for ResourceDefaults {
             max_memory_mb: 8192,
             max_cpu_millis,
             max_pids: 8192,
+            // Limits are ceilings, not reservations: a few times the machine, never
+            // 64 times the per-container maximum.
+            max_service_memory_mb: 32_768,
+            max_service_cpu_millis: max_cpu_millis.saturating_mul(8),
+            max_plugin_memory_mb: 65_536,
+            max_plugin_cpu_millis: max_cpu_millis.saturating_mul(16),
         }
     }
 }
@@ -104,6 +122,10 @@ impl ResourceDefaults {
             ("max_cpu_millis", self.max_cpu_millis, MIN_CPU_MILLIS, "millis"),
             ("pids", self.pids, MIN_PIDS, "pids"),
             ("max_pids", self.max_pids, MIN_PIDS, "pids"),
+            ("max_service_memory_mb", self.max_service_memory_mb, MIN_MEMORY_MB, "MB"),
+            ("max_service_cpu_millis", self.max_service_cpu_millis, MIN_CPU_MILLIS, "millis"),
+            ("max_plugin_memory_mb", self.max_plugin_memory_mb, MIN_MEMORY_MB, "MB"),
+            ("max_plugin_cpu_millis", self.max_plugin_cpu_millis, MIN_CPU_MILLIS, "millis"),
         ]
         .into_iter()
         .filter(|(_, value, min, _)| value < min)
@@ -118,6 +140,7 @@ impl Environment {
             resources: self.resources.clone(),
             mirror: self.mirror.clone(),
             other_services: Vec::new(),
+            privileged_host_ports: self.privileged_host_ports.clone(),
         }
     }
 }

@@ -38,6 +38,14 @@ use summary::critical_path;
 const READY_POLL: Duration = Duration::from_millis(40);
 /// Container log lines shown with a failed service.
 const LOG_TAIL_LINES: u32 = 20;
+/// The longest the plugins' teardown hooks may take together. A hook gets what is left
+/// of it (or its own deadline, if shorter); once it is spent the remaining hooks are
+/// skipped and the sweep removes their resources by label, stopping containers side by
+/// side within `policy::MAX_STOP_TIMEOUT_SECS`. So a teardown ends within about three
+/// minutes whatever the plugins do.
+pub const TEARDOWN_BUDGET: Duration = Duration::from_secs(120);
+/// A hook with less time than this left is not started.
+const SHORTEST_TEARDOWN_HOOK: Duration = Duration::from_secs(1);
 
 /// What a run acts on.
 pub struct Stack<'a> {
@@ -99,6 +107,7 @@ impl Stack<'_> {
         let state_dir = self.project.state_dir(self.environment);
         let mut problems = if validate { crate::references::check(self.project, self.catalog) } else { Vec::new() };
         let mut prepared = BTreeMap::new();
+        let totals = Arc::new(crate::totals::Totals::default());
         for service in self.project.services.values() {
             let Some(found) = self.catalog.plugins.get(&service.plugin) else { continue };
             let plugin = found.plugin.clone();
@@ -132,6 +141,7 @@ impl Stack<'_> {
                 probe_targets: Arc::default(),
                 progress: self.progress.clone(),
                 limits: env.limits,
+                totals: totals.clone(),
             };
             prepared.insert(service.name.clone(), Prepared { service: service.clone(), plugin, host: Arc::new(host) });
         }
@@ -275,12 +285,21 @@ impl Stack<'_> {
         // missing is reported and left to the sweep, which removes by label.
         let (env, prepared) = self.prepare_services(false)?;
         let dependents = |name: &str| self.project.dependents(name);
+        let budget_ends = started + TEARDOWN_BUDGET;
         let mut results = schedule(prepared.keys().cloned().collect(), dependents, |_| false, |name, _, _| {
             let p = &prepared[name];
             let started = Instant::now();
+            let left = budget_ends.saturating_duration_since(started);
+            if left < SHORTEST_TEARDOWN_HOOK {
+                let because = format!(
+                    "the teardown hooks' budget of {} s was spent before this one could run; its resources are removed by label",
+                    TEARDOWN_BUDGET.as_secs()
+                );
+                return ServiceReport::new(&p.service.name, &p.service.plugin, Status::Skipped { because });
+            }
             let ctx = self.context(&env, &p.service, &p.service.config);
             self.note(&p.host, "tearing down");
-            let (status, denials) = match self.runtime.teardown(&p.plugin, p.host.clone(), &ctx, keep_volumes) {
+            let (status, denials) = match self.runtime.teardown(&p.plugin, p.host.clone(), &ctx, keep_volumes, left) {
                 Ok(call) => match call.value {
                     Ok(()) => (Status::TornDown, call.denials),
                     Err(message) => {

@@ -148,7 +148,7 @@ impl Realiser for Containers {
         if instances.is_empty() {
             return Err(Self::not_found(scope, "container", short));
         }
-        instances.iter().try_for_each(|instance| self.engine.remove_container(&instance.name))
+        self.engine.remove_containers(&instances.into_iter().map(|i| i.name).collect::<Vec<_>>())
     }
 
     fn exec(&self, scope: &Scope, short: &str, request: &ExecRequest) -> Result<ExecResult, EngineError> {
@@ -176,11 +176,9 @@ impl Realiser for Containers {
 
     fn sweep(&self, project: &str, environment: &str, keep_volumes: bool) -> Result<usize, EngineError> {
         let labels = naming::environment_labels(project, environment);
-        let mut removed = 0;
-        for container in self.engine.list_containers(&labels)? {
-            self.engine.remove_container(&container.name)?;
-            removed += 1;
-        }
+        let containers: Vec<String> = self.engine.list_containers(&labels)?.into_iter().map(|c| c.name).collect();
+        self.engine.remove_containers(&containers)?;
+        let mut removed = containers.len();
         if !keep_volumes {
             for volume in self.engine.list_volumes(&labels)? {
                 self.engine.remove_volume(&volume.name)?;

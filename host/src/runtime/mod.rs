@@ -396,14 +396,20 @@ impl PluginRuntime {
         self.service_hook(plugin, host, Hook::Ready, context, |pre, store, ctx| pre.ready(store, ctx))
     }
 
+    /// `teardown`, within `deadline` when that is shorter than the service's hook
+    /// deadline: a teardown as a whole is bounded (see `lifecycle`).
     pub fn teardown(
         &self,
         plugin: &LoadedPlugin,
         host: Arc<ServiceHost>,
         context: &HookContext,
         keep_volumes: bool,
+        deadline: Duration,
     ) -> Result<HookCall<Result<(), String>>, HookFailure> {
-        self.service_hook(plugin, host, Hook::Teardown, context, move |pre, store, ctx| pre.teardown(store, ctx, keep_volumes))
+        let mut limits = host.limits;
+        limits.hook_timeout_ms = limits.hook_timeout_ms.min(u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX));
+        let context = context.clone();
+        self.call(plugin, host, Hook::Teardown, limits, move |pre, store| pre.teardown(store, &context, keep_volumes))
     }
 }
 

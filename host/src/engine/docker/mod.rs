@@ -50,6 +50,23 @@ pub struct Docker {
 }
 
 impl Docker {
+    /// Stop a container cleanly within its own stop timeout (a server killed mid-write,
+    /// such as RabbitMQ or PostgreSQL, has to recover on its next start), then remove
+    /// it. Volumes hold the data a service keeps across recreations; they go only
+    /// through `remove_volume`.
+    async fn remove_one(&self, name: &str) -> Result<(), EngineError> {
+        let options = RemoveContainerOptionsBuilder::new().force(true).v(false).build();
+        let grace = Duration::from_secs(u64::from(crate::policy::MAX_STOP_TIMEOUT_SECS) + 30);
+        let patient = self.client.clone().with_timeout(self.client.timeout().max(grace));
+        match patient.stop_container(name, None::<StopContainerOptions>).await {
+            Err(e) if status(&e) == Some(404) => return Err(classify(e, &format!("container {name}"))),
+            // Stopped, already stopped, or refusing to stop: the forced removal below
+            // settles it either way.
+            _ => {}
+        }
+        self.client.remove_container(name, Some(options)).await.map_err(|e| classify(e, &format!("container {name}")))
+    }
+
     /// Connect to `DOCKER_HOST`, or to the default local socket when it is unset.
     pub fn connect() -> Result<Docker, EngineError> {
         let address =
@@ -290,24 +307,13 @@ impl ContainerEngine for Docker {
     }
 
     fn remove_container(&self, name: &str) -> Result<(), EngineError> {
-        // Volumes hold the data a service keeps across recreations; they go only
-        // through `remove_volume`.
-        let options = RemoveContainerOptionsBuilder::new().force(true).v(false).build();
-        // A clean stop first, within the container's own stop timeout: a server
-        // killed mid-write (RabbitMQ, PostgreSQL) has to recover on its next start.
-        let patient = self.client.clone().with_timeout(self.client.timeout().max(Duration::from_secs(330)));
-        self.runtime.block_on(async {
-            match patient.stop_container(name, None::<StopContainerOptions>).await {
-                Err(e) if status(&e) == Some(404) => return Err(classify(e, &format!("container {name}"))),
-                // Stopped, already stopped, or refusing to stop: the forced removal
-                // below settles it either way.
-                _ => {}
-            }
-            self.client
-                .remove_container(name, Some(options))
-                .await
-                .map_err(|e| classify(e, &format!("container {name}")))
-        })
+        self.runtime.block_on(self.remove_one(name))
+    }
+
+    fn remove_containers(&self, names: &[String]) -> Result<(), EngineError> {
+        let removals = names.iter().map(|name| self.remove_one(name));
+        let results = self.runtime.block_on(futures_util::future::join_all(removals));
+        results.into_iter().collect()
     }
 
     fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError> {
