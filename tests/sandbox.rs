@@ -219,6 +219,44 @@ config = {{ do = "ok" }}
     assert_eq!(output(&summary, "cache"), "hello from cache");
 }
 
+/// Issue 12.2, 12.11 and privileged ports: what a plugin asks for in names, host ports
+/// and resources stays its own size.
+#[test]
+fn plugins_keep_to_their_own_names_ports_and_share() {
+    let toml = format!(
+        r#"[project]
+name = "{}"
+
+[services.evil]
+plugin = "misbehave"
+config = {{ do = "squat" }}
+
+[services.evil-cache]
+plugin = "misbehave"
+config = {{ do = "ok" }}
+
+[services.porter]
+plugin = "misbehave"
+config = {{ do = "privileged-port" }}
+
+[services.hog]
+plugin = "misbehave"
+config = {{ do = "hog" }}
+{GRANT_ALL}"#,
+        support::unique_name("squat")
+    );
+    let dir = support::project(&toml, &["misbehave"]);
+    let summary = run(dir.path()).expect("run starts");
+    let squat = output(&summary, "evil");
+    assert!(squat.starts_with("volume refused") && squat.contains("container refused"), "{squat}");
+    assert_eq!(squat.matches("names of service `evil-cache`").count(), 2, "{squat}");
+    assert_eq!(output(&summary, "evil-cache"), "hello from evil-cache");
+    let porter = output(&summary, "porter");
+    assert!(porter.contains("privileged port") && porter.contains("privileged_host_ports = [22]"), "{porter}");
+    let hog = output(&summary, "hog");
+    assert!(hog.contains("64 replicas of `server`") && hog.contains("max_service_memory_mb"), "{hog}");
+}
+
 #[test]
 fn the_fuel_budget_stops_a_busy_plugin_too() {
     let toml = format!(

@@ -374,3 +374,32 @@ fn serve(dir: PathBuf) -> String {
     });
     url
 }
+
+/// Issue 12.8: replicas whose PID 1 ignores SIGTERM, each asking an hour to stop, and a
+/// teardown hook that stops them one by one. The hook is cut at its deadline and the
+/// sweep stops what is left side by side within its grace, so the teardown is bounded
+/// by those two, not by replicas × stop timeout.
+#[test]
+fn teardown_is_bounded_whatever_a_plugin_asks_of_its_containers() {
+    let image = "allowed:stubborn";
+    support::docker(&["tag", support::busybox_image(), image]);
+    let services = format!(
+        "[environments.local.limits]\nhook_timeout_ms = 5000\n\n[services.stubborn]\nplugin = \"misbehave\"\nconfig = {{ do = \"stubborn\" }}\n\n{GRANT_MISBEHAVE}"
+    );
+    let stack = support::Stack::with_images("stubborn", &[], &services);
+    std::fs::create_dir(stack.path().join("plugins")).unwrap();
+    std::fs::copy(support::fixture("misbehave"), stack.path().join("plugins/misbehave.wasm")).unwrap();
+    ok(&provisioner(stack.path(), &["run", "local"]));
+    assert_eq!(stack.container_ids().lines().count(), 4, "{:?}", stack.labelled());
+
+    let started = std::time::Instant::now();
+    let out = provisioner(stack.path(), &["teardown", "local"]);
+    let took = started.elapsed();
+    let text = support::text(&out);
+    assert!(stack.labelled().is_empty(), "left behind: {:?}\n{text}", stack.labelled());
+    assert!(text.contains("deadline of 5.0 s exceeded"), "the cut hook is reported:\n{text}");
+    // 5 s of hook, 10 s of sweep grace (stops side by side), and the engine's own work;
+    // before, 4 × 300 s.
+    assert!(took < std::time::Duration::from_secs(40), "teardown took {took:?}:\n{text}");
+    support::docker(&["rmi", image]);
+}

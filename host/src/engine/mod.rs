@@ -151,9 +151,11 @@ pub trait ContainerEngine: Send + Sync {
     fn start_container(&self, name: &str) -> Result<(), EngineError>;
     fn stop_container(&self, name: &str, timeout_secs: u32) -> Result<(), EngineError>;
     fn remove_container(&self, name: &str) -> Result<(), EngineError>;
-    /// Several containers, as `remove_container` each. The Docker engine stops them
+    /// Several containers, as `remove_container` each but with `stop_grace_secs` (when
+    /// given) in place of each one's own stop timeout. The Docker engine stops them
     /// side by side, so removing N replicas takes one stop timeout, not N.
-    fn remove_containers(&self, names: &[String]) -> Result<(), EngineError> {
+    fn remove_containers(&self, names: &[String], stop_grace_secs: Option<u32>) -> Result<(), EngineError> {
+        let _ = stop_grace_secs;
         names.iter().try_for_each(|name| self.remove_container(name))
     }
     /// Give a container another name (it keeps running), e.g. to start its

@@ -41,8 +41,8 @@ const LOG_TAIL_LINES: u32 = 20;
 /// The longest the plugins' teardown hooks may take together. A hook gets what is left
 /// of it (or its own deadline, if shorter); once it is spent the remaining hooks are
 /// skipped and the sweep removes their resources by label, stopping containers side by
-/// side within `policy::MAX_STOP_TIMEOUT_SECS`. So a teardown ends within about three
-/// minutes whatever the plugins do.
+/// side within `realise::SWEEP_STOP_GRACE_SECS`. So a teardown ends within about two
+/// and a half minutes whatever the plugins do.
 pub const TEARDOWN_BUDGET: Duration = Duration::from_secs(120);
 /// A hook with less time than this left is not started.
 const SHORTEST_TEARDOWN_HOOK: Duration = Duration::from_secs(1);
@@ -200,10 +200,12 @@ impl Stack<'_> {
     ) -> ServiceReport {
         let started = Instant::now();
         let mut report = ServiceReport::new(&p.service.name, &p.service.plugin, Status::Ready);
+        // Start and end on one clock, rounded once each: a service that waited for
+        // another never appears to finish before it.
         report.started_at_ms = started.duration_since(run_started).as_millis();
         let fail = |report: &mut ServiceReport, hook: Hook, message: String| {
             report.status = Status::Failed { hook, message: self.mask(p, &message), log_tail: self.log_tail(p) };
-            report.total_ms = started.elapsed().as_millis();
+            report.total_ms = run_started.elapsed().as_millis().saturating_sub(report.started_at_ms);
         };
         let config = match resolve_references(&p.service.config, inputs) {
             Ok(config) => config,
@@ -238,7 +240,7 @@ impl Stack<'_> {
         // be ready if one of them never is.
         let skip = |report: &mut ServiceReport, failed: &[String]| {
             report.status = Status::Skipped { because: format!("{} (it had started on their outputs)", did_not_succeed(failed)) };
-            report.total_ms = started.elapsed().as_millis();
+            report.total_ms = run_started.elapsed().as_millis().saturating_sub(report.started_at_ms);
         };
 
         self.note(&p.host, "waiting until ready");
@@ -272,7 +274,7 @@ impl Stack<'_> {
             return report;
         }
         report.ready_ms = Some(ready_started.elapsed().as_millis());
-        report.total_ms = started.elapsed().as_millis();
+        report.total_ms = run_started.elapsed().as_millis().saturating_sub(report.started_at_ms);
         self.note(&p.host, "ready");
         report
     }

@@ -148,7 +148,7 @@ impl Realiser for Containers {
         if instances.is_empty() {
             return Err(Self::not_found(scope, "container", short));
         }
-        self.engine.remove_containers(&instances.into_iter().map(|i| i.name).collect::<Vec<_>>())
+        self.engine.remove_containers(&instances.into_iter().map(|i| i.name).collect::<Vec<_>>(), None)
     }
 
     fn exec(&self, scope: &Scope, short: &str, request: &ExecRequest) -> Result<ExecResult, EngineError> {
@@ -177,7 +177,9 @@ impl Realiser for Containers {
     fn sweep(&self, project: &str, environment: &str, keep_volumes: bool) -> Result<usize, EngineError> {
         let labels = naming::environment_labels(project, environment);
         let containers: Vec<String> = self.engine.list_containers(&labels)?.into_iter().map(|c| c.name).collect();
-        self.engine.remove_containers(&containers)?;
+        // What is left after the plugins' teardown hooks: they had their chance at a
+        // clean stop.
+        self.engine.remove_containers(&containers, Some(super::SWEEP_STOP_GRACE_SECS))?;
         let mut removed = containers.len();
         if !keep_volumes {
             for volume in self.engine.list_volumes(&labels)? {

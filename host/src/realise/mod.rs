@@ -70,6 +70,10 @@ pub struct Deployment {
     pub containers: Vec<ContainerDetails>,
 }
 
+/// How long the sweep after a teardown lets each leftover container stop before it
+/// is killed (Docker Compose's default stop timeout).
+pub const SWEEP_STOP_GRACE_SECS: u32 = 10;
+
 /// One target's way of running a service's workloads. Every call is scoped to one
 /// service: it sees and touches only resources that carry the service's labels
 /// (someone else's is `NotFound`, or a `Conflict` where its name is wanted).
@@ -106,8 +110,9 @@ pub trait Realiser: Send + Sync {
     fn environment(&self, project: &str, environment: &str) -> Result<Vec<ContainerDetails>, EngineError>;
     /// Remove one container of the environment by engine name (orphans, sweeping).
     fn remove_from_environment(&self, project: &str, environment: &str, name: &str) -> Result<(), EngineError>;
-    /// Remove whatever is still labelled for the environment: containers, the volumes
-    /// unless kept, the network. How many resources went.
+    /// Remove whatever is still labelled for the environment: containers (stopped side
+    /// by side within [`SWEEP_STOP_GRACE_SECS`]), the volumes unless kept, the network.
+    /// How many resources went.
     fn sweep(&self, project: &str, environment: &str, keep_volumes: bool) -> Result<usize, EngineError>;
     /// The last log lines of a container of the environment, by engine name.
     fn environment_logs(&self, project: &str, environment: &str, name: &str, lines: u32) -> Result<String, EngineError>;

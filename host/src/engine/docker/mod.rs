@@ -17,7 +17,7 @@ use bollard::models::{ExecConfig, NetworkCreateRequest, VolumeCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, InspectContainerOptions, InspectNetworkOptions,
     ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
-    RemoveVolumeOptions, StartContainerOptions, StopContainerOptions, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    RemoveVolumeOptions, StartContainerOptions, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -50,15 +50,16 @@ pub struct Docker {
 }
 
 impl Docker {
-    /// Stop a container cleanly within its own stop timeout (a server killed mid-write,
-    /// such as RabbitMQ or PostgreSQL, has to recover on its next start), then remove
-    /// it. Volumes hold the data a service keeps across recreations; they go only
-    /// through `remove_volume`.
-    async fn remove_one(&self, name: &str) -> Result<(), EngineError> {
+    /// Stop a container cleanly within its own stop timeout, or `grace` seconds (a
+    /// server killed mid-write, such as RabbitMQ or PostgreSQL, has to recover on its
+    /// next start), then remove it. Volumes hold the data a service keeps across
+    /// recreations; they go only through `remove_volume`.
+    async fn remove_one(&self, name: &str, grace: Option<u32>) -> Result<(), EngineError> {
         let options = RemoveContainerOptionsBuilder::new().force(true).v(false).build();
-        let grace = Duration::from_secs(u64::from(crate::policy::MAX_STOP_TIMEOUT_SECS) + 30);
-        let patient = self.client.clone().with_timeout(self.client.timeout().max(grace));
-        match patient.stop_container(name, None::<StopContainerOptions>).await {
+        let wait = Duration::from_secs(u64::from(grace.unwrap_or(crate::policy::MAX_STOP_TIMEOUT_SECS)) + 30);
+        let patient = self.client.clone().with_timeout(self.client.timeout().max(wait));
+        let stop = grace.map(|t| StopContainerOptionsBuilder::new().t(i32::try_from(t).unwrap_or(i32::MAX)).build());
+        match patient.stop_container(name, stop).await {
             Err(e) if status(&e) == Some(404) => return Err(classify(e, &format!("container {name}"))),
             // Stopped, already stopped, or refusing to stop: the forced removal below
             // settles it either way.
@@ -307,11 +308,11 @@ impl ContainerEngine for Docker {
     }
 
     fn remove_container(&self, name: &str) -> Result<(), EngineError> {
-        self.runtime.block_on(self.remove_one(name))
+        self.runtime.block_on(self.remove_one(name, None))
     }
 
-    fn remove_containers(&self, names: &[String]) -> Result<(), EngineError> {
-        let removals = names.iter().map(|name| self.remove_one(name));
+    fn remove_containers(&self, names: &[String], stop_grace_secs: Option<u32>) -> Result<(), EngineError> {
+        let removals = names.iter().map(|name| self.remove_one(name, stop_grace_secs));
         let results = self.runtime.block_on(futures_util::future::join_all(removals));
         results.into_iter().collect()
     }
