@@ -167,7 +167,7 @@ fn a_service_that_cannot_start_fails_alone_with_its_log() {
     assert!(!out.status.success(), "a failed service must fail the run:\n{}", text(&out));
     let shown = text(&out);
     // In `provision` when the engine already reports it down after the start, else in `ready`.
-    let failed = ["provision", "ready"].iter().any(|hook| shown.contains(&format!("service `queue` failed in `{hook}`: the server exited with code 3")));
+    let failed = ["provision", "ready"].iter().any(|hook| shown.contains(&format!("service `queue` failed in `{hook}`: the server exited (code 3)")));
     assert!(failed, "{shown}");
     assert!(shown.contains("the broken rabbit exits on purpose"), "the container's log tail is shown:\n{shown}");
     assert!(shown.contains("service `consumer` skipped: `queue` did not succeed"), "{shown}");

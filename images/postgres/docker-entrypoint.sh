@@ -55,7 +55,20 @@ if [ "$(id -u)" = '0' ]; then
 	HOME=/var/lib/postgresql exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
 fi
 
+# First-start initialisation is marked as under way beside PGDATA (on the volume when
+# PGDATA is a folder in it, as the provisioner's plugin sets it) until it has finished.
+# A container killed in the middle (during initdb or the temporary server) leaves the
+# mark: the folder holds no user data yet, so it is cleared and initialised again,
+# rather than started half-made (no network access, no password, no database).
+initialising="$(dirname "$PGDATA")/.$(basename "$PGDATA").initialising"
+if [ -e "$initialising" ]; then
+	echo >&2 "$0: the first-start initialisation of $PGDATA was interrupted; starting it again"
+	find "$PGDATA" -mindepth 1 -delete
+	rm -f "$initialising"
+fi
+
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
+	: > "$initialising"
 	file_env POSTGRES_PASSWORD
 	file_env POSTGRES_USER postgres
 	file_env POSTGRES_DB "$POSTGRES_USER"
@@ -107,6 +120,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 	done
 
 	PGUSER="$POSTGRES_USER" pg_ctl -D "$PGDATA" -m fast -w stop
+	sync "$PGDATA"
+	rm -f "$initialising"
 	unset PGPASSWORD
 	echo
 	echo 'PostgreSQL init process complete; ready for start up.'

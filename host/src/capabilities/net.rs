@@ -111,6 +111,7 @@ mod tests {
             state: crate::engine::State::Running,
             health: None,
             exit_code: None,
+            oom_killed: false,
             ports: vec![(5432, "127.0.0.1".into(), 40001)],
             address: Some("172.18.0.5".into()),
         };

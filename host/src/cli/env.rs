@@ -132,7 +132,9 @@ fn bring_up(cli: &Cli, session: &Session, env: &str) -> Result<ExitCode> {
     let summary = stack.run()?;
     progress.finish();
 
-    let dotenv = outcome::save_run(&session.project, env, &session.catalog, &session.overrides.scale, &summary)?;
+    // Recorded before the summary is shown, but never instead of it: a full disk must
+    // not hide which services are up.
+    let saved = outcome::save_run(&session.project, env, &session.catalog, &session.overrides.scale, &summary);
 
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -141,9 +143,18 @@ fn bring_up(cli: &Cli, session: &Session, env: &str) -> Result<ExitCode> {
             println!("removed services no longer in {FILE_NAME}: {} (volumes kept)", removed.join(", "));
         }
         println!("{summary}");
-        if summary.succeeded() {
+        if let (Ok(dotenv), true) = (&saved, summary.succeeded()) {
             println!("wrote {}", dotenv.display());
         }
+    }
+    if let Err(error) = saved {
+        eprintln!(
+            "error: {error:#}\n\
+             The services stand as the summary shows: nothing was stopped or removed, but the outcome is not recorded \
+             (`plan`, `status` and the app's .env may be out of date). Fix the cause (free disk space?) and run \
+             `provisioner run {env}` again: it adopts what runs and writes the files."
+        );
+        return Ok(ExitCode::FAILURE);
     }
     after_run(cli, &session.project, &session.catalog, &summary);
     Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })

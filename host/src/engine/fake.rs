@@ -118,6 +118,7 @@ impl Fake {
             state: State::Running,
             health: None,
             exit_code: None,
+            oom_killed: false,
             ports: vec![],
             address: None,
         };
@@ -267,6 +268,7 @@ impl ContainerEngine for Fake {
             state: State::Created,
             health: None,
             exit_code: None,
+            oom_killed: false,
             ports,
             address: None,
         };

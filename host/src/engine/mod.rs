@@ -100,6 +100,8 @@ pub struct ContainerDetails {
     pub state: State,
     pub health: Option<Health>,
     pub exit_code: Option<i32>,
+    /// The kernel's out-of-memory killer stopped it (its memory limit was reached).
+    pub oom_killed: bool,
     /// (container port, host address, host port)
     pub ports: Vec<(u16, String, u16)>,
     pub address: Option<String>,

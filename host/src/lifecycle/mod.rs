@@ -204,6 +204,7 @@ impl Stack<'_> {
         // another never appears to finish before it.
         report.started_at_ms = started.duration_since(run_started).as_millis();
         let fail = |report: &mut ServiceReport, hook: Hook, message: String| {
+            let message = format!("{message}{}", self.out_of_memory(p));
             report.status = Status::Failed { hook, message: self.mask(p, &message), log_tail: self.log_tail(p) };
             report.total_ms = run_started.elapsed().as_millis().saturating_sub(report.started_at_ms);
         };
@@ -345,6 +346,22 @@ impl Stack<'_> {
             }
         }
         crate::text::printable(&text, crate::text::MAX_SHOWN, true)
+    }
+
+    /// What the engine knows and a plugin cannot say: which of the service's containers
+    /// the kernel's out-of-memory killer stopped (then the exit code 137 is no mystery).
+    fn out_of_memory(&self, p: &Prepared) -> String {
+        let Ok(containers) = p.host.realiser.list(&p.host.scope) else { return String::new() };
+        let killed: Vec<&str> = containers.iter().filter(|c| c.oom_killed).map(|c| c.name.as_str()).collect();
+        if killed.is_empty() {
+            return String::new();
+        }
+        format!(
+            " ({} ran out of memory and was killed by the kernel: give it more with the plugin's memory setting or \
+             `memory_mb` under [environments.{}.resources])",
+            killed.join(", "),
+            self.environment
+        )
     }
 
     /// The last log lines of the service's containers.

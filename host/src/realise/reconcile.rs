@@ -199,6 +199,7 @@ mod tests {
             state,
             health: None,
             exit_code: None,
+            oom_killed: false,
             ports: vec![],
             address: None,
         }

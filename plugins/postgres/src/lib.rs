@@ -134,10 +134,11 @@ impl Plugin for Postgres {
         state::once(SETUP_MARKER, &marker, &deployment, || {
             progress("waiting for the server to accept connections");
             // Over TCP: the image's first-start initialisation runs a temporary server
-            // on the unix socket only, so this answers only once the real server is
-            // up. A wire probe rather than `pg_isready` through `docker exec`: each
-            // exec costs the engine CPU taken from the services booting alongside.
-            wait::until_port_up(server, PORT, Duration::from_secs(120), wire::accepts_connections)?;
+            // on the unix socket only, and a server recovering from an unclean stop
+            // refuses logins, so this answers only once the real server takes them. A
+            // wire probe rather than `pg_isready` through `docker exec`: each exec
+            // costs the engine CPU taken from the services booting alongside.
+            wait::until_port_up(server, PORT, Duration::from_secs(120), wire::accepts_logins)?;
             progress(&format!("creating role {} and database {database}", config.user));
             let out = exec(&["psql", "-X", "-q", "-U", "postgres", "-d", "postgres", "-f", "-"], Some(setup_sql(&database, &config.user, &creds.app)))?;
             if !out.success() {

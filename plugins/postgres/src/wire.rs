@@ -55,21 +55,29 @@ fn error_text(body: &postgres_protocol::message::backend::ErrorResponseBody) -> 
     message
 }
 
-/// Whether a postmaster accepts connections at `addr`: it answers an SSLRequest with
-/// one byte, `S` or `N`. Through Docker's port proxy a connection opens even while
-/// nothing listens behind it, so the answer, not the connect, is the proof. (The
-/// server logs nothing for a client that leaves after that byte, as for pg_isready.)
-pub fn accepts_connections(addr: &str) -> Result<(), String> {
-    let mut stream = probe::tcp(addr)?;
-    let mut request = BytesMut::new();
-    frontend::ssl_request(&mut request);
-    stream.write_all(&request).map_err(|e| format!("write to {addr}: {e}"))?;
-    let mut answer = [0u8; 1];
-    match stream.read(&mut answer) {
-        Ok(1) if matches!(answer[0], b'S' | b'N') => Ok(()),
-        Ok(0) => Err("not accepting connections yet".into()),
-        Ok(_) => Err(format!("{addr} answered {:?}, not PostgreSQL", answer[0] as char)),
-        Err(e) => Err(format!("read from {addr}: {e}")),
+/// Whether the server at `addr` takes logins: it answers a start-up message with an
+/// authentication request. Through Docker's port proxy a connection opens even while
+/// nothing listens behind it, so the answer, not the connect, is the proof. During the
+/// image's first-start initialisation the server does not listen on TCP at all, and
+/// during crash recovery it answers "the database system is starting up" (SQLSTATE
+/// 57P03) instead: both are "not yet". An SSLRequest is not enough: the postmaster
+/// answers it in recovery too. (The server logs nothing for a client that leaves at the
+/// password prompt.)
+pub fn accepts_logins(addr: &str) -> Result<(), String> {
+    let stream = probe::tcp(addr)?;
+    let mut conn = Conn { stream, buf: BytesMut::new() };
+    conn.send(|b| frontend::startup_message([("user", "postgres"), ("database", "postgres")], b))?;
+    match conn.receive() {
+        Ok(
+            Message::AuthenticationOk
+            | Message::AuthenticationCleartextPassword
+            | Message::AuthenticationMd5Password(_)
+            | Message::AuthenticationSasl(_),
+        ) => Ok(()),
+        Ok(Message::ErrorResponse(body)) => Err(error_text(&body)),
+        Ok(_) => Err(format!("{addr} answered a start-up message with something other than PostgreSQL's")),
+        Err(e) if e.contains("closed the connection") => Err("not accepting connections yet".into()),
+        Err(e) => Err(e),
     }
 }
 

@@ -341,6 +341,25 @@ impl ExecOutput {
     }
 }
 
+/// How a container ended, from its exit code: `exited (code 1)`, or for a signal
+/// (128 + n) which one, e.g. `exited (code 137, killed)`. Nothing about when: a
+/// server may have been up for hours. (Whether the kernel's out-of-memory killer was
+/// the one is in the engine's record; the host adds it to a failed service's report.)
+pub fn exited(code: i32) -> String {
+    let signal = match code {
+        137 => Some("killed"),
+        143 => Some("terminated"),
+        130 => Some("interrupted"),
+        134 => Some("aborted"),
+        139 => Some("segmentation fault"),
+        _ => None,
+    };
+    match signal {
+        Some(signal) => format!("exited (code {code}, {signal})"),
+        None => format!("exited (code {code})"),
+    }
+}
+
 impl ContainerInfo {
     /// The exit code (-1 when the engine has none) if the container has stopped:
     /// a server in that state will not come up by waiting.
@@ -361,8 +380,8 @@ impl ContainerInfo {
     pub fn alive(&self) -> Result<(), String> {
         match self.stopped() {
             // `server`, the usual name of a service's one container, reads as a noun.
-            Some(code) if self.name == "server" => Err(format!("the server exited with code {code}")),
-            Some(code) => Err(format!("{} exited with code {code}", self.name)),
+            Some(code) if self.name == "server" => Err(format!("the server {}", exited(code))),
+            Some(code) => Err(format!("{} {}", self.name, exited(code))),
             None => Ok(()),
         }
     }

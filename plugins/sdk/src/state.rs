@@ -6,8 +6,16 @@ pub fn read(name: &str) -> Option<String> {
     std::fs::read_to_string(format!("{DIR}/{name}")).ok()
 }
 
+/// Replace the file `name` with `contents`, atomically: staged beside it and renamed
+/// over it, so a full disk or a cut-off hook leaves the old contents (or none), never
+/// a half-written file that could pass for a marker.
 pub fn write(name: &str, contents: &str) -> Result<(), String> {
-    std::fs::write(format!("{DIR}/{name}"), contents).map_err(|e| format!("writing {DIR}/{name}: {e}"))
+    let (path, staged) = (format!("{DIR}/{name}"), format!("{DIR}/.{name}.new"));
+    let result = std::fs::write(&staged, contents).and_then(|()| std::fs::rename(&staged, &path));
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&staged);
+        format!("writing {path}: {e}")
+    })
 }
 
 pub fn remove(name: &str) {

@@ -31,7 +31,7 @@ pub fn until_up(name: &str, timeout: Duration, every: Duration, mut attempt: imp
         },
     })?;
     match exited {
-        Some(code) => Err(format!("the server exited with code {code} during start-up")),
+        Some(code) => Err(format!("the server {} before it answered", crate::exited(code))),
         None => Ok(()),
     }
 }

@@ -197,6 +197,7 @@ pub(super) fn container_details(response: ContainerInspectResponse) -> Container
         Some(HealthStatusEnum::UNHEALTHY) => Some(Health::Unhealthy),
         Some(HealthStatusEnum::NONE | HealthStatusEnum::EMPTY) | None => None,
     };
+    let oom_killed = state.oom_killed.unwrap_or(false);
     let exit_code = match mapped {
         State::Exited | State::Dead => state.exit_code.map(|c| i32::try_from(c).unwrap_or(-1)),
         _ => None,
@@ -233,6 +234,7 @@ pub(super) fn container_details(response: ContainerInspectResponse) -> Container
         state: mapped,
         health,
         exit_code,
+        oom_killed,
         ports,
         address,
     }
