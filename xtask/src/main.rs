@@ -175,7 +175,12 @@ fn bench(extra: &[String]) -> Result<()> {
     engine::ensure()?;
     images::build()?;
     plugins()?;
-    run(cargo().current_dir(root()).args(["bench", "-p", "provisioner", "--benches"]).args(extra).env_remove("CI"))
+    run(cargo().current_dir(root()).args(["bench", "-p", "provisioner", "--benches"]).args(extra).env_remove("CI"))?;
+    // The config fuzz target, long: `cargo test` runs it briefly.
+    run(cargo()
+        .current_dir(root())
+        .args(["test", "--release", "-p", "provisioner", "--test", "config_fuzz", "--", "--nocapture"])
+        .env("PROPTEST_CASES", "20000"))
 }
 
 /// The example stack: everything it needs, then `provisioner run local` in
