@@ -237,3 +237,14 @@ fn redis_garage_and_rabbitmq_come_back_from_kills_in_their_first_start_and_after
     let text = ok(&stack.run(&["run", "local"]));
     assert!(!text.contains("FAILED"), "{text}");
 }
+
+/// Issue 13: a container the kernel's out-of-memory killer stops is reported as such,
+/// with the setting to raise, not as a bare exit code 137.
+#[test]
+fn an_out_of_memory_kill_is_named() {
+    let services = "[services.app]\nplugin = \"container\"\nconfig = { port = 8000, health_command = [\"true\"], health_interval_ms = 1000, memory_mb = 16, command = \"x=$(yes | head -c 400000000); sleep 600\" }\n";
+    let stack = Stack::with_images("oom", &[("app", support::busybox_image())], services);
+    let text = refused(&stack.run(&["run", "local"]));
+    assert!(text.contains("service `app` failed"), "{text}");
+    assert!(text.contains("ran out of memory and was killed by the kernel") && text.contains("memory_mb"), "{text}");
+}
