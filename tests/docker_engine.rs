@@ -433,3 +433,27 @@ fn unconfined_requests_and_missing_containers_are_refused() {
     no_image.image = "provisioner-test/does-not-exist:never".into();
     assert!(matches!(engine.create_container(&no_image), Err(EngineError::NotFound(_))));
 }
+
+/// Issue 18.1: a file written into a container belongs to the container's user, so a
+/// server running as an unprivileged user reads its own private (0600) config — before
+/// the first start and afterwards alike.
+#[test]
+fn files_belong_to_the_containers_user() {
+    let engine = engine();
+    let prefix = unique_prefix();
+    let network = format!("{prefix}-net");
+    let name = format!("{prefix}-nobody");
+    let run = labels(&[(RUN_LABEL, &prefix)]);
+    let _cleanup = Cleanup { engine: &engine, run: run.clone(), networks: vec![network.clone()] };
+    engine.ensure_network(&network, &run).expect("network");
+
+    let mut server = request(&name, &network, &run);
+    server.user = Some("65534:65534".into());
+    server.command = Some(["sleep", "600"].map(String::from).to_vec());
+    engine.create_container(&server).expect("create");
+    engine.write_files(&name, &[("/tmp/server.conf".into(), b"listen 4222\n".to_vec(), 0o600)]).expect("write_files before start");
+    engine.start_container(&name).expect("start");
+    engine.write_file(&name, "/tmp/later.conf", b"reloaded\n", 0o600).expect("write_file after start");
+    let read = engine.exec(&name, &cmd(&["sh", "-c", "stat -c '%u:%g %a' /tmp/server.conf /tmp/later.conf && cat /tmp/server.conf /tmp/later.conf"])).unwrap();
+    assert_eq!(String::from_utf8_lossy(&read.stdout), "65534:65534 600\n65534:65534 600\nlisten 4222\nreloaded\n", "{}", String::from_utf8_lossy(&read.stderr));
+}

@@ -249,7 +249,38 @@ pub(super) fn split_file_path(path: &str) -> Result<(&str, &str), EngineError> {
 }
 
 /// A tar archive of plain files (name, contents, mode), all in one folder.
-pub(super) fn files_tar(entries: &[(&str, &[u8], u32)]) -> std::io::Result<Vec<u8>> {
+/// Who the files written into a container belong to, from its `user` setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FileOwner {
+    /// `uid` or `uid:gid` (a missing gid is the uid's own number).
+    Ids(u64, u64),
+    /// A user (or group) name: the engine resolves it in the image.
+    Named,
+}
+
+impl FileOwner {
+    pub(super) fn ids(self) -> (u64, u64) {
+        match self {
+            FileOwner::Ids(uid, gid) => (uid, gid),
+            FileOwner::Named => (0, 0),
+        }
+    }
+}
+
+/// The owner of files for a container whose `user` is `user` (empty: root).
+pub(super) fn file_owner(user: &str) -> FileOwner {
+    if user.is_empty() {
+        return FileOwner::Ids(0, 0);
+    }
+    let (uid, gid) = user.split_once(':').unwrap_or((user, ""));
+    match (uid.parse::<u64>(), gid.parse::<u64>()) {
+        (Ok(uid), Ok(gid)) => FileOwner::Ids(uid, gid),
+        (Ok(uid), Err(_)) if gid.is_empty() => FileOwner::Ids(uid, uid),
+        _ => FileOwner::Named,
+    }
+}
+
+pub(super) fn files_tar(entries: &[(&str, &[u8], u32)], (uid, gid): (u64, u64)) -> std::io::Result<Vec<u8>> {
     let mtime = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut archive = tar::Builder::new(Vec::new());
     for (name, contents, mode) in entries {
@@ -258,6 +289,8 @@ pub(super) fn files_tar(entries: &[(&str, &[u8], u32)]) -> std::io::Result<Vec<u
         header.set_size(contents.len() as u64);
         header.set_mode(*mode);
         header.set_mtime(mtime);
+        header.set_uid(uid);
+        header.set_gid(gid);
         archive.append_data(&mut header, name, *contents)?;
     }
     archive.into_inner()
@@ -267,6 +300,15 @@ pub(super) fn files_tar(entries: &[(&str, &[u8], u32)]) -> std::io::Result<Vec<u
 mod tests {
     use super::*;
     
+
+    #[test]
+    fn files_belong_to_the_containers_user() {
+        assert_eq!(file_owner(""), FileOwner::Ids(0, 0));
+        assert_eq!(file_owner("65534"), FileOwner::Ids(65534, 65534));
+        assert_eq!(file_owner("1000:100"), FileOwner::Ids(1000, 100));
+        assert_eq!(file_owner("nats"), FileOwner::Named);
+        assert_eq!(file_owner("1000:staff"), FileOwner::Named);
+    }
 
     #[test]
     fn bare_repositories_get_a_tag_and_registry_ports_are_not_tags() {

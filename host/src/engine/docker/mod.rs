@@ -144,9 +144,25 @@ impl Docker {
 
     /// Unpack `entries` into `folder` of container `name`, in one upload.
     fn upload(&self, name: &str, folder: &str, entries: &[(&str, &[u8], u32)]) -> Result<(), EngineError> {
-        let archive =
-            files_tar(entries).map_err(|e| EngineError::Failed(format!("cannot pack files for {folder} for the engine: {e}")))?;
-        let options = UploadToContainerOptionsBuilder::new().path(folder).build();
+        // The files belong to the container's user, not to root: a server running as
+        // `nobody` must read its own private config. A numeric `uid[:gid]` goes into the
+        // archive itself; a user name is resolved by the engine from the image's
+        // /etc/passwd (copyUIDGID, which cannot resolve a numeric `uid:gid`).
+        let user = self
+            .runtime
+            .block_on(self.client.inspect_container(name, None))
+            .map_err(|e| classify(e, &format!("container {name}")))?
+            .config
+            .and_then(|c| c.user)
+            .unwrap_or_default();
+        let owner = file_owner(&user);
+        let archive = files_tar(entries, owner.ids())
+            .map_err(|e| EngineError::Failed(format!("cannot pack files for {folder} for the engine: {e}")))?;
+        let mut options = UploadToContainerOptionsBuilder::new().path(folder);
+        if owner == FileOwner::Named {
+            options = options.copy_uidgid("true");
+        }
+        let options = options.build();
         let failure = |e: BollardError| match &e {
             BollardError::DockerResponseServerError { status_code: 404, message }
                 if !message.contains("No such container") =>
