@@ -178,3 +178,21 @@ fn bad_files_start_nothing() {
     }
 }
 
+
+/// Issue 18.2: a container replaced because its spec changed keeps the host port the
+/// engine chose for it, so the app's .env does not change under it.
+#[test]
+fn a_replaced_container_keeps_its_host_port() {
+    let stack = stack("keepport", "[services.cache]\nplugin = \"redis\"\n");
+    let address = |url: &str| url.split('@').nth(1).and_then(|rest| rest.split('/').next()).unwrap_or_default().to_string();
+    let out = stack.run(&["run", "local"]);
+    assert!(out.status.success(), "{}", support::text(&out));
+    let (before, id) = (address(&stack.dotenv()["REDIS_URL"]), stack.container_ids());
+    stack.edit("plugin = \"redis\"\n", "plugin = \"redis\"\nconfig = { user = \"other\" }\n");
+    let out = stack.run(&["run", "local"]);
+    assert!(out.status.success(), "{}", support::text(&out));
+    assert_ne!(stack.container_ids(), id, "the container was replaced");
+    let url = stack.dotenv()["REDIS_URL"].clone();
+    assert!(url.starts_with("redis://other:"), "{url}");
+    assert_eq!(address(&url), before, "same host port after the replacement");
+}

@@ -57,8 +57,12 @@ impl<'a> Executor<'a> {
             }
             Operation::Recreate(name) => {
                 self.observer.note(&format!("replacing {name}"));
+                let published: Vec<(u16, u16)> = match self.engine.inspect_container(name)? {
+                    Some(old) => old.ports.iter().map(|(container, _, host)| (*container, *host)).collect(),
+                    None => Vec::new(),
+                };
                 self.engine.remove_container(name)?;
-                self.create_and_start(name)
+                self.create_and_start_keeping(name, &published)
             }
             Operation::Replace { name, aside } => self.replace(name, aside),
             Operation::RemoveStale(name) => self.engine.remove_container(name),
@@ -79,19 +83,41 @@ impl<'a> Executor<'a> {
     }
 
     fn create_and_start(&mut self, name: &str) -> Result<(), EngineError> {
-        let request = self.request(name)?;
+        self.create_and_start_keeping(name, &[])
+    }
+
+    /// Create and start `name`; a port the request leaves to the engine gets the host
+    /// port in `keep` (container port, host port) when it has one, so that a container
+    /// replaced for a changed spec keeps the address the app was given. If that port
+    /// has been taken meanwhile, the engine picks one after all.
+    fn create_and_start_keeping(&mut self, name: &str, keep: &[(u16, u16)]) -> Result<(), EngineError> {
+        let mut request = self.request(name)?.clone();
         // The policy never builds an unconfined request; this is asserted again right
         // before the engine call, in case one is ever built elsewhere.
         if !request.is_confined() {
             return Err(EngineError::Failed(format!("container {name} would not be confined")));
         }
+        let asked = request.ports.clone();
+        for (container_port, _, host_port) in request.ports.iter_mut().filter(|(_, _, h)| *h == 0) {
+            if let Some((_, kept)) = keep.iter().find(|(c, _)| c == container_port) {
+                *host_port = *kept;
+            }
+        }
+        let pinned = request.ports != asked;
         self.observer.note(&format!("creating {name}"));
         self.timed(Phase::Create, |e| {
-            e.create_container(request)?;
+            e.create_container(&request)?;
             e.write_files(&request.name, &request.files)
         })?;
         self.observer.note(&format!("starting {name}"));
-        self.timed(Phase::Start, |e| e.start_container(name))
+        match self.timed(Phase::Start, |e| e.start_container(name)) {
+            Err(error) if pinned => {
+                self.observer.note(&format!("its previous host port is taken ({error}); the engine picks another"));
+                self.engine.remove_container(name)?;
+                self.create_and_start(name)
+            }
+            result => result,
+        }
     }
 
     /// Start the successor under `name` while the old instance keeps serving as
