@@ -403,3 +403,22 @@ fn teardown_is_bounded_whatever_a_plugin_asks_of_its_containers() {
     assert!(took < std::time::Duration::from_secs(40), "teardown took {took:?}:\n{text}");
     support::docker(&["rmi", image]);
 }
+
+/// Issue 18.3: a project that mixes a first-party plugin with a registry plugin
+/// verifies: the host's own plugins are pinned by the lock, not looked up in the
+/// project's registry.
+#[test]
+fn verify_passes_with_first_party_plugins_beside_registry_ones() {
+    let registry = Registry::new(false);
+    let services = "[services.cache]\nplugin = \"redis\"\n";
+    let stack = support::Stack::with_images(
+        "mixed",
+        &[("cache", "provisioner-offline/redis:7")],
+        &format!("{services}\n{}", registry_table(registry.path().to_str().unwrap(), &registry.public_key, true)),
+    );
+    ok(&provisioner(stack.path(), &["plugins", "install", "memcached"]));
+    ok(&provisioner(stack.path(), &["run", "local"]));
+    let verified = ok(&provisioner(stack.path(), &["plugins", "verify"]));
+    assert!(verified.contains("ok   redis") && verified.contains("first-party, from the host's own folder"), "{verified}");
+    assert!(verified.contains("ok   memcached") && verified.contains("verified, signed by ed25519:"), "{verified}");
+}

@@ -154,6 +154,11 @@ pub fn verify(project: &Project, catalog: &Catalog, location: Option<&Location>,
             None => "not locked (the next `run` that uses it adds it)".to_string(),
         };
         let registry_status = match (&index, location) {
+            // The host's own plugins come with the host, not from the project's
+            // registry: the lockfile pins their digest, and that is the check.
+            _ if found.source == Source::Builtin => {
+                "first-party, from the host's own folder (not looked up in the registry; the lock pins its digest)".to_string()
+            }
             (Some(Ok(index)), Some(location)) => match index.find(location, name, Some(&plugin.info.version)) {
                 Ok((version, entry)) if entry.sha256 == plugin.sha256 => {
                     match registry::check_signature(location, settings, name, &version, &entry) {
