@@ -108,6 +108,9 @@ fn install_from_a_registry_folder_then_verify() {
 
     let verified = ok(&provisioner(dir.path(), &["plugins", "verify"]));
     assert!(verified.contains("verified, signed by ed25519:"), "{verified}");
+    // Issue 18.4: who signed it and whether it is granted are two things.
+    let listing = ok(&provisioner(dir.path(), &["plugins", "list"]));
+    assert!(listing.contains(&format!("[signed by {} · not granted]", registry.public_key)), "{listing}");
 
     // A file swapped in afterwards no longer verifies.
     let mut bytes = std::fs::read(&installed).unwrap();
@@ -187,7 +190,7 @@ fn a_dropped_in_plugin_gets_nothing_until_granted_and_the_run_says_how() {
     std::fs::copy(support::example_plugin("memcached"), stack.path().join("plugins/memcached.wasm")).unwrap();
 
     let listing = ok(&provisioner(stack.path(), &["plugins", "list"]));
-    assert!(listing.contains("[unverified]") && listing.contains("UNVERIFIED: nothing granted"), "{listing}");
+    assert!(listing.contains("[unsigned · not granted]") && listing.contains("UNVERIFIED: nothing granted"), "{listing}");
     assert!(listing.contains("DENIED   image memcached:1*") && listing.contains("run containers from images matching `memcached:1*`"), "{listing}");
     assert!(listing.contains("publish container port 11211 on the host"), "{listing}");
 

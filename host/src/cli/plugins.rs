@@ -96,6 +96,9 @@ struct PluginView<'a> {
     source: Source,
     grants_from: GrantSource,
     trust: Trust,
+    /// Who signed it, shown apart from whether it is granted: `first-party`, `signed by
+    /// KEY`, `unsigned`, or why its signature does not hold.
+    signature: String,
     capabilities: Vec<CapabilityView>,
     outputs: &'a [String],
     defaults: &'a [(String, String)],
@@ -115,6 +118,7 @@ fn view<'a>(catalog: &Catalog, project: Option<&Project>, found: &'a Found) -> P
         source: found.source,
         grants_from,
         trust: trust::trust(grants_from),
+        signature: signature(project, found),
         capabilities: info
             .capabilities
             .iter()
@@ -124,6 +128,29 @@ fn view<'a>(catalog: &Catalog, project: Option<&Project>, found: &'a Found) -> P
         defaults: &info.defaults,
         config_schema: &info.config_schema,
     }
+}
+
+fn signature(project: Option<&Project>, found: &Found) -> String {
+    if found.source == Source::Builtin {
+        return "first-party".into();
+    }
+    let (info, plugin) = (&found.plugin.info, &found.plugin);
+    let keys = project.map(|p| p.registry.trusted_keys.as_slice()).unwrap_or_default();
+    match provisioner::distribution::registry::installed_signature(&plugin.path, keys, &info.name, &info.version, &plugin.sha256) {
+        Ok(Some(key)) => format!("signed by {key}"),
+        Ok(None) => "unsigned".into(),
+        Err(problem) => format!("signature does not hold: {problem}"),
+    }
+}
+
+/// `plugins list`'s bracket: signature and grants, each for itself.
+fn standing(view: &PluginView) -> String {
+    let grants = match view.trust {
+        Trust::FirstParty => return "  [first-party · default grants]".into(),
+        Trust::Granted => "granted",
+        Trust::Unverified => "not granted",
+    };
+    format!("  [{} · {grants}]", view.signature)
 }
 
 fn print_capabilities(name: &str, view: &PluginView) {
@@ -177,8 +204,7 @@ fn list(cli: &Cli) -> Result<ExitCode> {
             println!("no plugins found (searched --plugins-dir, $PROVISIONER_PLUGIN_PATH, ./plugins and the host's own folder)");
         }
         for v in &views {
-            let unverified = if v.trust == Trust::Unverified { "  [unverified]" } else { "" };
-            println!("{} {} (WIT {}) — {}{unverified}", v.name, v.version, v.wit_version, v.summary);
+            println!("{} {} (WIT {}) — {}{}", v.name, v.version, v.wit_version, v.summary, standing(v));
             println!("  sha256 {}", v.sha256);
             println!("  from   {} ({})", v.path.display(), serde_json::to_value(v.source)?.as_str().unwrap_or(""));
             print_capabilities(v.name, v);

@@ -358,7 +358,37 @@ pub fn install(
         std::fs::create_dir_all(plugins_dir).map_err(io(plugins_dir))?;
         write_atomically(&path, &verified.bytes)?;
     }
+    // The signature goes beside the plugin, so `plugins list` can say who signed it
+    // long after the install, without the registry.
+    let sig_path = signature_path(&path);
+    match (&verified.signature, location.index()?.find(location, &name, Some(&verified.version))) {
+        (SignatureStatus::Trusted(_), Ok((_, entry))) => match entry.signature.as_deref().map(|f| location.fetch(f)) {
+            Some(Ok(Some(sig))) => write_atomically(&sig_path, &sig)?,
+            _ => {
+                let _ = std::fs::remove_file(&sig_path);
+            }
+        },
+        _ => {
+            let _ = std::fs::remove_file(&sig_path);
+        }
+    }
     Ok(Installed { name, version: verified.version, sha256: verified.sha256, path, signature: verified.signature, changed })
+}
+
+/// Where `install` keeps the signature of an installed plugin: `NAME.wasm.sig`.
+pub fn signature_path(plugin: &Path) -> PathBuf {
+    let mut name = plugin.as_os_str().to_os_string();
+    name.push(".sig");
+    PathBuf::from(name)
+}
+
+/// Who signed an installed plugin, from the signature `install` kept beside it, checked
+/// against `trusted_keys`: `Ok(Some(key))`, `Ok(None)` when it has none, or why the one
+/// it has does not hold (another key, other bytes).
+pub fn installed_signature(plugin: &Path, trusted_keys: &[String], name: &str, version: &str, sha256: &str) -> Result<Option<String>, String> {
+    let Ok(text) = std::fs::read_to_string(signature_path(plugin)) else { return Ok(None) };
+    let trusted = trusted_keys.iter().filter_map(|k| signing::parse_public_key(k).ok()).collect::<Vec<_>>();
+    signing::verify(&text, &trusted, name, version, sha256).map(Some).map_err(|problem| problem.to_string())
 }
 
 /// Artifacts and plugins are meant to be read by others (a web server, the host
