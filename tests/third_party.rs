@@ -55,6 +55,9 @@ impl Registry {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("publisher.key");
         let public_key = ok(&provisioner(dir.path(), &["registry", "keygen", key.to_str().unwrap()])).lines().next().unwrap().to_string();
+        // Issue 18.5: the public half again, from the key file.
+        let again = ok(&provisioner(dir.path(), &["registry", "pubkey", key.to_str().unwrap()]));
+        assert_eq!(again.trim(), public_key);
         assert!(public_key.starts_with("ed25519:"), "{public_key}");
         let wasm = support::example_plugin("memcached");
         let registry = dir.path().join("registry");

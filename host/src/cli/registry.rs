@@ -34,6 +34,9 @@ pub enum RegistryCommand {
     /// Make a signing key pair: the private key goes to KEYFILE (mode 0600), the public
     /// key is printed for [registry] trusted_keys.
     Keygen { keyfile: PathBuf },
+    /// Print the public key of a private key file made by `registry keygen`, for
+    /// [registry] trusted_keys.
+    Pubkey { keyfile: PathBuf },
 }
 
 /// `plugins install NAME[@VERSION]`.
@@ -119,6 +122,14 @@ pub fn registry(cli: &Cli, command: &RegistryCommand) -> Result<ExitCode> {
                     "private key written to {} (mode 0600; keep it out of version control). Users trust this publisher with:\n  [registry]\n  trusted_keys = [\"{public}\"]",
                     keyfile.display()
                 );
+            }
+        }
+        RegistryCommand::Pubkey { keyfile } => {
+            let public = signing::public_key_text(&signing::load_secret(keyfile)?.verifying_key());
+            if cli.json {
+                print_json(&serde_json::json!({ "public_key": public, "private_key_file": keyfile }))?;
+            } else {
+                println!("{public}");
             }
         }
         RegistryCommand::Publish { registry_dir, file, key, unsigned } => {
