@@ -164,9 +164,24 @@ fn test(extra: &[String]) -> Result<()> {
     engine::ensure()?;
     images::build()?;
     plugins()?;
+    // The plugins' and the SDK's own unit tests, natively (the plugin workspace builds
+    // for wasm32-wasip2 by default, where tests cannot run).
+    run(cargo()
+        .args(["test", "--workspace", "--target", &host_target()?, "--manifest-path"])
+        .arg(root().join("plugins/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", root().join("target").join("plugins-native")))?;
     // CI=true makes every `provisioner run` --locked; the suites run throwaway projects
     // without lockfiles and set CI themselves where they test that.
     run(cargo().current_dir(root()).args(["test", "--workspace"]).args(extra).env_remove("CI"))
+}
+
+/// The target triple of this machine, as rustc says it.
+fn host_target() -> Result<String> {
+    let out = Command::new("rustc").arg("-vV").output().context("running rustc -vV")?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .context("rustc -vV names no host target")
 }
 
 /// The benchmarks: the platform's (no engine needed) and `run local` (needs what

@@ -53,7 +53,7 @@ pub mod secrets {
 
 /// What every fallible host import returns (the WIT's `error`). A refusal is a value,
 /// never a trap. `?` turns it into a hook's `String` error.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Error {
     /// A capability not declared or not granted; names the capability and argument.
     Denied(String),
@@ -79,6 +79,14 @@ impl std::fmt::Display for Error {
     }
 }
 
+/// The sentence, as `Display` gives it: an error that reaches a run summary through
+/// `{:?}` reads the same as through `{}`, never as `Denied("…")`.
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 impl std::error::Error for Error {}
 
 impl From<Error> for String {
@@ -90,15 +98,111 @@ impl From<Error> for String {
 /// The WIT version this SDK was generated from; put it in `PluginInfo::wit_version`.
 pub const WIT_VERSION: &str = "0.1.0";
 
-/// Parse a service's `config` JSON into `T`, naming the offending key on failure.
-/// Use `#[serde(deny_unknown_fields)]` on `T` so typos are reported too.
+/// Parse a service's `config` JSON into `T`. On failure, every problem found, each
+/// with the key it is about (as the user wrote it in provisioner.toml, the host adds
+/// where) and never a position in the JSON the host generated. Use
+/// `#[serde(deny_unknown_fields)]` on `T` so typos are reported too.
 pub fn parse_config<T: serde::de::DeserializeOwned>(config: &str) -> Result<T, Vec<ConfigProblem>> {
-    let mut de = serde_json::Deserializer::from_str(config);
-    serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let key = err.path().to_string();
-        let key = if key == "." { String::new() } else { key };
-        vec![ConfigProblem { key, message: err.into_inner().to_string() }]
-    })
+    let mut value: serde_json::Value =
+        serde_json::from_str(config).map_err(|e| vec![ConfigProblem { key: String::new(), message: e.to_string() }])?;
+    let mut problems: Vec<ConfigProblem> = Vec::new();
+    // serde stops at the first problem. To report them all, look past each one and try
+    // again: an unknown key is taken out; a bad or missing value is stood in for by a
+    // value of whichever type the field takes. Bounded, and a key is reported once.
+    for _ in 0..32 {
+        let (path, message) = match problem_in::<T>(&value) {
+            None if problems.is_empty() => return serde_json::from_value(value).map_err(|e| vec![ConfigProblem { key: String::new(), message: e.to_string() }]),
+            None => break,
+            Some(problem) => problem,
+        };
+        let key = path.join(".");
+        if problems.iter().any(|p| p.key == key) {
+            break;
+        }
+        problems.push(ConfigProblem { key: key.clone(), message: message.clone() });
+        if message.starts_with("unknown field") {
+            if !remove_key(&mut value, &path) {
+                break;
+            }
+            continue;
+        }
+        let stand_ins = [serde_json::json!(null), serde_json::json!(0), serde_json::json!(""), serde_json::json!(false), serde_json::json!([]), serde_json::json!({})];
+        let past = stand_ins.into_iter().find_map(|stand_in| {
+            let mut tried = value.clone();
+            let moved_on = set_key(&mut tried, &path, stand_in) && problem_in::<T>(&tried).is_none_or(|(p, _)| p != path);
+            moved_on.then_some(tried)
+        });
+        match past {
+            Some(tried) => value = tried,
+            None => break,
+        }
+    }
+    Err(problems)
+}
+
+/// The first problem deserializing `value` as `T` meets: the key path (including a
+/// missing or unknown field's own name) and serde's message.
+fn problem_in<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Option<(Vec<String>, String)> {
+    let err = serde_path_to_error::deserialize::<_, T>(value.clone()).err()?;
+    let mut path: Vec<String> = err.path().iter().filter_map(segment_key).collect();
+    let message = err.into_inner().to_string();
+    let named = ["unknown field `", "missing field `"].iter().find_map(|p| message.strip_prefix(p)).and_then(|rest| rest.split('`').next());
+    if let Some(field) = named {
+        if path.last().map(String::as_str) != Some(field) {
+            path.push(field.to_string());
+        }
+    }
+    Some((path, message))
+}
+
+/// Put `new` at `path` in `value` (creating the last key); false when a parent is not
+/// there.
+fn set_key(value: &mut serde_json::Value, path: &[String], new: serde_json::Value) -> bool {
+    let Some((last, parents)) = path.split_last() else { return false };
+    let Some(at) = walk(value, parents) else { return false };
+    match at {
+        serde_json::Value::Object(map) => {
+            map.insert(last.clone(), new);
+            true
+        }
+        serde_json::Value::Array(items) => match last.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+            Some(slot) => {
+                *slot = new;
+                true
+            }
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+fn walk<'v>(value: &'v mut serde_json::Value, path: &[String]) -> Option<&'v mut serde_json::Value> {
+    let mut at = value;
+    for key in path {
+        at = match at {
+            serde_json::Value::Object(map) => map.get_mut(key)?,
+            serde_json::Value::Array(items) => items.get_mut(key.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(at)
+}
+
+fn segment_key(segment: &serde_path_to_error::Segment) -> Option<String> {
+    match segment {
+        serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+        serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+        _ => None,
+    }
+}
+
+/// Take the key `path` out of `value`; false when it is not there.
+fn remove_key(value: &mut serde_json::Value, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else { return false };
+    match walk(value, parents) {
+        Some(serde_json::Value::Object(map)) => map.remove(last).is_some(),
+        _ => false,
+    }
 }
 
 /// `validate`'s problems as one error for a hook: `config.KEY: MESSAGE`, joined by `; `.
@@ -421,4 +525,44 @@ pub fn teardown(containers: &[&str], volumes: &[&str], keep_volumes: bool) -> Re
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Config {
+        port: u16,
+        #[serde(default)]
+        users: Vec<User>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct User {
+        name: String,
+    }
+
+    #[test]
+    fn every_problem_by_key_and_no_json_positions() {
+        let problems = parse_config::<Config>(r#"{"port":"x","colour":"red","users":[{"name":1},{"nmae":"b"}]}"#).unwrap_err();
+        let mut keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, ["colour", "port", "users.0.name", "users.1.name", "users.1.nmae"], "{problems:?}");
+        assert!(problems.iter().all(|p| !p.message.contains("line 1")), "{problems:?}");
+        assert!(parse_config::<Config>(r#"{"port":5}"#).is_ok());
+        let missing = parse_config::<Config>("{}").unwrap_err();
+        assert_eq!((missing[0].key.as_str(), missing[0].message.as_str()), ("port", "missing field `port`"));
+    }
+
+    #[test]
+    fn errors_read_as_sentences_in_debug_too() {
+        let e = Error::Denied("secrets: not granted".into());
+        assert_eq!(format!("{e:?}"), "denied: secrets: not granted");
+        assert_eq!(format!("{e:?}"), e.to_string());
+    }
 }
