@@ -294,8 +294,17 @@ fn scaffold_builds_and_passes_check() {
     let name = "scaffold-probe";
     let dir = work.path().join(name);
     let text = ok(&provisioner(work.path(), &["plugins", "new", name]));
-    assert!(text.contains("cargo build --release"), "{text}");
+    assert!(text.contains("cargo plugin"), "{text}");
     assert!(dir.join(".cargo/config.toml").is_file());
+    // Issue 18.10: `cargo test` works in a fresh scaffold as it is (natively).
+    let tested = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .arg("test")
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", support::root().join("target/scaffold-native"))
+        .output()
+        .expect("running cargo test");
+    assert!(tested.status.success(), "cargo test in the scaffold:\n{}", support::text(&tested));
+    assert!(support::text(&tested).contains("config_defaults_and_typos ... ok"), "{}", support::text(&tested));
 
     let built = support::build_wasm_crate(&dir.join("Cargo.toml")).join("scaffold_probe.wasm");
     assert!(built.is_file(), "{} was not built", built.display());

@@ -27,7 +27,7 @@ pub fn new(cli: &Cli, name: &str, dir: Option<&Path>, sdk: Option<&Path>, sdk_gi
         println!("created {}", path.display());
     }
     let wasm = format!("target/wasm32-wasip2/release/{}.wasm", name.replace('-', "_"));
-    println!("\nnext:\n  cd {}\n  cargo build --release\n  provisioner plugins check {wasm}", dir.display());
+    println!("\nnext:\n  cd {}\n  cargo test\n  cargo plugin\n  provisioner plugins check {wasm}", dir.display());
     Ok(ExitCode::SUCCESS)
 }
 
