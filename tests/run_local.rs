@@ -196,3 +196,67 @@ fn a_replaced_container_keeps_its_host_port() {
     assert!(url.starts_with("redis://other:"), "{url}");
     assert_eq!(address(&url), before, "same host port after the replacement");
 }
+
+/// Issue 16.1: `provisioner logs` shows every instance's lines under its name, in time
+/// order, with the environment's secrets masked; `--json` one object per line; `-f`
+/// follows and picks up the instances a `scale` adds.
+#[test]
+fn logs_show_every_instance_masked_and_follow_new_ones() {
+    let services = "[services.cache]\nplugin = \"redis\"\n\n[services.app]\nplugin = \"container\"\ndepends_on = [\"cache\"]\nreplicas = 2\nconfig = { port = 8000, health_path = \"\", env = { URL = \"${cache.REDIS_URL}\" }, command = \"echo url=$URL; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done\" }\n";
+    let stack = Stack::with_images("logs", &[("cache", "provisioner-offline/redis:7"), ("app", support::busybox_image())], services);
+    let out = stack.run(&["run", "local"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let secrets: Vec<String> = secrets_of(stack.path());
+    assert!(!secrets.is_empty());
+
+    let out = stack.run(&["logs", "local"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    for instance in ["app/app-1", "app/app-2"] {
+        assert!(shown.lines().any(|l| l.starts_with(instance) && l.contains("| url=redis://app:***@cache:6379")), "{instance}:\n{shown}");
+    }
+    assert!(shown.lines().any(|l| l.starts_with("cache ")), "{shown}");
+    for secret in &secrets {
+        assert!(!shown.contains(secret.as_str()), "a secret reached the logs:\n{shown}");
+    }
+    assert!(!shown.contains('\u{1b}'), "no colour when stdout is not a terminal");
+
+    let out = stack.run(&["logs", "local", "app", "--tail", "1", "--json"]);
+    let objects: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let mut instances: Vec<&str> = objects.iter().map(|o| o["instance"].as_str().unwrap()).collect();
+    instances.sort();
+    assert_eq!(instances, ["app-1", "app-2"], "{objects:?}");
+    assert!(objects.iter().all(|o| o["service"] == "app" && o["line"].as_str().unwrap().starts_with("tick ")), "{objects:?}");
+    let unknown = stack.run(&["logs", "local", "nope"]);
+    assert!(!unknown.status.success() && text(&unknown).contains("no service `nope` (services: app, cache)"), "{}", text(&unknown));
+
+    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_provisioner"))
+        .args(["logs", "local", "app", "-f", "--tail", "0"])
+        .current_dir(stack.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let out = stack.run(&["scale", "local", "app=3"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while std::time::Instant::now() < deadline && !seen.iter().any(|l: &String| l.starts_with("app/app-3")) {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(500)) {
+            seen.push(line);
+        }
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(seen.iter().any(|l| l.starts_with("app/app-1") && l.contains("tick")), "followed lines: {seen:?}");
+    assert!(seen.iter().any(|l| l.starts_with("app/app-3")), "the new instance was followed: {seen:?}");
+}

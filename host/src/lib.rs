@@ -30,6 +30,7 @@ pub mod engine;
 pub mod fsutil;
 pub mod lifecycle;
 pub mod limits;
+pub mod logs;
 pub mod naming;
 pub mod outcome;
 pub mod outputs;

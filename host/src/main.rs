@@ -1,5 +1,5 @@
 //! The `provisioner` command: parses the command line and hands each command to its
-//! module in `cli/` (`env` for run/status/plan/scale/teardown, `plugins`, `registry`,
+//! module in `cli/` (`env` for run/status/plan/scale/teardown/logs, `plugins`, `registry`,
 //! `authoring`). What the commands do to the project lives in the library.
 
 use std::path::PathBuf;
@@ -60,6 +60,22 @@ enum Command {
         #[arg(long)]
         keep_volumes: bool,
     },
+    /// The logs of ENV's containers (every replica), interleaved by time, each line
+    /// under its service's name; secrets masked.
+    Logs {
+        env: String,
+        /// Only these services (default: all).
+        services: Vec<String>,
+        /// Keep following new lines, and new instances after a `scale`.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only lines of the last DURATION, e.g. 30s, 10m, 2h, 1d.
+        #[arg(long, value_name = "DURATION")]
+        since: Option<String>,
+        /// Only the last N lines of each container.
+        #[arg(long, value_name = "N")]
+        tail: Option<u32>,
+    },
     /// Inspect, install, verify, scaffold and check plugins.
     Plugins {
         #[command(subcommand)]
@@ -102,5 +118,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Teardown { env, keep_volumes } => cli::env::teardown(&cli, env, *keep_volumes),
         Command::Scale { env, services } => cli::env::scale(&cli, env, services),
         Command::Registry { command } => cli::registry::registry(&cli, command),
+        Command::Logs { env, services, follow, since, tail } => cli::env::logs(&cli, env, services, *follow, since.as_deref(), *tail),
     }
 }

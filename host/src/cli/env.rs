@@ -238,3 +238,21 @@ pub fn teardown(cli: &Cli, env: &str, keep_volumes: bool) -> Result<ExitCode> {
     }
     Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
+
+/// `provisioner logs ENV [SERVICE…]`: needs the project and the engine, no plugins.
+pub fn logs(cli: &Cli, env: &str, services: &[String], follow: bool, since: Option<&str>, tail: Option<u32>) -> Result<ExitCode> {
+    use std::io::IsTerminal;
+    let project = required_project(cli)?;
+    project.environment(env)?;
+    let since = since.map(provisioner::logs::parse_duration).transpose().map_err(|e| anyhow::anyhow!("--since {e}"))?;
+    let (engine, engine_error) = engine();
+    if let Some(error) = engine_error {
+        anyhow::bail!("{error}");
+    }
+    let stdout = std::io::stdout();
+    let colour = !cli.json && stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let options = provisioner::logs::Options { services: services.to_vec(), follow, since, tail, json: cli.json, colour };
+    provisioner::logs::show(&project, env, engine, &options, &mut stdout.lock())?;
+    Ok(ExitCode::SUCCESS)
+}
+

@@ -176,4 +176,35 @@ pub trait ContainerEngine: Send + Sync {
         files.iter().try_for_each(|(path, contents, mode)| self.write_file(name, path, contents, *mode))
     }
     fn logs(&self, name: &str, lines: u32) -> Result<String, EngineError>;
+    /// A container's log, line by line with the engine's timestamps, handed to `line`
+    /// as it comes; with `follow`, until the container stops or `line` returns false.
+    /// Engines without timestamps give an empty one.
+    fn stream_logs(&self, name: &str, options: &LogOptions, line: &mut dyn FnMut(LogLine) -> bool) -> Result<(), EngineError> {
+        let text = self.logs(name, options.tail.unwrap_or(10_000))?;
+        for text in text.lines() {
+            if !line(LogLine { timestamp: String::new(), stderr: false, text: text.to_string() }) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `stream_logs` reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Only lines written since this Unix time (seconds).
+    pub since: Option<i64>,
+    /// Only the last N lines (before following).
+    pub tail: Option<u32>,
+    pub follow: bool,
+}
+
+/// One line of a container's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// RFC 3339 with nanoseconds, as the engine stamps it (sorts as text).
+    pub timestamp: String,
+    pub stderr: bool,
+    pub text: String,
 }

@@ -442,6 +442,43 @@ impl ContainerEngine for Docker {
         by_folder.into_iter().try_for_each(|(folder, entries)| self.upload(name, folder, &entries))
     }
 
+    fn stream_logs(&self, name: &str, options: &LogOptions, line: &mut dyn FnMut(LogLine) -> bool) -> Result<(), EngineError> {
+        let mut builder = LogsOptionsBuilder::new().stdout(true).stderr(true).timestamps(true).follow(options.follow);
+        builder = builder.tail(&options.tail.map_or_else(|| "all".to_string(), |n| n.to_string()));
+        if let Some(since) = options.since {
+            builder = builder.since(i32::try_from(since).unwrap_or(i32::MAX));
+        }
+        let builder = builder.build();
+        // A followed log has no end: the client's request timeout must not cut it.
+        let client = if options.follow { self.client.clone().with_timeout(Duration::from_secs(10 * 365 * 24 * 3600)) } else { self.client.clone() };
+        self.runtime.block_on(async {
+            let mut stream = client.logs(name, Some(builder));
+            // A frame may hold several lines, or part of one.
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            while let Some(frame) = stream.next().await {
+                let frame = frame.map_err(|e| classify(e, &format!("container {name}")))?;
+                let (buffer, stderr) = match frame {
+                    bollard::container::LogOutput::StdErr { message } => (&mut err, (message, true)),
+                    other => (&mut out, (other.into_bytes(), false)),
+                };
+                let (bytes, stderr) = stderr;
+                buffer.extend_from_slice(&bytes);
+                while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
+                    let raw: Vec<u8> = buffer.drain(..=end).collect();
+                    let text = String::from_utf8_lossy(&raw[..raw.len() - 1]).into_owned();
+                    let (timestamp, text) = match text.split_once(' ') {
+                        Some((stamp, rest)) if stamp.ends_with('Z') && stamp.contains('T') => (stamp.to_string(), rest.to_string()),
+                        _ => (String::new(), text),
+                    };
+                    if !line(LogLine { timestamp, stderr, text }) {
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn logs(&self, name: &str, lines: u32) -> Result<String, EngineError> {
         let options =
             LogsOptionsBuilder::new().stdout(true).stderr(true).follow(false).tail(&lines.to_string()).build();
