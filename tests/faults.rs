@@ -73,7 +73,7 @@ fn postgres_comes_back_from_a_kill_during_initialisation_and_after_ready() {
     let server = format!("{}-local-db-server", stack.name);
     let marker = format!("{PG_DATA}/.pgdata.initialising");
 
-    let mut child = spawn_run(stack.path());
+    let child = spawn_run(stack.path());
     let caught = eventually(Duration::from_secs(60), || {
         running(&server) && Command::new("docker").args(["exec", &server, "test", "-e", &marker]).status().is_ok_and(|s| s.success())
     });
