@@ -410,6 +410,7 @@ fn teardown_is_bounded_whatever_a_plugin_asks_of_its_containers() {
     let started = std::time::Instant::now();
     let out = provisioner(stack.path(), &["teardown", "local"]);
     let took = started.elapsed();
+    eprintln!("teardown of 4 replicas that ignore SIGTERM, each asking an hour: {took:?}");
     let text = support::text(&out);
     assert!(stack.labelled().is_empty(), "left behind: {:?}\n{text}", stack.labelled());
     assert!(text.contains("deadline of 5.0 s exceeded"), "the cut hook is reported:\n{text}");
