@@ -257,6 +257,18 @@ config = {{ do = "hog" }}
     assert!(hog.contains("64 replicas of `server`") && hog.contains("max_service_memory_mb"), "{hog}");
 }
 
+/// The environment's `[limits]` reach `validate` too (within the inspection caps).
+#[test]
+fn an_environments_limits_apply_to_validate() {
+    let toml = format!(
+        "[project]\nname = \"{}\"\n[environments.local.limits]\nfuel = 1000\n[services.x]\nplugin = \"misbehave\"\nconfig = {{ do = \"ok\" }}\n{GRANT_ALL}",
+        support::unique_name("vlimits")
+    );
+    let dir = support::project(&toml, &["misbehave"]);
+    let text = run(dir.path()).err().expect("validate runs out of fuel").to_string();
+    assert!(text.contains("validate") && text.contains("fuel"), "{text}");
+}
+
 #[test]
 fn the_fuel_budget_stops_a_busy_plugin_too() {
     let toml = format!(

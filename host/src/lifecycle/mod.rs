@@ -112,7 +112,7 @@ impl Stack<'_> {
             let Some(found) = self.catalog.plugins.get(&service.plugin) else { continue };
             let plugin = found.plugin.clone();
             let config_json = service.config.to_string();
-            let checked = if validate { self.runtime.validate(&plugin, &config_json)? } else { Vec::new() };
+            let checked = if validate { self.runtime.validate_within(&plugin, &config_json, &env.limits)? } else { Vec::new() };
             for (key, message) in checked {
                 let key = if key.is_empty() { String::new() } else { format!(".{key}") };
                 problems.push(ConfigError {

@@ -340,10 +340,16 @@ impl PluginRuntime {
     /// `describe` and `validate` may use no capability and should take no time: they
     /// get a short deadline and a small fuel budget, so a broken drop-in costs seconds.
     fn inspection_limits(&self) -> HookLimits {
+        Self::inspection_within(&self.limits)
+    }
+
+    /// The inspection caps within `limits` (an environment's, when one is known: a
+    /// tighter `[limits]` applies to `validate` too).
+    fn inspection_within(limits: &HookLimits) -> HookLimits {
         HookLimits {
-            fuel: self.limits.fuel.min(INSPECTION_FUEL),
-            hook_timeout_ms: self.limits.hook_timeout_ms.min(INSPECTION_TIMEOUT_MS),
-            ..self.limits
+            fuel: limits.fuel.min(INSPECTION_FUEL),
+            hook_timeout_ms: limits.hook_timeout_ms.min(INSPECTION_TIMEOUT_MS),
+            ..*limits
         }
     }
 
@@ -357,7 +363,12 @@ impl PluginRuntime {
 
     /// `validate`, with no capabilities at all. `Ok(problems)`; empty means valid.
     pub fn validate(&self, plugin: &LoadedPlugin, config_json: &str) -> Result<Vec<(String, String)>, HookFailure> {
-        let limits = self.inspection_limits();
+        self.validate_within(plugin, config_json, &self.limits)
+    }
+
+    /// `validate` under an environment's `[limits]` (capped as for inspection).
+    pub fn validate_within(&self, plugin: &LoadedPlugin, config_json: &str, limits: &HookLimits) -> Result<Vec<(String, String)>, HookFailure> {
+        let limits = Self::inspection_within(limits);
         let host = Arc::new(ServiceHost::sealed(&plugin.info.name, limits));
         let config = config_json.to_string();
         let call = self.call(plugin, host, Hook::Validate, limits, move |pre, store| pre.validate(store, &config))?;
