@@ -93,7 +93,8 @@ fn plugins() -> Result<PathBuf> {
     run(cargo()
         .args(["build", "--release", "--target", WASM_TARGET, "--manifest-path"])
         .arg(root.join("plugins/Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target_dir))?;
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", reproducible_rustflags()))?;
     let out = root.join("target").join("plugins");
     std::fs::create_dir_all(&out)?;
     let built = target_dir.join(WASM_TARGET).join("release");
@@ -108,9 +109,24 @@ fn plugins() -> Result<PathBuf> {
     run(cargo()
         .args(["build", "--release", "--target", WASM_TARGET, "--manifest-path"])
         .arg(root.join("examples/plugins/memcached/Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target_dir))?;
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", reproducible_rustflags()))?;
     publish(&out, &[built.join("memcached.wasm")])?;
     Ok(out)
+}
+
+/// Flags that make a plugin the same bytes on every machine and in every checkout:
+/// rustup's standard library is already named `/rustc/<hash>`, and a workspace's own
+/// crates by relative paths; what is left is the checkout (the Memcached example reaches
+/// the SDK by a path outside its workspace, which cargo makes absolute) and where cargo
+/// keeps the crates of crates.io (`$CARGO_HOME`, per user). tests/reproducible.rs uses
+/// the same. The two are separated by the ASCII unit separator, as cargo expects.
+fn reproducible_rustflags() -> String {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from("/nonexistent"));
+    format!("--remap-path-prefix={}=/src\x1f--remap-path-prefix={}=/cargo", root().display(), home.display())
 }
 
 /// Publish every plugin of `plugins_dir`, and the `extra` files, into registry/,
