@@ -98,8 +98,16 @@ fn the_example_stack_serves_scales_and_rolls_without_dropping_a_request() {
     // Any free host port, so test runs cannot collide with each other or a demo.
     stack.edit("port = 3000", "port = 0");
 
-    let run = stack.run(&["run", "local"]);
-    assert!(run.status.success(), "run failed:\n{}", text(&run));
+    // The committed lockfile, held to: the plugins built here are the ones it pins
+    // (they build to the same bytes anywhere), so a plugin changed without a reviewed
+    // lockfile change fails here.
+    std::fs::copy(support::root().join("examples/ticketing/provisioner.lock"), stack.path().join("provisioner.lock")).unwrap();
+    let run = stack.run(&["run", "local", "--locked"]);
+    assert!(
+        run.status.success(),
+        "run --locked failed (if a first-party plugin changed on purpose, run `provisioner run local` in examples/ticketing and commit its provisioner.lock):\n{}",
+        text(&run)
+    );
     let base = stack.dotenv().get("URL").cloned().expect("the load balancer's URL in .env");
     let agent = agent();
 
