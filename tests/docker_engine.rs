@@ -456,4 +456,16 @@ fn files_belong_to_the_containers_user() {
     engine.write_file(&name, "/tmp/later.conf", b"reloaded\n", 0o600).expect("write_file after start");
     let read = engine.exec(&name, &cmd(&["sh", "-c", "stat -c '%u:%g %a' /tmp/server.conf /tmp/later.conf && cat /tmp/server.conf /tmp/later.conf"])).unwrap();
     assert_eq!(String::from_utf8_lossy(&read.stdout), "65534:65534 600\n65534:65534 600\nlisten 4222\nreloaded\n", "{}", String::from_utf8_lossy(&read.stderr));
+
+    // A user by name, from the image's own /etc/passwd (this image has no `getent`).
+    let named = format!("{prefix}-named");
+    let mut server = request(&named, &network, &run);
+    server.user = Some("nobody".into());
+    server.command = Some(["sleep", "600"].map(String::from).to_vec());
+    engine.create_container(&server).expect("create");
+    engine.write_files(&named, &[("/tmp/server.conf".into(), b"listen 4222\n".to_vec(), 0o600)]).expect("write_files before start");
+    engine.start_container(&named).expect("start");
+    engine.write_file(&named, "/tmp/later.conf", b"reloaded\n", 0o600).expect("write_file after start");
+    let read = engine.exec(&named, &cmd(&["sh", "-c", "stat -c %u:%g /tmp/server.conf /tmp/later.conf"])).unwrap();
+    assert_eq!(String::from_utf8_lossy(&read.stdout), "65534:65534\n65534:65534\n", "{}", String::from_utf8_lossy(&read.stderr));
 }

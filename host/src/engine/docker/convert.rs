@@ -254,17 +254,8 @@ pub(super) fn split_file_path(path: &str) -> Result<(&str, &str), EngineError> {
 pub(super) enum FileOwner {
     /// `uid` or `uid:gid` (a missing gid is the uid's own number).
     Ids(u64, u64),
-    /// A user (or group) name: the engine resolves it in the image.
+    /// A user or group name: looked up in the image's /etc/passwd and /etc/group.
     Named,
-}
-
-impl FileOwner {
-    pub(super) fn ids(self) -> (u64, u64) {
-        match self {
-            FileOwner::Ids(uid, gid) => (uid, gid),
-            FileOwner::Named => (0, 0),
-        }
-    }
 }
 
 /// The owner of files for a container whose `user` is `user` (empty: root).
@@ -278,6 +269,33 @@ pub(super) fn file_owner(user: &str) -> FileOwner {
         (Ok(uid), Err(_)) if gid.is_empty() => FileOwner::Ids(uid, uid),
         _ => FileOwner::Named,
     }
+}
+
+/// `user` (`name`, `name:group`, `uid:group`, …) as ids, from the image's `passwd` and
+/// `group` files: a user's own group unless one is given. `None` names what is missing.
+pub(super) fn resolve_owner(user: &str, passwd: &str, group: &str) -> Result<(u64, u64), String> {
+    let (user_part, group_part) = user.split_once(':').unwrap_or((user, ""));
+    let entry = |file: &str, name: &str| -> Option<Vec<String>> {
+        file.lines().map(|l| l.split(':').map(str::to_string).collect::<Vec<_>>()).find(|f| f.len() >= 3 && (f[0] == name || f[2] == name))
+    };
+    let (uid, primary) = match user_part.parse::<u64>() {
+        Ok(uid) => (uid, entry(passwd, user_part).and_then(|f| f.get(3)?.parse().ok()).unwrap_or(uid)),
+        Err(_) => {
+            let f = entry(passwd, user_part).ok_or_else(|| format!("user `{user_part}` is not in the image's /etc/passwd"))?;
+            let uid = f[2].parse().map_err(|_| format!("user `{user_part}` has no numeric uid in /etc/passwd"))?;
+            (uid, f.get(3).and_then(|g| g.parse().ok()).unwrap_or(uid))
+        }
+    };
+    let gid = match group_part {
+        "" => primary,
+        g => match g.parse::<u64>() {
+            Ok(gid) => gid,
+            Err(_) => entry(group, g)
+                .and_then(|f| f[2].parse().ok())
+                .ok_or_else(|| format!("group `{g}` is not in the image's /etc/group"))?,
+        },
+    };
+    Ok((uid, gid))
 }
 
 pub(super) fn files_tar(entries: &[(&str, &[u8], u32)], (uid, gid): (u64, u64)) -> std::io::Result<Vec<u8>> {
@@ -308,6 +326,13 @@ mod tests {
         assert_eq!(file_owner("1000:100"), FileOwner::Ids(1000, 100));
         assert_eq!(file_owner("nats"), FileOwner::Named);
         assert_eq!(file_owner("1000:staff"), FileOwner::Named);
+        let passwd = "root:x:0:0:root:/:/bin/sh\nnats:x:1001:1002::/:/bin/false\nnobody:x:65534:65534:nobody:/:/bin/false\n";
+        let group = "root:x:0:\nstaff:x:50:\nnats:x:1002:\n";
+        assert_eq!(resolve_owner("nats", passwd, group), Ok((1001, 1002)));
+        assert_eq!(resolve_owner("nobody:staff", passwd, group), Ok((65534, 50)));
+        assert_eq!(resolve_owner("1001:staff", passwd, group), Ok((1001, 50)));
+        assert!(resolve_owner("ghost", passwd, group).unwrap_err().contains("`ghost` is not in the image's /etc/passwd"));
+        assert!(resolve_owner("nats:ghosts", passwd, group).unwrap_err().contains("group `ghosts`"));
     }
 
     #[test]

@@ -142,12 +142,41 @@ impl Docker {
         Ok(())
     }
 
+    /// A small text file of a container's filesystem (running or not), or `None` if it
+    /// has none there.
+    fn read_small_file(&self, name: &str, path: &str) -> Result<Option<String>, EngineError> {
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new().path(path).build();
+        let archive = self.runtime.block_on(async {
+            let mut stream = self.client.download_from_container(name, Some(options));
+            let mut bytes = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(chunk) => append_capped(&mut bytes, &chunk),
+                    Err(e) if status(&e) == Some(404) => return Ok(None),
+                    Err(e) => return Err(classify(e, &format!("container {name}"))),
+                }
+            }
+            Ok(Some(bytes))
+        })?;
+        let Some(archive) = archive else { return Ok(None) };
+        let mut tar = tar::Archive::new(archive.as_slice());
+        let entries = tar.entries().map_err(|e| EngineError::Failed(format!("{path} of container {name}: {e}")))?;
+        for entry in entries.flatten() {
+            let mut text = String::new();
+            let mut entry = entry;
+            if std::io::Read::read_to_string(&mut entry, &mut text).is_ok() {
+                return Ok(Some(text));
+            }
+        }
+        Ok(None)
+    }
+
     /// Unpack `entries` into `folder` of container `name`, in one upload.
     fn upload(&self, name: &str, folder: &str, entries: &[(&str, &[u8], u32)]) -> Result<(), EngineError> {
         // The files belong to the container's user, not to root: a server running as
-        // `nobody` must read its own private config. A numeric `uid[:gid]` goes into the
-        // archive itself; a user name is resolved by the engine from the image's
-        // /etc/passwd (copyUIDGID, which cannot resolve a numeric `uid:gid`).
+        // `nobody` must read its own private config. A name is looked up in the image's
+        // own /etc/passwd and /etc/group (the engine's copyUIDGID cannot resolve a
+        // numeric `uid:gid`, and needs `getent` in a running container).
         let user = self
             .runtime
             .block_on(self.client.inspect_container(name, None))
@@ -155,14 +184,17 @@ impl Docker {
             .config
             .and_then(|c| c.user)
             .unwrap_or_default();
-        let owner = file_owner(&user);
-        let archive = files_tar(entries, owner.ids())
+        let ids = match file_owner(&user) {
+            FileOwner::Ids(uid, gid) => (uid, gid),
+            FileOwner::Named => {
+                let passwd = self.read_small_file(name, "/etc/passwd")?.unwrap_or_default();
+                let group = self.read_small_file(name, "/etc/group")?.unwrap_or_default();
+                resolve_owner(&user, &passwd, &group).map_err(|why| EngineError::Failed(format!("container {name}: {why}")))?
+            }
+        };
+        let archive = files_tar(entries, ids)
             .map_err(|e| EngineError::Failed(format!("cannot pack files for {folder} for the engine: {e}")))?;
-        let mut options = UploadToContainerOptionsBuilder::new().path(folder);
-        if owner == FileOwner::Named {
-            options = options.copy_uidgid("true");
-        }
-        let options = options.build();
+        let options = UploadToContainerOptionsBuilder::new().path(folder).build();
         let failure = |e: BollardError| match &e {
             BollardError::DockerResponseServerError { status_code: 404, message }
                 if !message.contains("No such container") =>
