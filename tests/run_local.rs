@@ -260,3 +260,28 @@ fn logs_show_every_instance_masked_and_follow_new_ones() {
     assert!(seen.iter().any(|l| l.starts_with("app/app-1") && l.contains("tick")), "followed lines: {seen:?}");
     assert!(seen.iter().any(|l| l.starts_with("app/app-3")), "the new instance was followed: {seen:?}");
 }
+
+/// Issue 18.13: one hook of one service, with its result, the host calls it made and
+/// its stderr, and never a secret.
+#[test]
+fn plugins_call_runs_one_hook_and_shows_its_host_calls() {
+    let stack = stack("call", "[services.cache]\nplugin = \"redis\"\n");
+    let out = stack.run(&["plugins", "call", "cache", "provision"]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("provision of `cache` returned") && shown.contains("REDIS_URL=***"), "{shown}");
+    assert!(shown.contains("host calls:") && shown.contains("docker.ensure server (") && shown.contains("→ created"), "{shown}");
+    assert!(shown.contains("secrets.get-or-create app-password → ok (value not shown)"), "{shown}");
+    for secret in secrets_of(stack.path()) {
+        assert!(!shown.contains(&secret), "a secret was shown:\n{shown}");
+    }
+    assert!(!stack.path().join(".env").exists(), "nothing is recorded");
+
+    let out = stack.run(&["plugins", "call", "cache", "ready"]);
+    assert!(out.status.success() && text(&out).contains("returned") && text(&out).contains("ready"), "{}", text(&out));
+    let out = stack.run(&["plugins", "call", "cache", "validate", "--config", r#"{"colour":1}"#]);
+    assert!(!out.status.success() && text(&out).contains("colour"), "{}", text(&out));
+    let out = stack.run(&["plugins", "call", "cache", "teardown"]);
+    assert!(out.status.success() && text(&out).contains("torn down"), "{}", text(&out));
+    assert!(stack.container_ids().is_empty(), "teardown removed the container");
+}

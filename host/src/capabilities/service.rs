@@ -113,12 +113,29 @@ pub struct HostCalls {
     log_bytes: usize,
     /// Log messages dropped once the budget was spent.
     pub log_dropped: u64,
+    /// The host calls made, each with how it ended (`plugins call` shows them).
+    pub trace: Vec<String>,
 }
+
+/// Most host calls a hook's trace keeps.
+const MAX_TRACE: usize = 500;
 
 /// What one hook call may write to the host's log.
 const LOG_BUDGET_BYTES: usize = 1 << 20;
 
 impl HostCalls {
+    /// Note one host call and how it ended. Never a secret: calls are named by their
+    /// arguments' names, and outcomes by kind.
+    pub fn trace<T>(&mut self, call: impl FnOnce() -> String, result: &Result<T, HostError>, outcome: impl FnOnce(&T) -> String) {
+        if self.trace.len() < MAX_TRACE {
+            let ended = match result {
+                Ok(value) => outcome(value),
+                Err(error) => format!("error: {}", crate::text::printable(&error.to_string(), 300, false)),
+            };
+            self.trace.push(format!("{} → {ended}", call()));
+        }
+    }
+
     pub fn new(host: Arc<ServiceHost>) -> Self {
         HostCalls {
             host,
@@ -128,6 +145,7 @@ impl HostCalls {
             secret_values: Vec::new(),
             log_bytes: 0,
             log_dropped: 0,
+            trace: Vec::new(),
         }
     }
 

@@ -256,3 +256,46 @@ pub fn logs(cli: &Cli, env: &str, services: &[String], follow: bool, since: Opti
     Ok(ExitCode::SUCCESS)
 }
 
+/// `provisioner plugins call SERVICE HOOK`.
+pub fn call(cli: &Cli, env: &str, service: &str, hook: &str, config: Option<&str>) -> Result<ExitCode> {
+    use provisioner::runtime::Hook;
+    let hook = match hook {
+        "validate" => Hook::Validate,
+        "provision" => Hook::Provision,
+        "ready" => Hook::Ready,
+        _ => Hook::Teardown,
+    };
+    let mut session = Session::open(cli, env)?;
+    if let Some(json) = config {
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| anyhow::anyhow!("--config is not JSON: {e}"))?;
+        let Some(entry) = session.project.services.get_mut(service) else {
+            anyhow::bail!("{}: no service `{service}`", session.project.file.display());
+        };
+        entry.config = value;
+    }
+    session.checked(env)?;
+    let _lock = EnvLock::acquire(&session.project.state_dir(env))?;
+    let report = session.stack(env, None).call(service, hook)?;
+    if cli.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        match &report.result {
+            Ok(value) => println!("{hook} of `{service}` returned ({} ms):\n  {}", report.elapsed_ms, value.replace('\n', "\n  ")),
+            Err(error) => println!("{hook} of `{service}` failed ({} ms): {error}", report.elapsed_ms),
+        }
+        if !report.trace.is_empty() {
+            println!("host calls:");
+            for call in &report.trace {
+                println!("  {call}");
+            }
+        }
+        for denial in &report.denials {
+            println!("denied: {}", denial.message);
+        }
+        if !report.stderr_tail.trim().is_empty() {
+            println!("plugin stderr (last lines):\n  {}", report.stderr_tail.trim_end().replace('\n', "\n  "));
+        }
+    }
+    Ok(if report.result.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+

@@ -46,6 +46,21 @@ pub enum PluginsCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run one hook (validate, provision, ready or teardown) of one SERVICE of the
+    /// project, as `run` would (same grants, limits, state and secrets), and show what
+    /// it returned, the host calls it made and its stderr. Records nothing (no
+    /// state.json, no .env).
+    Call {
+        service: String,
+        #[arg(value_parser = ["validate", "provision", "ready", "teardown"])]
+        hook: String,
+        /// The environment (default: local).
+        #[arg(long, default_value = "local")]
+        env: String,
+        /// The service's config as JSON, in place of provisioner.toml's.
+        #[arg(long, value_name = "JSON")]
+        config: Option<String>,
+    },
     /// Make a new plugin crate that builds for wasm32-wasip2 and passes `plugins check`.
     New {
         name: String,
@@ -175,6 +190,7 @@ pub fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<ExitCode> {
         PluginsCommand::List => list(cli),
         PluginsCommand::Inspect { name } => inspect(cli, name),
         PluginsCommand::Install { spec, registry } => super::registry::install(cli, spec, registry.as_deref()),
+        PluginsCommand::Call { service, hook, env, config } => super::env::call(cli, env, service, hook, config.as_deref()),
         PluginsCommand::Verify { registry } => super::registry::verify(cli, registry.as_deref()),
         PluginsCommand::Grant { name, dry_run } => grant(cli, name, *dry_run),
         PluginsCommand::New { name, dir, sdk, sdk_git, sdk_tag } => {

@@ -70,6 +70,18 @@ pub enum PreflightError {
     Engine(String),
 }
 
+/// What one hook did, for `provisioner plugins call`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HookReport {
+    /// What it returned (outputs with secret values masked), or its error.
+    pub result: Result<String, String>,
+    /// The host calls it made, in order, each with how it ended.
+    pub trace: Vec<String>,
+    pub denials: Vec<crate::capabilities::Denial>,
+    pub stderr_tail: String,
+    pub elapsed_ms: u128,
+}
+
 /// One service, ready to have its hooks called.
 struct Prepared {
     service: Service,
@@ -334,6 +346,55 @@ impl Stack<'_> {
             elapsed_ms: started.elapsed().as_millis(),
             critical_path: Vec::new(),
         })
+    }
+
+    /// One hook of one service, as `run` calls it (the same grants, limits, state and
+    /// secrets), reporting what it did: `provisioner plugins call`. A service that
+    /// takes values from other services (`${…}`) is refused: only `run` resolves those.
+    pub fn call(&self, service: &str, hook: Hook) -> Result<HookReport, PreflightError> {
+        let config_error = |message: String| {
+            PreflightError::Config(ConfigError { file: self.project.file.clone(), line: None, key: format!("services.{service}"), message })
+        };
+        let (env, prepared) = self.prepare_services(false)?;
+        let Some(p) = prepared.get(service) else {
+            let known = self.project.services.keys().cloned().collect::<Vec<_>>().join(", ");
+            return Err(config_error(format!("no such service, or its plugin is not found (services: {known})")));
+        };
+        if p.service.config.to_string().contains("${") {
+            return Err(config_error("it takes values from other services (`${…}`), which only `run` resolves".into()));
+        }
+        if hook == Hook::Validate {
+            let problems = self.runtime.validate_within(&p.plugin, &p.service.config.to_string(), &env.limits)?;
+            let result = if problems.is_empty() {
+                Ok("valid".to_string())
+            } else {
+                Err(problems.iter().map(|(k, m)| if k.is_empty() { m.clone() } else { format!("{k}: {m}") }).collect::<Vec<_>>().join("; "))
+            };
+            return Ok(HookReport { result, trace: Vec::new(), denials: Vec::new(), stderr_tail: String::new(), elapsed_ms: 0 });
+        }
+        let ctx = self.context(&env, &p.service, &p.service.config);
+        let report = |call: Result<crate::runtime::HookCall<Result<String, String>>, HookFailure>| match call {
+            Ok(call) => Ok(HookReport {
+                result: call.value.map(|v| self.mask(p, &v)).map_err(|e| self.mask(p, &e)),
+                trace: call.trace.iter().map(|t| self.mask(p, t)).collect(),
+                denials: call.denials,
+                stderr_tail: self.mask(p, &call.stderr_tail),
+                elapsed_ms: call.elapsed.as_millis(),
+            }),
+            Err(failure) => Err(PreflightError::Hook(failure)),
+        };
+        match hook {
+            Hook::Provision => report(self.runtime.provision(&p.plugin, p.host.clone(), &ctx).map(|call| {
+                call.map(|v| v.map(|outputs| outputs.iter().map(|o| format!("{}={}", o.name, if o.secret { "***" } else { o.value.as_str() })).collect::<Vec<_>>().join("\n")))
+            })),
+            Hook::Ready => report(self.runtime.ready(&p.plugin, p.host.clone(), &ctx).map(|call| {
+                call.map(|v| v.map(|r| r.map_or_else(|| "ready".to_string(), |why| format!("not yet: {why}"))))
+            })),
+            Hook::Teardown => report(
+                self.runtime.teardown(&p.plugin, p.host.clone(), &ctx, false, TEARDOWN_BUDGET).map(|call| call.map(|v| v.map(|()| "torn down".to_string()))),
+            ),
+            other => Err(config_error(format!("`{other}` is not a hook `plugins call` runs for a service"))),
+        }
     }
 
     /// What a plugin or a container said, fit for the terminal: the service's secrets

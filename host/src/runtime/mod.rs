@@ -154,6 +154,25 @@ pub struct HookCall<R> {
     pub phases: state::Phases,
     /// The workloads the call realised.
     pub workloads: Vec<crate::realise::RecordedWorkload>,
+    /// The host calls made, in order, each with how it ended.
+    pub trace: Vec<String>,
+    /// The last lines the plugin wrote to stderr.
+    pub stderr_tail: String,
+}
+
+impl<R> HookCall<R> {
+    /// The same call with its value turned into another.
+    pub fn map<U>(self, f: impl FnOnce(R) -> U) -> HookCall<U> {
+        HookCall {
+            value: f(self.value),
+            denials: self.denials,
+            elapsed: self.elapsed,
+            phases: self.phases,
+            workloads: self.workloads,
+            trace: self.trace,
+            stderr_tail: self.stderr_tail,
+        }
+    }
 }
 
 pub struct PluginRuntime {
@@ -328,8 +347,9 @@ impl PluginRuntime {
         let denials = std::mem::take(&mut store.data_mut().calls.denials);
         let phases = store.data().calls.phases;
         let workloads = std::mem::take(&mut store.data_mut().calls.workloads);
+        let trace = std::mem::take(&mut store.data_mut().calls.trace);
         match result {
-            Ok(value) => Ok(HookCall { value, denials, elapsed: started.elapsed(), phases, workloads }),
+            Ok(value) => Ok(HookCall { value, denials, elapsed: started.elapsed(), phases, workloads, trace, stderr_tail: stderr.tail(STDERR_LINES) }),
             Err(error) => {
                 let reason = explain_trap(&error, &store, &limits);
                 Err(fail(reason, &stderr, denials))

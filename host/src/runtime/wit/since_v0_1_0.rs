@@ -125,46 +125,64 @@ type Result<T> = std::result::Result<T, types::Error>;
 
 impl docker::Host for HookState {
     fn network(&mut self) -> Result<String> {
-        Ok(self.calls.network()?)
+        let result = self.calls.network();
+        self.calls.trace(|| "docker.network".into(), &result, |n| n.clone());
+        Ok(result?)
     }
 
     fn create_volume(&mut self, name: String) -> Result<String> {
-        Ok(self.calls.create_volume(&name)?)
+        let result = self.calls.create_volume(&name);
+        self.calls.trace(|| format!("docker.create-volume {name}"), &result, |n| n.clone());
+        Ok(result?)
     }
 
     fn remove_volume(&mut self, name: String) -> Result<()> {
-        Ok(self.calls.remove_volume(&name)?)
+        let result = self.calls.remove_volume(&name);
+        self.calls.trace(|| format!("docker.remove-volume {name}"), &result, |()| "ok".into());
+        Ok(result?)
     }
 
     fn list_volumes(&mut self) -> Result<Vec<String>> {
-        Ok(self.calls.list_volumes()?)
+        let result = self.calls.list_volumes();
+        self.calls.trace(|| "docker.list-volumes".into(), &result, |v| v.join(", "));
+        Ok(result?)
     }
 
     fn ensure(&mut self, spec: docker::ContainerSpec) -> Result<docker::Deployment> {
-        let done = self.calls.ensure(&spec.into())?;
-        Ok(deployment(self.calls.scope(), done))
+        let (name, image) = (spec.name.clone(), spec.image.clone());
+        let result = self.calls.ensure(&spec.into());
+        self.calls.trace(|| format!("docker.ensure {name} ({image})"), &result, |d| format!("{:?}", d.outcome).to_lowercase());
+        Ok(deployment(self.calls.scope(), result?))
     }
 
     fn list_containers(&mut self) -> Result<Vec<docker::ContainerInfo>> {
-        let list = self.calls.list_containers()?;
-        Ok(list.into_iter().map(|d| container_info(self.calls.scope(), d)).collect())
+        let result = self.calls.list_containers();
+        self.calls.trace(|| "docker.list-containers".into(), &result, |l| format!("{} container(s)", l.len()));
+        Ok(result?.into_iter().map(|d| container_info(self.calls.scope(), d)).collect())
     }
 
     fn inspect(&mut self, name: String) -> Result<docker::ContainerInfo> {
-        let details = self.calls.inspect(&name)?;
-        Ok(container_info(self.calls.scope(), details))
+        let result = self.calls.inspect(&name);
+        self.calls.trace(|| format!("docker.inspect {name}"), &result, |d| format!("{:?}", d.state).to_lowercase());
+        Ok(container_info(self.calls.scope(), result?))
     }
 
     fn start(&mut self, name: String) -> Result<()> {
-        Ok(self.calls.start(&name)?)
+        let result = self.calls.start(&name);
+        self.calls.trace(|| format!("docker.start {name}"), &result, |()| "ok".into());
+        Ok(result?)
     }
 
     fn stop(&mut self, name: String, timeout_ms: u32) -> Result<()> {
-        Ok(self.calls.stop(&name, timeout_ms)?)
+        let result = self.calls.stop(&name, timeout_ms);
+        self.calls.trace(|| format!("docker.stop {name} ({timeout_ms} ms)"), &result, |()| "ok".into());
+        Ok(result?)
     }
 
     fn remove(&mut self, name: String) -> Result<()> {
-        Ok(self.calls.remove(&name)?)
+        let result = self.calls.remove(&name);
+        self.calls.trace(|| format!("docker.remove {name}"), &result, |()| "ok".into());
+        Ok(result?)
     }
 
     fn exec(&mut self, name: String, command: Vec<String>, options: docker::ExecOptions) -> Result<docker::ExecOutput> {
@@ -174,26 +192,39 @@ impl docker::Host for HookState {
             workdir: options.workdir,
             stdin: options.stdin,
         };
-        let out = self.calls.exec(&name, command, options)?;
+        // The command's first word only: its arguments may carry what a secret
+        // `env` does not.
+        let program = command.first().cloned().unwrap_or_default();
+        let result = self.calls.exec(&name, command, options);
+        self.calls.trace(|| format!("docker.exec {name} {program} …"), &result, |out| format!("exit {}", out.exit_code));
+        let out = result?;
         Ok(docker::ExecOutput { exit_code: out.exit_code, stdout: out.stdout, stderr: out.stderr })
     }
 
     fn write_file(&mut self, name: String, path: String, contents: Vec<u8>, mode: u32) -> Result<()> {
-        Ok(self.calls.write_file(&name, &path, &contents, mode)?)
+        let result = self.calls.write_file(&name, &path, &contents, mode);
+        self.calls.trace(|| format!("docker.write-file {name} {path} ({} bytes, {mode:o})", contents.len()), &result, |()| "ok".into());
+        Ok(result?)
     }
 
     fn logs(&mut self, name: String, lines: u32) -> Result<String> {
-        Ok(self.calls.logs(&name, lines)?)
+        let result = self.calls.logs(&name, lines);
+        self.calls.trace(|| format!("docker.logs {name} ({lines} lines)"), &result, |t| format!("{} bytes", t.len()));
+        Ok(result?)
     }
 }
 
 impl secrets::Host for HookState {
     fn get_or_create(&mut self, name: String, length: u32) -> Result<String> {
-        Ok(self.calls.get_or_create_secret(&name, length)?)
+        let result = self.calls.get_or_create_secret(&name, length);
+        self.calls.trace(|| format!("secrets.get-or-create {name}"), &result, |_| "ok (value not shown)".into());
+        Ok(result?)
     }
 
     fn get(&mut self, name: String) -> Result<Option<String>> {
-        Ok(self.calls.get_secret(&name)?)
+        let result = self.calls.get_secret(&name);
+        self.calls.trace(|| format!("secrets.get {name}"), &result, |v| if v.is_some() { "found (value not shown)".into() } else { "none".into() });
+        Ok(result?)
     }
 }
 
