@@ -285,3 +285,39 @@ fn plugins_call_runs_one_hook_and_shows_its_host_calls() {
     assert!(out.status.success() && text(&out).contains("torn down"), "{}", text(&out));
     assert!(stack.container_ids().is_empty(), "teardown removed the container");
 }
+
+/// Issue 16.2: the run's timings report renders in a real browser (headless Chromium),
+/// and its bars are the run's JSON summary: each service's provision bar starts and
+/// lasts as the summary says, drawn to the chart's scale; the critical path is named.
+#[test]
+fn the_timings_report_renders_and_its_bars_match_the_summary() {
+    let stack = stack("timings", "[services.db]\nplugin = \"postgres\"\n\n[services.cache]\nplugin = \"redis\"\ndepends_on = [\"db\"]\n");
+    let out = stack.run(&["run", "local", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the summary as JSON");
+    let report = stack.path().join(".provisioner/local/timings.html");
+    assert!(report.is_file(), "every run writes the report");
+
+    let dom = Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", report.display()))
+        .output()
+        .expect("chromium (cargo xtask test installs it)");
+    let dom = String::from_utf8_lossy(&dom.stdout).to_string();
+    assert!(dom.contains(r#"data-rendered="yes""#), "the page's script ran:\n{dom}");
+    let ms_per_px: f64 = dom.split(r#"data-ms-per-px=""#).nth(1).and_then(|r| r.split('"').next()).and_then(|v| v.parse().ok()).expect("the chart's scale");
+    for service in summary["services"].as_array().unwrap() {
+        let name = service["service"].as_str().unwrap();
+        let (start, provision) = (service["started_at_ms"].as_u64().unwrap(), service["provision_ms"].as_u64().unwrap());
+        let marker = format!(r#"data-service="{name}" data-phase="provision" data-start-ms="{start}" data-ms="{provision}""#);
+        let at = dom.find(&marker).unwrap_or_else(|| panic!("no provision bar for {name} as the summary says ({marker}):\n{dom}"));
+        let rect = &dom[dom[..at].rfind("<rect").unwrap()..at];
+        let width: f64 = rect.split(r#"width=""#).nth(1).and_then(|r| r.split('"').next()).and_then(|v| v.parse().ok()).unwrap();
+        assert!((width - (provision as f64 / ms_per_px).max(1.0)).abs() < 0.6, "{name}: width {width} for {provision} ms at {ms_per_px} ms/px");
+    }
+    assert!(dom.contains("db → cache"), "the critical path is named");
+    assert!(dom.contains("cache waits for db"), "the dependencies are shown");
+
+    let out = stack.run(&["run", "local", "--timings"]);
+    assert!(text(&out).contains(&format!("timings: {}", report.display())), "{}", text(&out));
+}

@@ -43,4 +43,5 @@ pub mod runtime;
 pub mod scale;
 pub mod state;
 pub mod text;
+pub mod timings;
 pub mod totals;

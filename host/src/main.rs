@@ -38,6 +38,10 @@ enum Command {
     Run {
         /// The environment, e.g. `local`.
         env: String,
+        /// Say where the run's timings report is (every run writes it to
+        /// .provisioner/ENV/timings.html).
+        #[arg(long)]
+        timings: bool,
     },
     /// Each service's containers, endpoints and readiness; exits non-zero if any
     /// service is not ready.
@@ -112,7 +116,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match &cli.command {
         Command::Plugins { command } => cli::plugins::plugins(&cli, command),
-        Command::Run { env } => cli::env::run(&cli, env),
+        Command::Run { env, timings } => cli::env::run(&cli, env, *timings),
         Command::Status { env } => cli::env::status(&cli, env),
         Command::Plan { env } => cli::env::plan(&cli, env),
         Command::Teardown { env, keep_volumes } => cli::env::teardown(&cli, env, *keep_volumes),

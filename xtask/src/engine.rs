@@ -51,6 +51,23 @@ pub fn ensure() -> Result<()> {
             packages.push(package);
         }
     }
+    install(&packages)?;
+    if engine_answers() {
+        return Ok(());
+    }
+    start_engine()
+}
+
+/// What only the tests need: a headless browser that checks the timings report.
+pub fn ensure_test_tools() -> Result<()> {
+    if found("chromium") {
+        return Ok(());
+    }
+    install(&["chromium"])
+}
+
+/// Install `packages` with apt-get (as root), or say how.
+fn install(packages: &[&str]) -> Result<()> {
     if !packages.is_empty() {
         if !is_root() || !found("apt-get") {
             bail!("the tests need {}: install them (e.g. `sudo apt-get install {}`) and retry", packages.join(", "), packages.join(" "));
@@ -62,16 +79,18 @@ pub fn ensure() -> Result<()> {
         }
         let install = Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(&packages)
+            .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()?;
         if !install.success() {
             bail!("apt-get install {} failed", packages.join(" "));
         }
     }
-    if engine_answers() {
-        return Ok(());
-    }
+    Ok(())
+}
+
+/// Start dockerd (as root), and wait until it answers.
+fn start_engine() -> Result<()> {
     if !is_root() {
         bail!("no Docker engine answers: start dockerd (e.g. `sudo systemctl start docker`) and retry");
     }

@@ -178,6 +178,7 @@ fn publish(plugins_dir: &Path, extra: &[PathBuf]) -> Result<()> {
 /// every test of the workspace.
 fn test(extra: &[String]) -> Result<()> {
     engine::ensure()?;
+    engine::ensure_test_tools()?;
     images::build()?;
     plugins()?;
     // The plugins' and the SDK's own unit tests, natively (the plugin workspace builds

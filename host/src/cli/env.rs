@@ -96,14 +96,14 @@ impl Session {
 }
 
 /// `provisioner run ENV`.
-pub fn run(cli: &Cli, env: &str) -> Result<ExitCode> {
+pub fn run(cli: &Cli, env: &str, timings: bool) -> Result<ExitCode> {
     let session = Session::open(cli, env)?;
     // A file that does not validate changes nothing: not the lock, not the engine.
     session.checked(env)?;
     enforce_lock(cli, &session.project, &session.catalog)?;
     let state_dir = session.project.state_dir(env);
     let _lock = EnvLock::acquire(&state_dir)?;
-    bring_up(cli, &session, env)
+    bring_up(cli, &session, env, timings)
 }
 
 /// `provisioner scale ENV SERVICE=N…`: record the overrides, then bring ENV in line.
@@ -121,11 +121,11 @@ pub fn scale(cli: &Cli, env: &str, assignments: &[String]) -> Result<ExitCode> {
         }
     }
     session.overrides.save(&state_dir)?;
-    bring_up(cli, &session, env)
+    bring_up(cli, &session, env, false)
 }
 
 /// Run the stack of `session` and record the result (the caller holds the lock).
-fn bring_up(cli: &Cli, session: &Session, env: &str) -> Result<ExitCode> {
+fn bring_up(cli: &Cli, session: &Session, env: &str, timings: bool) -> Result<ExitCode> {
     let progress = Progress::new(cli.json);
     let stack = session.stack(env, Some(&progress));
     let removed = stack.remove_orphans()?;
@@ -146,6 +146,13 @@ fn bring_up(cli: &Cli, session: &Session, env: &str) -> Result<ExitCode> {
         if let (Ok(dotenv), true) = (&saved, summary.succeeded()) {
             println!("wrote {}", dotenv.display());
         }
+    }
+    // The timings report, kept for the last run; a failure to write it is only said.
+    let report = session.project.state_dir(env).join(provisioner::timings::FILE_NAME);
+    match provisioner::fsutil::write_private(&report, provisioner::timings::html(&session.project, &summary).as_bytes()) {
+        Ok(()) if timings && !cli.json => println!("timings: {}", report.display()),
+        Ok(()) => {}
+        Err(error) => eprintln!("warning: the timings report was not written: {error}"),
     }
     if let Err(error) = saved {
         eprintln!(

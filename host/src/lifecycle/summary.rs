@@ -55,7 +55,7 @@ pub struct ServiceReport {
 
 impl ServiceReport {
     /// A report with no timings, outputs or denials yet.
-    pub(super) fn new(service: &str, plugin: &str, status: Status) -> Self {
+    pub(crate) fn new(service: &str, plugin: &str, status: Status) -> Self {
         ServiceReport {
             service: service.to_string(),
             plugin: plugin.to_string(),
