@@ -114,6 +114,12 @@ fn install_from_a_registry_folder_then_verify() {
     // Issue 18.4: who signed it and whether it is granted are two things.
     let listing = ok(&provisioner(dir.path(), &["plugins", "list"]));
     assert!(listing.contains(&format!("[signed by {} · not granted]", registry.public_key)), "{listing}");
+    // Issue 18.14: the config schema as a table, and as a README section.
+    let inspected = ok(&provisioner(dir.path(), &["plugins", "inspect", "memcached"]));
+    assert!(inspected.lines().any(|l| l.trim_start().starts_with("memory_mb") && l.contains("integer 16–4096") && l.contains("64")), "{inspected}");
+    let docs = ok(&provisioner(dir.path(), &["plugins", "docs", "memcached"]));
+    assert!(docs.starts_with("# memcached 0.1.0") && docs.contains("| `memory_mb` | integer 16–4096 | `64` |"), "{docs}");
+    assert!(docs.contains("- `MEMCACHED_SERVERS`") && docs.contains("## Capabilities"), "{docs}");
 
     // A file swapped in afterwards no longer verifies.
     let mut bytes = std::fs::read(&installed).unwrap();

@@ -2,4 +2,5 @@
 //! `plugins check` conformance suite).
 
 pub mod check;
+pub mod schema;
 pub mod scaffold;

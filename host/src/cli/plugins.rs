@@ -22,8 +22,11 @@ pub enum PluginsCommand {
     /// Every plugin found: name, version, WIT version, sha256, path, capabilities and
     /// whether each is granted; and every file that failed to load, with the reason.
     List,
-    /// One plugin in full.
+    /// One plugin in full, its config as a table.
     Inspect { name: String },
+    /// A plugin's README section in Markdown (config table, outputs, capabilities),
+    /// from what it declares.
+    Docs { name: String },
     /// Install NAME or NAME@VERSION from a registry into the project's plugins/ folder,
     /// after checking its sha256 and its signature by a trusted key.
     Install {
@@ -190,6 +193,7 @@ pub fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<ExitCode> {
         PluginsCommand::List => list(cli),
         PluginsCommand::Inspect { name } => inspect(cli, name),
         PluginsCommand::Install { spec, registry } => super::registry::install(cli, spec, registry.as_deref()),
+        PluginsCommand::Docs { name } => docs(cli, name),
         PluginsCommand::Call { service, hook, env, config } => super::env::call(cli, env, service, hook, config.as_deref()),
         PluginsCommand::Verify { registry } => super::registry::verify(cli, registry.as_deref()),
         PluginsCommand::Grant { name, dry_run } => grant(cli, name, *dry_run),
@@ -256,8 +260,70 @@ fn inspect(cli: &Cli, name: &str) -> Result<ExitCode> {
             println!("  default {key} = {value}");
         }
         print_capabilities(v.name, &v);
-        println!("  config schema: {}", v.config_schema);
+        let rows = provisioner::authoring::schema::rows(v.config_schema);
+        if rows.is_empty() {
+            println!("  config schema: {}", v.config_schema);
+        } else {
+            println!("  config ([services.NAME] config = {{ … }}):");
+            let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(3).max(3);
+            let kinds = rows.iter().map(|r| r.kind.chars().count()).max().unwrap_or(4).max(4);
+            println!("    {:<width$}  {:<kinds$}  {:<12}  description", "key", "type", "default");
+            for row in &rows {
+                let default = row.default.clone().unwrap_or_else(|| if row.required { "required".into() } else { "–".into() });
+                println!("    {:<width$}  {:<kinds$}  {:<12}  {}", row.key, row.kind, default, row.description);
+            }
+        }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `plugins docs NAME`: the plugin's README section in Markdown, from what it declares.
+fn docs(cli: &Cli, name: &str) -> Result<ExitCode> {
+    let project = project(cli, false)?;
+    let runtime = runtime()?;
+    let catalog = catalog(cli, &runtime, project.as_ref())?;
+    let found = catalog.plugins.get(name).with_context(|| format!("no plugin called `{name}` (see `provisioner plugins list`)"))?;
+    let info = &found.plugin.info;
+    let mut out = format!("# {} {}
+
+{}
+
+WIT `provisioner:plugin@{}`.
+
+", info.name, info.version, info.summary, info.wit_version);
+    out.push_str(&format!("```toml
+[services.NAME]
+plugin = \"{}\"
+config = {{ }}
+```
+
+", info.name));
+    let rows = provisioner::authoring::schema::rows(&info.config_schema);
+    if !rows.is_empty() {
+        out.push_str("## Config
+
+");
+        out.push_str(&provisioner::authoring::schema::markdown_table(&rows));
+        out.push('\n');
+    }
+    if !info.outputs.is_empty() {
+        out.push_str("## Outputs
+
+");
+        for output in &info.outputs {
+            out.push_str(&format!("- `{output}`\n"));
+        }
+        out.push('\n');
+    }
+    out.push_str("## Capabilities
+
+What it asks for (grant with `provisioner plugins grant`):
+
+");
+    for capability in &info.capabilities {
+        out.push_str(&format!("- `{}`: {}\n", capability.grant_line(), capability.meaning()));
+    }
+    print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 
