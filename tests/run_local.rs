@@ -227,6 +227,10 @@ fn logs_show_every_instance_masked_and_follow_new_ones() {
     instances.sort();
     assert_eq!(instances, ["app-1", "app-2"], "{objects:?}");
     assert!(objects.iter().all(|o| o["service"] == "app" && o["line"].as_str().unwrap().starts_with("tick ")), "{objects:?}");
+    let recent = stack.run(&["logs", "local", "app", "--since", "10m", "--tail", "2"]);
+    assert!(recent.status.success() && String::from_utf8_lossy(&recent.stdout).lines().count() == 4, "{}", text(&recent));
+    let bad = stack.run(&["logs", "local", "--since", "ten"]);
+    assert!(!bad.status.success() && text(&bad).contains("--since `ten`: expected a number and a unit"), "{}", text(&bad));
     let unknown = stack.run(&["logs", "local", "nope"]);
     assert!(!unknown.status.success() && text(&unknown).contains("no service `nope` (services: app, cache)"), "{}", text(&unknown));
 
