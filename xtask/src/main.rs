@@ -3,6 +3,7 @@
 //! Each one installs what it needs that a fresh machine lacks (the `wasm32-wasip2`
 //! target), so the README's commands work as typed.
 
+mod cluster;
 mod engine;
 mod images;
 
@@ -21,6 +22,11 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo(),
         Some("images") => engine::ensure().and_then(|()| images::build()),
+        Some("cluster") => match args.get(1).map(String::as_str) {
+            Some("up") => images::build().and_then(|()| cluster::up()).map(|_| ()),
+            Some("down") => cluster::down(),
+            _ => bail!("usage: cargo xtask cluster up|down"),
+        },
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -30,7 +36,9 @@ fn main() -> Result<()> {
                            signed with a dev key, into registry/\n  \
                  test      everything the test suite needs, then all tests (what CI runs)\n  \
                  bench     the benchmarks (plugin load, host-import overhead, run local cold/warm/teardown)\n  \
-                 images    build the offline images from Debian packages (skips those present)"
+                 images    build the offline images from Debian packages (skips those present)\n  \
+                 cluster   up: a 3-node Docker Swarm in containers with a registry of the offline images\n            \
+                           (for the Swarm tests); down: remove it"
             );
             bail!("no command given");
         }
