@@ -17,6 +17,7 @@ use provisioner::discovery::{Catalog, SearchDir, Source};
 use provisioner::engine::fake::Fake;
 use provisioner::engine::State as ContainerState;
 use provisioner::lifecycle::{Action, Stack, Status, Summary};
+use provisioner::realise::Containers;
 use provisioner::runtime::cache::ComponentCache;
 use provisioner::runtime::limits::HookLimits;
 use provisioner::runtime::{Hook, PluginRuntime};
@@ -81,7 +82,7 @@ impl Harness {
     fn with_stack<R>(&self, f: impl FnOnce(&Stack) -> R) -> R {
         let project = Project::load(&self.dir.path().join("provisioner.toml")).expect("a valid provisioner.toml");
         let (runtime, catalog) = plugins();
-        let stack = Stack { project: &project, environment: "local", catalog, runtime, engine: self.engine.clone(), progress: None };
+        let stack = Stack { project: &project, environment: "local", catalog, runtime, realiser: Arc::new(Containers::new(self.engine.clone())), progress: None };
         f(&stack)
     }
 

@@ -13,6 +13,7 @@ use provisioner::config::Project;
 use provisioner::discovery::{search_path, Catalog, DiscoveryError, SearchDir, Source};
 use provisioner::engine::Unavailable;
 use provisioner::lifecycle::{PreflightError, Stack, Status, Summary};
+use provisioner::realise::Containers;
 use provisioner::runtime::cache::{CacheOutcome, ComponentCache};
 use provisioner::runtime::limits::HookLimits;
 use provisioner::runtime::{Hook, LoadError, PluginRuntime};
@@ -36,7 +37,7 @@ fn with_stack<T>(dir: &Path, act: impl FnOnce(&Stack) -> T) -> T {
         environment: "local",
         catalog: &catalog,
         runtime: &runtime,
-        engine: Arc::new(Unavailable { reason: "no engine in the sandbox tests".into() }),
+        realiser: Arc::new(Containers::new(Arc::new(Unavailable { reason: "no engine in the sandbox tests".into() }))),
         progress: None,
     };
     act(&stack)
@@ -422,7 +423,7 @@ config = {{ do = "${{a.RESULT}}" }}
         environment: "local",
         catalog: &catalog,
         runtime: &runtime,
-        engine: Arc::new(Unavailable { reason: "no engine in the sandbox tests".into() }),
+        realiser: Arc::new(Containers::new(Arc::new(Unavailable { reason: "no engine in the sandbox tests".into() }))),
         progress: None,
     };
     match stack.plan(&Default::default()) {

@@ -22,8 +22,26 @@ pub const LABEL_PLUGIN: &str = "provisioner.plugin";
 pub const LABEL_WORKLOAD: &str = "provisioner.workload";
 /// A fingerprint of the request a container was created from.
 pub const LABEL_SPEC_HASH: &str = "provisioner.spec-hash";
+/// On a cluster service: the container ports its plugin asked to publish, reached
+/// through a port-forward when the cluster does not publish them (`5432,8080`).
+pub const LABEL_PORTS: &str = "provisioner.ports";
+/// On a cluster service: `true` for a replicated workload (instances `<short>-<i>`).
+pub const LABEL_REPLICATED: &str = "provisioner.replicated";
 /// Labels plugins may not set: every `provisioner.*` key is the host's.
 pub const RESERVED_LABEL_PREFIX: &str = "provisioner.";
+
+/// Docker limits secret and config names to 64 characters.
+const MAX_OBJECT_NAME_LEN: usize = 64;
+
+/// A cluster secret or config of a workload: `<engine name>-<digest>`, the digest
+/// covering what it holds, so a change makes a new object (they are immutable). A long
+/// engine name is cut to fit; the digest keeps the name unique.
+pub fn object_name(workload_engine_name: &str, digest: &str) -> String {
+    let digest = &digest[..digest.len().min(12)];
+    let room = MAX_OBJECT_NAME_LEN - digest.len() - 1;
+    let prefix: String = workload_engine_name.chars().take(room).collect();
+    format!("{prefix}-{digest}")
+}
 
 /// Suffix of a replica that waits aside while its successor starts.
 const RETIRING_SUFFIX: &str = "-retiring";

@@ -211,15 +211,22 @@ pub fn container_request(
     }
 
     let mut env = Vec::new();
+    let mut secrets = std::collections::BTreeSet::new();
     for var in &spec.env {
         check_env_name(&var.name).map_err(Refused::Invalid)?;
         env.push((var.name.clone(), var.value.clone()));
+        if var.secret {
+            secrets.insert(var.name.clone());
+        }
     }
 
     let mut files = Vec::new();
     for file in &spec.files {
         check_container_path("file path", &file.path).map_err(Refused::Invalid)?;
         files.push((file.path.clone(), file.contents.clone(), file.mode & 0o7777));
+        if file.secret {
+            secrets.insert(file.path.clone());
+        }
     }
 
     let mut labels = BTreeMap::new();
@@ -256,6 +263,7 @@ pub fn container_request(
         network: naming::network_name(&scope.project, &scope.environment),
         aliases,
         files,
+        secrets,
         user: spec.user.clone(),
         health: spec.health.as_ref().map(|h| HealthRequest {
             command: h.command.clone(),

@@ -106,6 +106,7 @@ mod tests {
             network: "shop-local".into(),
             aliases: vec![],
             files: vec![],
+            secrets: Default::default(),
             user: None,
             health: None,
             memory_bytes: memory_mb << 20,

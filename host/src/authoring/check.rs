@@ -254,7 +254,7 @@ fn hooks(runtime: &PluginRuntime, plugin: LoadedPlugin, options: &Options, recor
         }
     };
     let catalog = Catalog { plugins: BTreeMap::from([(info.name.clone(), Found { plugin: Arc::new(plugin), source: Source::Flag })]), broken: Vec::new() };
-    let stack = Stack { project: &project, environment: ENVIRONMENT, catalog: &catalog, runtime, engine: engine.clone(), progress: None };
+    let stack = Stack { project: &project, environment: ENVIRONMENT, catalog: &catalog, runtime, realiser: Arc::new(crate::realise::Containers::new(engine.clone())), progress: None };
     let ready = |s: &Status| matches!(s, Status::Ready);
     let torn_down = |s: &Status| matches!(s, Status::TornDown);
 

@@ -48,11 +48,24 @@ pub fn belongs_to(containers: &[ContainerDetails], addr: SocketAddr) -> bool {
     })
 }
 
-/// Whether the service's containers, as the engine has them now, include `addr`.
+/// Whether the service's containers, as the engine has them now, include `addr`; if
+/// so, the realiser makes it answer here.
 fn still_own(realiser: &dyn Realiser, scope: &Scope, addr: SocketAddr) -> bool {
     // The check runs inside wasmtime-wasi's async runtime; the engine blocks on its
     // own, so it is asked from a plain thread.
-    std::thread::scope(|s| s.spawn(|| realiser.list(scope).is_ok_and(|list| belongs_to(&list, addr))).join().unwrap_or(false))
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let own = realiser.list(scope).is_ok_and(|list| belongs_to(&list, addr));
+            if own {
+                if let Err(e) = realiser.open_route(scope, addr) {
+                    tracing::warn!(service = %scope.service, %addr, "net-probe: {e}");
+                }
+            }
+            own
+        })
+        .join()
+        .unwrap_or(false)
+    })
 }
 
 /// Open the sandbox's TCP to the service's own ports and containers, if granted.
@@ -112,6 +125,7 @@ mod tests {
             health: None,
             exit_code: None,
             oom_killed: false,
+            node: None,
             ports: vec![(5432, "127.0.0.1".into(), 40001)],
             address: Some("172.18.0.5".into()),
         };

@@ -7,7 +7,9 @@ use anyhow::Result;
 
 use provisioner::config::{Project, FILE_NAME};
 use provisioner::discovery::Catalog;
-use provisioner::engine::{ContainerEngine, Docker, Unavailable};
+use provisioner::config::{Environment, Target};
+use provisioner::engine::{Docker, Unavailable};
+use provisioner::realise::{Containers, Realiser, Swarm, SwarmSettings};
 use provisioner::lifecycle::{Action, Stack};
 use provisioner::outcome;
 use provisioner::progress::Progress;
@@ -25,18 +27,43 @@ struct Session {
     project: Project,
     runtime: PluginRuntime,
     catalog: Catalog,
-    engine: Arc<dyn ContainerEngine>,
+    realiser: Arc<dyn Realiser>,
     /// Why the engine cannot be reached, if it cannot.
     engine_error: Option<String>,
     overrides: Overrides,
 }
 
-/// The Docker engine, or one that says why it cannot be reached (and why): plugins
-/// are loaded and configs checked first, so an engine that is down is reported last.
-fn engine() -> (Arc<dyn ContainerEngine>, Option<String>) {
-    match Docker::connect() {
-        Ok(docker) => (Arc::new(docker), None),
-        Err(error) => (Arc::new(Unavailable { reason: error.to_string() }), Some(error.to_string())),
+/// The environment's target (one Docker engine or a swarm), or one that says why it
+/// cannot be reached: plugins are loaded and configs checked first, so an engine that
+/// is down is reported last.
+fn realiser(env: &Environment) -> (Arc<dyn Realiser>, Option<String>) {
+    let address = env.engine.clone().or_else(|| std::env::var("DOCKER_HOST").ok().filter(|a| !a.is_empty()));
+    let connected = match env.target {
+        Target::Docker => match &address {
+            Some(address) => Docker::connect_to(address),
+            None => Docker::connect(),
+        }
+        .map(|docker| Arc::new(Containers::new(Arc::new(docker))) as Arc<dyn Realiser>),
+        Target::Swarm => {
+            let settings = SwarmSettings {
+                routing: env.routing,
+                placement: env.placement.clone(),
+                encrypted_network: env.encrypted_network,
+            };
+            match &address {
+                Some(address) => Swarm::connect(address, settings).map(|swarm| Arc::new(swarm) as Arc<dyn Realiser>),
+                None => Err(provisioner::engine::EngineError::Failed(
+                    "target = \"swarm\" needs a manager's address: set `engine` in the environment or DOCKER_HOST".into(),
+                )),
+            }
+        }
+    };
+    match connected {
+        Ok(realiser) => (realiser, None),
+        Err(error) => {
+            let unavailable = Unavailable { reason: error.to_string() };
+            (Arc::new(Containers::new(Arc::new(unavailable))), Some(error.to_string()))
+        }
     }
 }
 
@@ -48,8 +75,8 @@ impl Session {
         let overrides = Overrides::apply(&mut project, &state);
         let runtime = runtime()?;
         let catalog = catalog(cli, &runtime, Some(&project))?;
-        let (engine, engine_error) = engine();
-        Ok(Session { project, runtime, catalog, engine, engine_error, overrides })
+        let (realiser, engine_error) = realiser(&project.environment(env)?);
+        Ok(Session { project, runtime, catalog, realiser, engine_error, overrides })
     }
 
     /// The checks that need no engine, then the engine itself.
@@ -79,8 +106,11 @@ impl Session {
             eprintln!("warning: {error:#}; the plugins' teardown hooks are skipped, their resources are removed by label");
             provisioner::discovery::Catalog { plugins: Default::default(), broken: Vec::new() }
         });
-        let engine = Docker::connect()?;
-        Ok(Session { project, runtime, catalog, engine: Arc::new(engine), engine_error: None, overrides })
+        let (realiser, engine_error) = realiser(&project.environment(env)?);
+        if let Some(error) = engine_error {
+            anyhow::bail!("{error}");
+        }
+        Ok(Session { project, runtime, catalog, realiser, engine_error: None, overrides })
     }
 
     fn stack<'a>(&'a self, env: &'a str, progress: Option<&Arc<Progress>>) -> Stack<'a> {
@@ -89,7 +119,7 @@ impl Session {
             environment: env,
             catalog: &self.catalog,
             runtime: &self.runtime,
-            engine: self.engine.clone(),
+            realiser: self.realiser.clone(),
             progress: progress.map(|p| p.sink()),
         }
     }
@@ -250,12 +280,17 @@ pub fn teardown(cli: &Cli, env: &str, keep_volumes: bool) -> Result<ExitCode> {
 pub fn logs(cli: &Cli, env: &str, services: &[String], follow: bool, since: Option<&str>, tail: Option<u32>) -> Result<ExitCode> {
     use std::io::IsTerminal;
     let project = required_project(cli)?;
-    project.environment(env)?;
+    let environment = project.environment(env)?;
     let since = since.map(provisioner::logs::parse_duration).transpose().map_err(|e| anyhow::anyhow!("--since {e}"))?;
-    let (engine, engine_error) = engine();
-    if let Some(error) = engine_error {
-        anyhow::bail!("{error}");
+    if environment.target == Target::Swarm {
+        anyhow::bail!(
+            "`provisioner logs` reads one engine; on a swarm use `docker service logs {}-{env}-SERVICE-WORKLOAD` on a manager",
+            project.name
+        );
     }
+    let address = environment.engine.clone().or_else(|| std::env::var("DOCKER_HOST").ok().filter(|a| !a.is_empty()));
+    let engine: Arc<dyn provisioner::engine::ContainerEngine> =
+        Arc::new(match &address { Some(address) => Docker::connect_to(address), None => Docker::connect() }?);
     let stdout = std::io::stdout();
     let colour = !cli.json && stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let options = provisioner::logs::Options { services: services.to_vec(), follow, since, tail, json: cli.json, colour };

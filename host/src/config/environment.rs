@@ -38,6 +38,39 @@ pub struct Environment {
     /// load balancer on 80). Without it a privileged host port is refused.
     #[serde(default)]
     pub privileged_host_ports: Vec<u16>,
+    /// What runs the services: one Docker engine, or a Docker Swarm cluster.
+    #[serde(default)]
+    pub target: Target,
+    /// The engine to talk to (`tcp://10.0.0.5:2375`, `unix:///…`); `DOCKER_HOST` or
+    /// the local socket when unset. On Swarm, a manager.
+    #[serde(default)]
+    pub engine: Option<String>,
+    /// Swarm: where published ports answer (`mesh`: every node, needs IPVS; `host`:
+    /// the node running the task).
+    #[serde(default = "mesh")]
+    pub routing: crate::engine::cluster::Routing,
+    /// Swarm: a placement constraint per service, e.g. `{ db = "node.labels.disk==ssd" }`.
+    #[serde(default)]
+    pub placement: BTreeMap<String, String>,
+    /// Swarm: encrypt the project network's traffic between nodes (IPsec). On by
+    /// default; off only where the nodes' kernels cannot (nested test engines).
+    #[serde(default = "yes")]
+    pub encrypted_network: bool,
+}
+
+/// `target` of an environment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Plain containers on one engine.
+    #[default]
+    Docker,
+    /// Services of a Docker Swarm cluster.
+    Swarm,
+}
+
+fn mesh() -> crate::engine::cluster::Routing {
+    crate::engine::cluster::Routing::Mesh
 }
 
 fn localhost() -> IpAddr {
@@ -58,6 +91,11 @@ impl Default for Environment {
             readiness_timeout_secs: default_readiness_timeout(),
             mirror: None,
             privileged_host_ports: Vec::new(),
+            target: Target::Docker,
+            engine: None,
+            routing: mesh(),
+            placement: BTreeMap::new(),
+            encrypted_network: true,
         }
     }
 }

@@ -119,6 +119,7 @@ impl Fake {
             health: None,
             exit_code: None,
             oom_killed: false,
+            node: None,
             ports: vec![],
             address: None,
         };
@@ -134,6 +135,7 @@ impl Fake {
             network: String::new(),
             aliases: vec![],
             files: vec![],
+            secrets: Default::default(),
             user: None,
             health: None,
             memory_bytes: 1,
@@ -269,6 +271,7 @@ impl ContainerEngine for Fake {
             health: None,
             exit_code: None,
             oom_killed: false,
+            node: None,
             ports,
             address: None,
         };

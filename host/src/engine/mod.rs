@@ -3,15 +3,17 @@
 //! is decided before a request gets here, in `capabilities::docker`; an engine only
 //! carries requests out.
 
+pub mod cluster;
 mod docker;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 mod unavailable;
 
+pub use cluster::ClusterEngine;
 pub use docker::Docker;
 pub use unavailable::Unavailable;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 /// Why an engine operation failed.
@@ -43,6 +45,9 @@ pub struct ContainerRequest {
     pub aliases: Vec<String>,
     /// (path, contents, mode): written after create, before the first start.
     pub files: Vec<(String, Vec<u8>, u32)>,
+    /// The names of env vars and the paths of files that hold credentials: a target
+    /// that can keep them out of the workload's visible definition does (Swarm).
+    pub secrets: BTreeSet<String>,
     pub user: Option<String>,
     pub health: Option<HealthRequest>,
     pub memory_bytes: u64,
@@ -102,6 +107,8 @@ pub struct ContainerDetails {
     pub exit_code: Option<i32>,
     /// The kernel's out-of-memory killer stopped it (its memory limit was reached).
     pub oom_killed: bool,
+    /// The cluster node it runs on (none on a single engine).
+    pub node: Option<String>,
     /// (container port, host address, host port)
     pub ports: Vec<(u16, String, u16)>,
     pub address: Option<String>,

@@ -17,10 +17,9 @@ use crate::capabilities::secrets::SecretFile;
 use crate::capabilities::{Effective, ProgressSink, ServiceHost};
 use crate::config::{ConfigError, Environment, Project, Service, WaitFor};
 use crate::discovery::Catalog;
-use crate::engine::ContainerEngine;
 use crate::naming::Scope;
 use crate::policy::ContainerDefaults;
-use crate::realise::{Containers, Phases, Realiser};
+use crate::realise::{Phases, Realiser};
 use crate::references::resolve_references;
 use crate::runtime::{Hook, HookCall, HookContext, HookFailure, LoadedPlugin, Output, PluginRuntime};
 
@@ -53,7 +52,8 @@ pub struct Stack<'a> {
     pub environment: &'a str,
     pub catalog: &'a Catalog,
     pub runtime: &'a PluginRuntime,
-    pub engine: Arc<dyn ContainerEngine>,
+    /// The target the environment's workloads are realised on.
+    pub realiser: Arc<dyn Realiser>,
     pub progress: Option<ProgressSink>,
 }
 
@@ -92,7 +92,7 @@ struct Prepared {
 impl Stack<'_> {
     /// The target the environment's workloads are realised on.
     pub fn realiser(&self) -> Arc<dyn Realiser> {
-        Arc::new(Containers::new(self.engine.clone()))
+        self.realiser.clone()
     }
 
     fn environment(&self) -> Result<Environment, ConfigError> {

@@ -11,11 +11,14 @@ mod containers;
 pub mod execute;
 pub mod reconcile;
 mod record;
+mod swarm;
 
 pub use containers::Containers;
 pub use reconcile::{Operation, Outcome};
 pub use record::{RecordedInstance, RecordedWorkload};
+pub use swarm::{Swarm, SwarmSettings};
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::engine::{ContainerDetails, EngineError, ExecRequest, ExecResult};
@@ -105,6 +108,13 @@ pub trait Realiser: Send + Sync {
     fn exec(&self, scope: &Scope, short: &str, request: &ExecRequest) -> Result<ExecResult, EngineError>;
     fn write_file(&self, scope: &Scope, short: &str, path: &str, contents: &[u8], mode: u32) -> Result<(), EngineError>;
     fn logs(&self, scope: &Scope, short: &str, lines: u32) -> Result<String, EngineError>;
+    /// Make `addr`, an address this realiser gave one of the service's containers,
+    /// answer on this machine before a readiness probe connects to it (a cluster's
+    /// port-forward). Addresses of a single engine answer already.
+    fn open_route(&self, scope: &Scope, addr: SocketAddr) -> Result<(), EngineError> {
+        let _ = (scope, addr);
+        Ok(())
+    }
 
     /// Every container of a project's environment, whichever service it belongs to.
     fn environment(&self, project: &str, environment: &str) -> Result<Vec<ContainerDetails>, EngineError>;

@@ -200,6 +200,7 @@ mod tests {
             health: None,
             exit_code: None,
             oom_killed: false,
+            node: None,
             ports: vec![],
             address: None,
         }

@@ -62,6 +62,7 @@ impl RecordedWorkload {
                     network: naming::network_name(&scope.project, &scope.environment),
                     aliases: Vec::new(),
                     files: Vec::new(),
+                    secrets: Default::default(),
                     user: None,
                     health: None,
                     memory_bytes: 0,

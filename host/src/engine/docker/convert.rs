@@ -235,6 +235,7 @@ pub(super) fn container_details(response: ContainerInspectResponse) -> Container
         health,
         exit_code,
         oom_killed,
+        node: None,
         ports,
         address,
     }
@@ -366,6 +367,7 @@ mod tests {
             network: "p-net".into(),
             aliases: vec!["db".into()],
             files: vec![],
+            secrets: Default::default(),
             user: None,
             health: None,
             memory_bytes: 1 << 20,

@@ -25,6 +25,7 @@ use tokio::runtime::Runtime;
 
 use super::*;
 
+mod cluster;
 mod convert;
 use convert::*;
 
