@@ -224,6 +224,18 @@ pub fn status(cli: &Cli, env: &str) -> Result<ExitCode> {
                 if s.ready { "yes" } else { "no" },
                 endpoints.join(" ")
             );
+            // On a cluster: where each task runs.
+            let mut per_node: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+            for c in &s.containers {
+                if let Some(node) = &c.node {
+                    let short = c.name.strip_prefix(&format!("{}-{env}-{}-", session.project.name, s.service)).unwrap_or(&c.name);
+                    per_node.entry(node.as_str()).or_default().push(short);
+                }
+            }
+            if !per_node.is_empty() {
+                let tasks: Vec<String> = per_node.iter().map(|(node, names)| format!("{node}: {}", names.join(", "))).collect();
+                println!("  tasks on {}", tasks.join("; "));
+            }
             if let Some(reason) = &s.reason {
                 println!("  {reason}");
             }

@@ -26,6 +26,9 @@ pub struct ContainerStatus {
     pub state: String,
     /// `host:port` of each published port.
     pub endpoints: Vec<String>,
+    /// The cluster node it runs on (a cluster target only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// What `run` would do to one service.
@@ -87,6 +90,7 @@ impl Stack<'_> {
                                 name: c.name,
                                 state: format!("{:?}", c.state).to_lowercase(),
                                 endpoints: c.ports.iter().map(|(_, ip, port)| format!("{ip}:{port}")).collect(),
+                                node: c.node,
                             })
                             .collect::<Vec<_>>();
                         let ctx = self.context(env, &p.service, &p.service.config);

@@ -71,6 +71,8 @@ pub struct Swarm {
     /// Node engines by node id, connected on first use.
     nodes: Mutex<HashMap<String, Arc<Docker>>>,
     routes: Arc<Mutex<Routes>>,
+    /// Held while a service's volume node is chosen and its first volume made.
+    choosing: Mutex<()>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -100,7 +102,7 @@ impl Swarm {
     pub fn connect(address: &str, settings: SwarmSettings) -> Result<Swarm, EngineError> {
         let manager = Docker::connect_to(address)?;
         manager.check_manager()?;
-        Ok(Swarm { manager: Arc::new(manager), settings, nodes: Mutex::new(HashMap::new()), routes: Arc::default() })
+        Ok(Swarm { manager: Arc::new(manager), settings, nodes: Mutex::new(HashMap::new()), routes: Arc::default(), choosing: Mutex::new(()) })
     }
 
     /// The engine of a node, for exec, files, logs, forwards and volumes: reached at
@@ -258,23 +260,45 @@ impl Swarm {
     }
 
     /// The node that holds the service's volumes (or should): where one of them is,
-    /// else the ready, active node with the fewest of the environment's volumes.
-    fn volume_node(&self, scope: &Scope) -> Result<(NodeDetails, Arc<Docker>), EngineError> {
+    /// else, among the ready, active nodes its placement allows, the one with the
+    /// fewest of the environment's volumes. Services choose one at a time, so that
+    /// stateful services started together spread over the nodes.
+    /// With `create`, the volume of that short name is made there before the next
+    /// service chooses.
+    fn volume_node(&self, scope: &Scope, create: Option<&str>) -> Result<(NodeDetails, Arc<Docker>), EngineError> {
+        let _turn = lock(&self.choosing);
+        let made = |node: NodeDetails, engine: Arc<Docker>| -> Result<(NodeDetails, Arc<Docker>), EngineError> {
+            if let Some(short) = create {
+                let name = naming::engine_name(scope, short);
+                match engine.inspect_volume(&name)? {
+                    Some(v) if naming::owned_by(&v.labels, scope) => {}
+                    Some(_) => return Err(EngineError::Conflict(format!("volume {name} exists and belongs to something else"))),
+                    None => engine.create_volume(&name, &naming::service_labels(scope))?,
+                }
+            }
+            Ok((node, engine))
+        };
         let engines = self.node_engines()?;
         for (node, engine) in &engines {
             if !engine.list_volumes(&naming::service_labels(scope))?.is_empty() {
-                return Ok((node.clone(), engine.clone()));
+                return made(node.clone(), engine.clone());
             }
         }
+        let placement = self.settings.placement.get(&scope.service);
         let mut best: Option<(usize, &(NodeDetails, Arc<Docker>))> = None;
-        for candidate in engines.iter().filter(|(n, _)| n.availability == "active") {
+        for candidate in engines.iter().filter(|(n, _)| n.availability == "active" && placement.is_none_or(|p| satisfies(n, p))) {
             let count = candidate.1.list_volumes(&naming::environment_labels(&scope.project, &scope.environment))?.len();
             if best.is_none_or(|(fewest, _)| count < fewest) {
                 best = Some((count, candidate));
             }
         }
-        best.map(|(_, c)| c.clone())
-            .ok_or_else(|| EngineError::Failed("no node of the swarm is ready and active (`docker node ls`)".into()))
+        let (node, engine) = best.map(|(_, c)| c.clone()).ok_or_else(|| {
+            EngineError::Failed(match placement {
+                Some(p) => format!("no ready, active node of the swarm satisfies the placement `{p}` of service `{}`", scope.service),
+                None => "no node of the swarm is ready and active (`docker node ls`)".into(),
+            })
+        })?;
+        made(node, engine)
     }
 
     /// The service request for a workload, after making the secrets and configs it
@@ -337,7 +361,7 @@ impl Swarm {
             constraints.push(constraint.clone());
         }
         if !workload.replicated && !first.volumes.is_empty() {
-            let (node, _) = self.volume_node(scope)?;
+            let (node, _) = self.volume_node(scope, None)?;
             constraints.push(format!("node.id=={}", node.id));
         }
         let request = ServiceRequest {
@@ -488,6 +512,29 @@ fn object_labels(scope: &Scope, workload: &str) -> BTreeMap<String, String> {
     naming::workload_labels(scope, workload)
 }
 
+/// Whether `node` satisfies a placement constraint of the forms Swarm's docs show
+/// (`node.id`, `node.hostname`, `node.role`, `node.labels.KEY`, with `==` or `!=`).
+/// Any other form is left to the engine: it counts as satisfied here.
+fn satisfies(node: &NodeDetails, constraint: &str) -> bool {
+    let (key, wanted, equal) = match constraint.split_once("!=") {
+        Some((k, v)) => (k.trim(), v.trim(), false),
+        None => match constraint.split_once("==") {
+            Some((k, v)) => (k.trim(), v.trim(), true),
+            None => return true,
+        },
+    };
+    let actual = match key {
+        "node.id" => Some(node.id.as_str()),
+        "node.hostname" => Some(node.hostname.as_str()),
+        "node.role" => Some(if node.manager { "manager" } else { "worker" }),
+        _ => match key.strip_prefix("node.labels.") {
+            Some(label) => node.labels.get(label).map(String::as_str),
+            None => return true,
+        },
+    };
+    (actual == Some(wanted)) == equal
+}
+
 /// A task's error as one line: the service, the cause, the fix.
 fn task_error(service: &str, error: &str, node: &str) -> String {
     let fix = if error.contains("No such image") || error.contains("pull access denied") || error.contains("manifest unknown") {
@@ -520,14 +567,8 @@ impl Realiser for Swarm {
     }
 
     fn create_volume(&self, scope: &Scope, short: &str) -> Result<String, EngineError> {
-        let name = naming::engine_name(scope, short);
-        let (_, engine) = self.volume_node(scope)?;
-        match engine.inspect_volume(&name)? {
-            Some(v) if naming::owned_by(&v.labels, scope) => {}
-            Some(_) => return Err(EngineError::Conflict(format!("volume {name} exists and belongs to something else"))),
-            None => engine.create_volume(&name, &naming::service_labels(scope))?,
-        }
-        Ok(name)
+        self.volume_node(scope, Some(short))?;
+        Ok(naming::engine_name(scope, short))
     }
 
     fn remove_volume(&self, scope: &Scope, short: &str) -> Result<(), EngineError> {
@@ -753,6 +794,34 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote("$HOME`x`"), "'$HOME`x`'");
+    }
+
+    #[test]
+    fn placement_constraints_are_read_as_swarm_reads_them() {
+        let node = NodeDetails {
+            id: "abc".into(),
+            hostname: "node-2".into(),
+            address: "10.0.0.2".into(),
+            ready: true,
+            availability: "active".into(),
+            labels: BTreeMap::from([("disk".to_string(), "ssd".to_string())]),
+            manager: false,
+        };
+        let cases = [
+            ("node.hostname==node-2", true),
+            ("node.hostname == node-3", false),
+            ("node.hostname!=node-3", true),
+            ("node.role==worker", true),
+            ("node.role==manager", false),
+            ("node.labels.disk==ssd", true),
+            ("node.labels.disk!=ssd", false),
+            ("node.labels.zone==a", false),
+            ("node.id==abc", true),
+            ("engine.labels.os==linux", true),
+        ];
+        for (constraint, expected) in cases {
+            assert_eq!(satisfies(&node, constraint), expected, "{constraint}");
+        }
     }
 
     #[test]

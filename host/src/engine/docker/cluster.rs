@@ -443,9 +443,12 @@ impl Docker {
     pub fn forward(&self, name: &str, port: u16, stream: std::net::TcpStream) -> Result<(), EngineError> {
         // Whichever side is done first ends both copies: the client sees the server
         // close (its output stream ends with bash), and no process or server
-        // connection outlives a client that left.
+        // connection outlives a client that left. A client that only stopped sending
+        // gets two seconds more of what the server says. `4<&0`: a background job of
+        // a non-interactive shell would otherwise read /dev/null.
         let script = format!(
-            "exec 3<>/dev/tcp/127.0.0.1/{port} 4<&0 || exit 1; cat <&3 & reader=$!; cat <&4 >&3 & writer=$!; wait -n; kill $reader $writer 2>/dev/null; exit 0"
+            "exec 3<>/dev/tcp/127.0.0.1/{port} 4<&0 || exit 1; cat <&3 & reader=$!; cat <&4 >&3 & writer=$!; wait -n; \
+             if kill -0 $reader 2>/dev/null; then (sleep 2; kill $reader 2>/dev/null) & wait $reader; fi; kill $writer 2>/dev/null; exit 0"
         );
         let config = ExecConfig {
             attach_stdin: Some(true),
