@@ -221,6 +221,30 @@ impl Project {
             }
         }
 
+        // A placement for a service the file does not have is a typo that would
+        // otherwise place nothing, silently.
+        for (env_name, env) in &raw.environments {
+            for service in env.placement.keys() {
+                if !raw.services.contains_key(service) {
+                    let line = lookup(doc, &["environments", env_name.as_str(), "placement"]).map(|v| line_of(source, v.span().start));
+                    let known: Vec<&str> = raw.services.keys().map(String::as_str).collect();
+                    return Err(error(
+                        line,
+                        &join_key(&join_key(&join_key("environments", env_name), "placement"), service),
+                        format!("no service `{service}` (services: {})", known.join(", ")),
+                    ));
+                }
+            }
+            if env.target != Target::Swarm && !env.placement.is_empty() {
+                let line = lookup(doc, &["environments", env_name.as_str(), "placement"]).map(|v| line_of(source, v.span().start));
+                return Err(error(
+                    line,
+                    &join_key(&join_key("environments", env_name), "placement"),
+                    "placement applies to a cluster: add `target = \"swarm\"` to the environment, or remove it".into(),
+                ));
+            }
+        }
+
         let mut services = BTreeMap::new();
         for (service_name, raw_service) in &raw.services {
             let line = line_of(source, raw_service.plugin.span().start);

@@ -194,3 +194,27 @@ fn unknown_plugins_are_named() {
     assert_eq!(err.line, Some(13));
     assert!(err.message.contains("`container`") && err.message.contains("found: postgres"), "{err}");
 }
+
+#[test]
+fn a_swarm_environment_reads_its_settings_and_names_a_wrong_placement() {
+    let base = "[project]\nname = \"x\"\n[services.db]\nplugin = \"postgres\"\n[environments.prod]\n";
+    let env = parse(&format!(
+        "{base}target = \"swarm\"\nengine = \"tcp://10.0.0.5:2375\"\nrouting = \"host\"\nplacement = {{ db = \"node.labels.disk==ssd\" }}\n"
+    ))
+    .unwrap()
+    .environment("prod")
+    .unwrap();
+    assert_eq!(env.target, Target::Swarm);
+    assert_eq!(env.engine.as_deref(), Some("tcp://10.0.0.5:2375"));
+    assert_eq!(env.routing, crate::engine::cluster::Routing::Host);
+    assert!(env.encrypted_network, "encrypted unless the file says otherwise");
+    assert_eq!(Environment::default().target, Target::Docker);
+
+    let err = parse(&format!("{base}target = \"swarm\"\nplacement = {{ dbb = \"node.role==manager\" }}\n")).unwrap_err();
+    assert_eq!((err.key.as_str(), err.line), ("environments.prod.placement.dbb", Some(7)), "{err}");
+    assert!(err.message.contains("no service `dbb` (services: db)"), "{err}");
+    let err = parse(&format!("{base}placement = {{ db = \"node.role==manager\" }}\n")).unwrap_err();
+    assert!(err.message.contains("target = \"swarm\""), "{err}");
+    let err = parse(&format!("{base}target = \"kubernetes\"\n")).unwrap_err();
+    assert!(err.to_string().contains("target"), "{err}");
+}
