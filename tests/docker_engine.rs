@@ -93,6 +93,7 @@ fn request(name: &str, network: &str, run: &BTreeMap<String, String>) -> Contain
         network: network.into(),
         aliases: vec![],
         files: vec![],
+        secrets: Default::default(),
         user: None,
         health: None,
         memory_bytes: 64 << 20,

@@ -1,0 +1,410 @@
+//! The example stack on a real multi-node Docker Swarm: three Docker engines in
+//! containers (one manager, two workers) and a registry that every node pulls the
+//! offline images from, started by `cargo xtask test` (`cargo xtask cluster up`; the
+//! addresses are in target/cluster.env). The same provisioner.toml and the same
+//! plugins as on one engine, with an environment that says `target = "swarm"`.
+//!
+//! Checked from outside, as an operator would: `/health` through the load balancer,
+//! replicas on several nodes, a ticket round trip, no credential in `docker service
+//! inspect`, scaling and a rolling config change under a steady request loop with no
+//! failed request, a drained node, data kept across `teardown --keep-volumes`, nothing
+//! left on any node after `teardown`, and a second project on the cluster untouched.
+//!
+//! This sandbox's kernel has no IPVS (so no routing mesh) and its nested engines carry
+//! no IPsec: the environment uses host-mode ports and an unencrypted overlay network.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::text;
+
+const BACKEND_IMAGE: &str = "provisioner-example/ticketing-backend:dev";
+/// Where the data services and the load balancer are placed, so that another node
+/// runs only replicas and can be drained.
+const DATA_NODE: &str = "node-3";
+const DRAINED_NODE: &str = "node-2";
+const PORT: u16 = 3456;
+
+/// The test cluster, as `cargo xtask cluster up` describes it.
+struct Cluster {
+    manager: String,
+    registry: String,
+    /// Node address by hostname (`node-1` is the manager).
+    nodes: BTreeMap<String, String>,
+}
+
+impl Cluster {
+    fn from_env_file() -> Cluster {
+        let file = support::root().join("target/cluster.env");
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+            panic!("{}: {e}; the Swarm tests need the test cluster: run them with `cargo xtask test` (or `cargo xtask cluster up` first)", file.display())
+        });
+        let values: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+        let nodes = values["PROVISIONER_TEST_SWARM_NODES"]
+            .split(',')
+            .enumerate()
+            .map(|(i, ip)| (format!("node-{}", i + 1), ip.to_string()))
+            .collect();
+        Cluster { manager: values["PROVISIONER_TEST_SWARM"].to_string(), registry: values["PROVISIONER_TEST_SWARM_REGISTRY"].to_string(), nodes }
+    }
+
+    /// `docker` against the engine of a node (by hostname) or the manager (`None`).
+    fn docker(&self, node: Option<&str>, args: &[&str]) -> String {
+        let host = match node {
+            Some(node) => format!("tcp://{}:2375", self.nodes[node]),
+            None => self.manager.clone(),
+        };
+        let out = Command::new("docker").args(["-H", &host]).args(args).output().expect("running docker");
+        assert!(out.status.success(), "docker -H {host} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Everything of a project on the cluster: services, secrets, configs, networks,
+    /// and each node's containers and volumes.
+    fn labelled(&self, project: &str) -> Vec<String> {
+        let filter = format!("label=provisioner.project={project}");
+        let mut all = Vec::new();
+        for (kind, args) in [
+            ("service", vec!["service", "ls", "-q", "--filter", filter.as_str()]),
+            ("secret", vec!["secret", "ls", "-q", "--filter", filter.as_str()]),
+            ("config", vec!["config", "ls", "-q", "--filter", filter.as_str()]),
+            ("network", vec!["network", "ls", "-q", "--filter", filter.as_str()]),
+        ] {
+            all.extend(self.docker(None, &args).lines().filter(|l| !l.is_empty()).map(|l| format!("{kind} {l}")));
+        }
+        for node in self.nodes.keys() {
+            for (kind, args) in [
+                ("container", vec!["ps", "-aq", "--filter", filter.as_str()]),
+                ("volume", vec!["volume", "ls", "-q", "--filter", filter.as_str()]),
+            ] {
+                all.extend(self.docker(Some(node), &args).lines().filter(|l| !l.is_empty()).map(|l| format!("{kind} {l} on {node}")));
+            }
+        }
+        all
+    }
+}
+
+/// A project folder whose `swarm` environment runs on the test cluster; torn down
+/// (volumes included) when dropped.
+struct Project<'a> {
+    cluster: &'a Cluster,
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+impl<'a> Project<'a> {
+    fn new(cluster: &'a Cluster, prefix: &str, services: &str, placement: &str) -> Project<'a> {
+        let name = support::unique_name(prefix);
+        let images = support::OFFLINE_IMAGES
+            .iter()
+            .map(|(s, i)| format!("{s} = \"{i}\""))
+            .chain(std::iter::once(format!("backend = \"{BACKEND_IMAGE}\"")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let toml = format!(
+            "[project]\nname = \"{name}\"\n\n[environments.swarm]\ntarget = \"swarm\"\nengine = \"{}\"\nmirror = \"{}\"\n\
+             routing = \"host\"\nencrypted_network = false\nimages = {{ {images} }}\nplacement = {{ {placement} }}\n\n{services}",
+            cluster.manager, cluster.registry
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("provisioner.toml"), toml).expect("writing provisioner.toml");
+        Project { cluster, dir, name }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn edit(&self, from: &str, to: &str) {
+        let file = self.path().join("provisioner.toml");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains(from), "provisioner.toml has no `{from}`");
+        std::fs::write(&file, text.replacen(from, to, 1)).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_provisioner"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("PROVISIONER_PLUGIN_PATH")
+            .env_remove("CI")
+            .env_remove("DOCKER_HOST")
+            .output()
+            .expect("running provisioner")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "provisioner {} failed:\n{}", args.join(" "), text(&out));
+        text(&out)
+    }
+
+    fn dotenv(&self) -> BTreeMap<String, String> {
+        let text = std::fs::read_to_string(self.path().join(".env.swarm")).expect(".env.swarm written");
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+            .collect()
+    }
+
+    /// (node, container id) of each running instance of a service, from `status`.
+    fn placement_of(&self, service: &str) -> Vec<(String, String)> {
+        let status = self.run(&["--json", "status", "swarm"]);
+        let statuses: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_else(|e| panic!("status --json: {e}\n{}", text(&status)));
+        statuses
+            .as_array()
+            .expect("a list of services")
+            .iter()
+            .filter(|s| s["service"] == service)
+            .flat_map(|s| s["containers"].as_array().cloned().unwrap_or_default())
+            .filter(|c| c["state"] == "running")
+            .map(|c| (c["node"].as_str().unwrap_or("?").to_string(), c["name"].as_str().unwrap_or("?").to_string()))
+            .collect()
+    }
+
+    /// Every generated secret of the project, as the host keeps them.
+    fn secrets(&self) -> Vec<String> {
+        let mut all = Vec::new();
+        for file in std::fs::read_dir(self.path().join(".provisioner/swarm/secrets")).expect("the secrets folder").flatten() {
+            let values: BTreeMap<String, String> = serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap();
+            all.extend(values.into_values());
+        }
+        all
+    }
+}
+
+impl Drop for Project<'_> {
+    fn drop(&mut self) {
+        let _ = self.run(&["teardown", "swarm"]);
+    }
+}
+
+/// Put a drained node back to work, however the test ends.
+struct Undrain<'a>(&'a Cluster, &'a str);
+
+impl Drop for Undrain<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["-H", &self.0.manager, "node", "update", "--availability", "active", self.1]).output();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build()
+}
+
+fn request(agent: &ureq::Agent, method: &str, url: &str, body: Option<serde_json::Value>) -> Result<(u16, String, String), String> {
+    let req = agent.request(method, url);
+    let response = match body {
+        Some(json) => req.send_json(json),
+        None => req.call(),
+    };
+    let response = match response {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(format!("{method} {url}: {e}")),
+    };
+    let status = response.status();
+    let replica = response.header("X-Replica").unwrap_or("").to_string();
+    let body = response.into_string().map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
+    Ok((status, replica, body))
+}
+
+/// GETs in a loop while `during` runs; every answer that is not a 200 is recorded.
+fn under_load(url: &str, during: impl FnOnce()) -> (usize, Vec<String>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let loop_thread = {
+        let (stop, url) = (stop.clone(), url.to_string());
+        std::thread::spawn(move || {
+            let agent = agent();
+            let (mut sent, mut failures) = (0, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                sent += 1;
+                match request(&agent, "GET", &url, None) {
+                    Ok((200, ..)) => {}
+                    Ok((status, replica, body)) => failures.push(format!("{status} from {replica}: {}", body.trim())),
+                    Err(e) => failures.push(e),
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (sent, failures)
+        })
+    };
+    during();
+    stop.store(true, Ordering::Relaxed);
+    loop_thread.join().expect("the request loop panicked")
+}
+
+/// `/health` through the load balancer answers 200 within `within`.
+fn healthy(base: &str, within: Duration) -> Result<(), String> {
+    let agent = agent();
+    let deadline = Instant::now() + within;
+    loop {
+        let last = match request(&agent, "GET", &format!("{base}/health"), None) {
+            Ok((200, ..)) => return Ok(()),
+            Ok((status, _, body)) => format!("{status}: {body}"),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            return Err(last);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn ticketing_services() -> String {
+    let file = support::root().join("examples/ticketing/provisioner.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let services = &text[text.find("[services.db]").expect("the example's services")..];
+    services.replace("port = 3000", &format!("port = {PORT}")).replace("replicas = 1", "replicas = 3")
+}
+
+#[test]
+fn the_example_stack_runs_on_a_three_node_swarm() {
+    support::require(
+        &["postgres", "redis", "s3", "rabbitmq", "container", "loadbalancer"],
+        &["provisioner-offline/postgres:15", "provisioner-offline/redis:7", BACKEND_IMAGE],
+    );
+    let cluster = Cluster::from_env_file();
+    assert_eq!(cluster.docker(None, &["node", "ls", "-q"]).lines().count(), 3, "a three-node swarm");
+
+    // Another project on the same cluster, which nothing below may touch.
+    let bystander = Project::new(&cluster, "bystander", "[services.cache]\nplugin = \"redis\"\n", "");
+    bystander.ok(&["run", "swarm"]);
+    let bystander_before = container_ids(&cluster, &bystander.name, "cache");
+    assert_eq!(bystander_before.len(), 1, "{bystander_before:?}");
+
+    let on_data_node = format!("\"node.hostname=={DATA_NODE}\"");
+    let placement = ["db", "cache", "files", "queue", "web"].map(|s| format!("{s} = {on_data_node}")).join(", ");
+    let stack = Project::new(&cluster, "swarmtick", &ticketing_services(), &placement);
+    let first = stack.ok(&["run", "swarm"]);
+    assert!(first.contains("done in"), "{first}");
+
+    let base = stack.dotenv().get("URL").cloned().expect("the load balancer's URL in .env.swarm");
+    assert_eq!(base, format!("http://{}:{PORT}", cluster.nodes[DATA_NODE]), "host-mode port on the load balancer's node");
+    healthy(&base, Duration::from_secs(30)).unwrap_or_else(|e| panic!("/health through the load balancer: {e}"));
+
+    // The replicas run on more than one node; the pinned services where placed.
+    let replicas = stack.placement_of("backend");
+    assert_eq!(replicas.len(), 3, "{replicas:?}");
+    let nodes: BTreeSet<&str> = replicas.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(nodes.len() >= 2, "backend replicas on at least two nodes: {replicas:?}");
+    for service in ["db", "cache", "files", "queue", "web"] {
+        assert_eq!(stack.placement_of(service).iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), [DATA_NODE], "{service}");
+    }
+
+    // A ticket round trip: a row, an object, a cache entry, an event.
+    let agent = agent();
+    let ticket = serde_json::json!({ "title": "printer on fire", "attachment": "smoke everywhere" });
+    let (status, _, body) = request(&agent, "POST", &format!("{base}/tickets"), Some(ticket)).unwrap();
+    assert_eq!(status, 201, "POST /tickets: {body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].as_i64().expect("an id");
+    let ticket_url = format!("{base}/tickets/{id}");
+    let (status, _, body) = request(&agent, "GET", &ticket_url, None).unwrap();
+    assert_eq!(status, 200, "GET the ticket back: {body}");
+    let read: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((read["title"].as_str(), read["attachment"].as_str()), (Some("printer on fire"), Some("smoke everywhere")), "{body}");
+
+    // No generated credential in any service's definition.
+    let services = cluster.docker(None, &["service", "ls", "-q", "--filter", &format!("label=provisioner.project={}", stack.name)]);
+    let mut args = vec!["service", "inspect"];
+    args.extend(services.lines());
+    let inspected = cluster.docker(None, &args);
+    let secrets = stack.secrets();
+    assert!(secrets.len() >= 4, "the services' generated secrets: {}", secrets.len());
+    for secret in &secrets {
+        assert!(!inspected.contains(secret.as_str()), "a generated secret is in `docker service inspect`");
+    }
+    let s3_key = &stack.dotenv()["S3_SECRET_ACCESS_KEY"];
+    assert!(!inspected.contains(s3_key.as_str()), "the S3 secret key is in `docker service inspect`");
+
+    // Scale out and in under a steady request loop: no request fails.
+    let (sent, failures) = under_load(&ticket_url, || {
+        stack.ok(&["scale", "swarm", "backend=5"]);
+    });
+    assert_eq!(stack.placement_of("backend").len(), 5);
+    assert!(failures.is_empty(), "{} of {sent} requests failed while scaling 3 → 5: {failures:#?}", failures.len());
+    let (sent, failures) = under_load(&ticket_url, || {
+        stack.ok(&["scale", "swarm", "backend=2"]);
+    });
+    assert_eq!(stack.placement_of("backend").len(), 2);
+    assert!(failures.is_empty(), "{} of {sent} requests failed while scaling 5 → 2: {failures:#?}", failures.len());
+
+    // A config change rolls the replicas (start-first, health-gated) with no failed request.
+    let before: BTreeSet<String> = stack.placement_of("backend").into_iter().map(|(n, c)| format!("{n}/{c}")).collect();
+    let ids_before = container_ids(&cluster, &stack.name, "backend");
+    stack.edit("health_path = \"/health\"\n", "health_path = \"/health\"\nstop_timeout_secs = 9\n");
+    let (sent, failures) = under_load(&ticket_url, || {
+        stack.ok(&["run", "swarm"]);
+    });
+    let ids_after = container_ids(&cluster, &stack.name, "backend");
+    assert_eq!(ids_after.len(), 2, "still two replicas: {before:?}");
+    assert!(ids_before.is_disjoint(&ids_after), "every replica was replaced: {ids_before:?} → {ids_after:?}");
+    assert!(failures.is_empty(), "{} of {sent} requests failed during the rolling update: {failures:#?}", failures.len());
+    assert!(sent >= 10, "the loop ran through the update ({sent} requests)");
+
+    // Drain a node that runs only replicas: they move, the app stays healthy.
+    stack.ok(&["scale", "swarm", "backend=3"]);
+    let _undrain = Undrain(&cluster, DRAINED_NODE);
+    cluster.docker(None, &["node", "update", "--availability", "drain", DRAINED_NODE]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let moved = loop {
+        let now = stack.placement_of("backend");
+        if now.len() == 3 && now.iter().all(|(n, _)| n != DRAINED_NODE) {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "the replicas did not leave the drained {DRAINED_NODE}: {now:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    healthy(&base, Duration::from_secs(30)).unwrap_or_else(|e| panic!("/health after draining {DRAINED_NODE} ({moved:?}): {e}"));
+    cluster.docker(None, &["node", "update", "--availability", "active", DRAINED_NODE]);
+
+    // Keep the volumes across a teardown: the row, the object, the key, the message.
+    let queue_node = stack.placement_of("queue")[0].0.clone();
+    let queued = |cluster: &Cluster| {
+        let container = cluster.docker(Some(&queue_node), &["ps", "-q", "--filter", &format!("label=provisioner.project={}", stack.name), "--filter", "label=provisioner.service=queue"]);
+        cluster.docker(Some(&queue_node), &["exec", "-u", "rabbitmq", &container, "rabbitmqctl", "-q", "list_queues", "-p", "ticketing", "name", "messages"])
+    };
+    let events_before = queued(&cluster);
+    assert!(events_before.lines().any(|l| l.starts_with("ticket-events") && !l.ends_with(" 0")), "the ticket's event waits: {events_before:?}");
+    let down = stack.ok(&["teardown", "swarm", "--keep-volumes"]);
+    assert!(down.contains("volumes kept"), "{down}");
+    let left = cluster.labelled(&stack.name);
+    assert!(left.iter().all(|l| l.starts_with("volume ")) && !left.is_empty(), "only the volumes stay: {left:?}");
+    stack.ok(&["run", "swarm"]);
+    healthy(&base, Duration::from_secs(30)).unwrap_or_else(|e| panic!("/health after the rerun: {e}"));
+    let (status, _, body) = request(&agent, "GET", &ticket_url, None).unwrap();
+    assert_eq!(status, 200, "the ticket after teardown --keep-volumes: {body}");
+    let read: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(read["attachment"].as_str(), Some("smoke everywhere"), "the object is kept: {body}");
+    assert_eq!(read["cached"].as_bool(), Some(true), "the cache entry is kept (Redis appends to its volume): {body}");
+    assert_eq!(queued(&cluster), events_before, "the queued event is kept");
+
+    // A plain teardown leaves nothing of the project on any node.
+    let gone = stack.ok(&["teardown", "swarm"]);
+    assert!(gone.contains("volumes removed"), "{gone}");
+    assert_eq!(cluster.labelled(&stack.name), Vec::<String>::new(), "nothing of the project may remain");
+
+    // The other project never noticed.
+    assert_eq!(container_ids(&cluster, &bystander.name, "cache"), bystander_before, "the bystander's container is the same one");
+    bystander.ok(&["status", "swarm"]);
+}
+
+/// Ids of a service's running containers, on every node.
+fn container_ids(cluster: &Cluster, project: &str, service: &str) -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    for node in cluster.nodes.keys() {
+        let ids = cluster.docker(
+            Some(node),
+            &["ps", "-q", "--filter", &format!("label=provisioner.project={project}"), "--filter", &format!("label=provisioner.service={service}")],
+        );
+        all.extend(ids.lines().map(str::to_string));
+    }
+    all
+}
