@@ -30,16 +30,6 @@ const REGISTRY_ON_HOST: &str = "127.0.0.1:5000";
 const NODES: usize = 3;
 const NODE_IMAGE: (&str, &str) = ("tests/images/swarm-node", "provisioner-test/swarm-node:dev");
 const REGISTRY_IMAGE: (&str, &str) = ("tests/images/registry", "provisioner-test/registry:dev");
-/// What the Swarm tests run: pushed to the registry.
-const PUSHED: &[&str] = &[
-    "provisioner-offline/postgres:15",
-    "provisioner-offline/redis:7",
-    "provisioner-offline/rabbitmq:3",
-    "provisioner-offline/garage:2.5.0",
-    "provisioner-offline/nginx:1.22",
-    "provisioner-offline/memcached:1.6",
-    "provisioner-example/ticketing-backend:dev",
-];
 
 fn node_name(i: usize) -> String {
     format!("provisioner-cluster-node-{i}")
@@ -164,15 +154,8 @@ pub fn up() -> Result<String> {
             on(ip, &["swarm", "join", "--token", &token, &format!("{manager}:2377")])?;
         }
     }
-    for image in PUSHED {
-        if !exists("image", image) {
-            bail!("{image} is missing: run `cargo xtask images` first");
-        }
-        let pushed = format!("{REGISTRY_ON_HOST}/{image}");
-        eprintln!("xtask: pushing {image} to the cluster's registry");
-        docker(&["tag", image, &pushed])?;
-        docker(&["push", "-q", &pushed])?;
-    }
+    // As a user pushes to their cluster's registry (a push of unchanged layers is quick).
+    crate::images::push(REGISTRY_ON_HOST)?;
     let engine = format!("tcp://{manager}:2375");
     let env = crate::root().join("target/cluster.env");
     std::fs::write(

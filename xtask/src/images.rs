@@ -64,6 +64,25 @@ const IMAGES: &[(&str, &str)] = &[
     ("examples/ticketing/backend", "provisioner-example/ticketing-backend:dev"),
 ];
 
+/// Push every offline image to `registry` (`host:port`), as `REGISTRY/<tag>`: what a
+/// cluster's nodes pull when the environment's `mirror` names that registry.
+pub fn push(registry: &str) -> Result<()> {
+    for (_, tag) in IMAGES {
+        let pushed = format!("{registry}/{tag}");
+        eprintln!("xtask: pushing {tag} as {pushed}");
+        crate::run(std::process::Command::new("docker").args(["tag", tag, &pushed]))?;
+        let out = std::process::Command::new("docker").args(["push", "-q", &pushed]).output().context("running docker push")?;
+        if !out.status.success() {
+            bail!(
+                "pushing {pushed} failed: {}
+(a registry over plain HTTP must be listed in the engine's `insecure-registries`)",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Label on the base: the packages it holds (a changed list rebuilds it).
 const PACKAGES_LABEL: &str = "provisioner.packages";
 /// Label on every other image: sha256 of its build context and the base's id.

@@ -21,7 +21,14 @@ fn main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("demo") => demo(),
-        Some("images") => engine::ensure().and_then(|()| images::build()),
+        Some("images") => engine::ensure().and_then(|()| images::build()).and_then(|()| match args.get(1).map(String::as_str) {
+            Some("--push") => match args.get(2) {
+                Some(registry) => images::push(registry),
+                None => bail!("usage: cargo xtask images [--push REGISTRY]"),
+            },
+            Some(other) => bail!("cargo xtask images: unknown argument `{other}` (usage: cargo xtask images [--push REGISTRY])"),
+            None => Ok(()),
+        }),
         Some("cluster") => match args.get(1).map(String::as_str) {
             Some("up") => images::build().and_then(|()| cluster::up()).map(|_| ()),
             Some("down") => cluster::down(),
@@ -36,7 +43,8 @@ fn main() -> Result<()> {
                            signed with a dev key, into registry/\n  \
                  test      everything the test suite needs, then all tests (what CI runs)\n  \
                  bench     the benchmarks (plugin load, host-import overhead, run local cold/warm/teardown)\n  \
-                 images    build the offline images from Debian packages (skips those present)\n  \
+                 images    build the offline images from Debian packages (skips those present);\n            \
+                           --push REGISTRY: then push them there, for a cluster's nodes to pull\n  \
                  cluster   up: a 3-node Docker Swarm in containers with a registry of the offline images\n            \
                            (for the Swarm tests); down: remove it"
             );
@@ -195,9 +203,16 @@ fn test(extra: &[String]) -> Result<()> {
         .args(["test", "--workspace", "--target", &host_target()?, "--manifest-path"])
         .arg(root().join("plugins/Cargo.toml"))
         .env("CARGO_TARGET_DIR", root().join("target").join("plugins-native")))?;
+    // The Swarm suite's cluster: three engines in containers and a registry. Taken
+    // down afterwards (PROVISIONER_KEEP_CLUSTER=1 keeps it for the next run).
+    cluster::up()?;
     // CI=true makes every `provisioner run` --locked; the suites run throwaway projects
     // without lockfiles and set CI themselves where they test that.
-    run(cargo().current_dir(root()).args(["test", "--workspace"]).args(extra).env_remove("CI"))
+    let tested = run(cargo().current_dir(root()).args(["test", "--workspace"]).args(extra).env_remove("CI"));
+    if std::env::var_os("PROVISIONER_KEEP_CLUSTER").is_none_or(|v| v.is_empty()) {
+        cluster::down()?;
+    }
+    tested
 }
 
 /// The target triple of this machine, as rustc says it.
@@ -215,6 +230,8 @@ fn bench(extra: &[String]) -> Result<()> {
     engine::ensure()?;
     images::build()?;
     plugins()?;
+    // The Swarm benchmark's cluster; left up (`cargo xtask cluster down` removes it).
+    cluster::up()?;
     run(cargo().current_dir(root()).args(["bench", "-p", "provisioner", "--benches"]).args(extra).env_remove("CI"))?;
     // The config fuzz target, long: `cargo test` runs it briefly.
     run(cargo()

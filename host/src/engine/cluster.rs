@@ -105,8 +105,10 @@ pub struct TaskDetails {
 }
 
 impl TaskDetails {
+    /// Its container runs: `running`, or `starting` while its health check has not
+    /// yet passed (readiness is the plugin's to decide, as on one engine).
     pub fn running(&self) -> bool {
-        self.state == "running"
+        matches!(self.state.as_str(), "running" | "starting")
     }
 }
 

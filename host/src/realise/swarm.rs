@@ -90,8 +90,8 @@ fn shell_quote(value: &str) -> String {
 
 fn task_state(task: &TaskDetails) -> State {
     match task.state.as_str() {
-        "running" => State::Running,
-        "new" | "pending" | "assigned" | "accepted" | "preparing" | "ready" | "starting" => State::Created,
+        "running" | "starting" => State::Running,
+        "new" | "pending" | "assigned" | "accepted" | "preparing" | "ready" => State::Created,
         "remove" => State::Removing,
         _ => State::Exited,
     }
