@@ -104,7 +104,7 @@ impl<'a> Project<'a> {
         let images = support::OFFLINE_IMAGES
             .iter()
             .copied()
-            .chain([("backend", BACKEND_IMAGE), ("web", "provisioner-offline/nginx:1.22")])
+            .chain([("backend", BACKEND_IMAGE), ("web", "provisioner-offline/nginx:1.22"), ("sessions", "provisioner-offline/memcached:1.6")])
             .filter(|(service, _)| services.contains(&format!("[services.{service}]")))
             .map(|(s, i)| format!("{s} = \"{i}\""))
             .collect::<Vec<_>>()
@@ -276,11 +276,21 @@ fn the_example_stack_runs_on_a_three_node_swarm() {
     let cluster = Cluster::from_env_file();
     assert_eq!(cluster.docker(None, &["node", "ls", "-q"]).lines().count(), 3, "a three-node swarm");
 
-    // Another project on the same cluster, which nothing below may touch.
-    let bystander = Project::new(&cluster, "bystander", "[services.cache]\nplugin = \"redis\"\n", "");
+    // Another project on the same cluster, which nothing below may touch: Redis and
+    // the third-party Memcached example, unmodified.
+    let bystander = Project::new(
+        &cluster,
+        "bystander",
+        "[services.cache]\nplugin = \"redis\"\n\n[services.sessions]\nplugin = \"memcached\"\n\n\
+         [plugins.memcached.grants]\nimages = [\"memcached:1*\", \"*/memcached:1*\"]\npublish = [11211]\nnet_probe = true\n",
+        "",
+    );
+    std::fs::create_dir_all(bystander.path().join("plugins")).unwrap();
+    std::fs::copy(support::example_plugin("memcached"), bystander.path().join("plugins/memcached.wasm")).unwrap();
     bystander.ok(&["run", "swarm"]);
-    let bystander_before = container_ids(&cluster, &bystander.name, "cache");
-    assert_eq!(bystander_before.len(), 1, "{bystander_before:?}");
+    let bystander_ids = || [container_ids(&cluster, &bystander.name, "cache"), container_ids(&cluster, &bystander.name, "sessions")];
+    let bystander_before = bystander_ids();
+    assert!(bystander_before.iter().all(|ids| ids.len() == 1), "{bystander_before:?}");
 
     let on_data_node = format!("\"node.hostname=={DATA_NODE}\"");
     let placement = ["db", "cache", "files", "queue", "web"].map(|s| format!("{s} = {on_data_node}")).join(", ");
@@ -402,7 +412,7 @@ fn the_example_stack_runs_on_a_three_node_swarm() {
     assert_eq!(cluster.labelled(&stack.name), Vec::<String>::new(), "nothing of the project may remain");
 
     // The other project never noticed.
-    assert_eq!(container_ids(&cluster, &bystander.name, "cache"), bystander_before, "the bystander's container is the same one");
+    assert_eq!(bystander_ids(), bystander_before, "the bystander's containers are the same ones");
     bystander.ok(&["status", "swarm"]);
 }
 
