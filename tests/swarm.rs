@@ -274,6 +274,7 @@ fn the_example_stack_runs_on_a_three_node_swarm() {
         &["provisioner-offline/postgres:15", "provisioner-offline/redis:7", BACKEND_IMAGE],
     );
     let cluster = Cluster::from_env_file();
+    let _turn = CLUSTER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     assert_eq!(cluster.docker(None, &["node", "ls", "-q"]).lines().count(), 3, "a three-node swarm");
 
     // Another project on the same cluster, which nothing below may touch: Redis and
@@ -427,4 +428,55 @@ fn container_ids(cluster: &Cluster, project: &str, service: &str) -> BTreeSet<St
         all.extend(ids.lines().map(str::to_string));
     }
     all
+}
+
+/// The tests share one cluster; they take turns, so that one's load is not the
+/// other's failed request.
+static CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn failure(project: &Project, args: &[&str]) -> String {
+    let out = project.run(args);
+    assert!(!out.status.success(), "provisioner {} should have failed:\n{}", args.join(" "), text(&out));
+    text(&out)
+}
+
+#[test]
+fn swarm_faults_name_the_service_the_cause_and_the_fix() {
+    support::require(&["redis"], &["provisioner-offline/redis:7"]);
+    let cluster = Cluster::from_env_file();
+    let _turn = CLUSTER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let services = "[services.cache]\nplugin = \"redis\"\n\n[services.sessions]\nplugin = \"memcached\"\n\n\
+                    [plugins.memcached.grants]\nimages = [\"memcached:1*\", \"*/memcached:1*\"]\npublish = [11211]\nnet_probe = true\n";
+    let project = Project::new(&cluster, "swarmfault", services, "sessions = \"node.labels.zone==nowhere\"");
+    std::fs::create_dir_all(project.path().join("plugins")).unwrap();
+    std::fs::copy(support::example_plugin("memcached"), project.path().join("plugins/memcached.wasm")).unwrap();
+
+    // Not a swarm, and no engine at all: named with the fix, before anything starts.
+    project.edit(&format!("engine = \"{}\"", cluster.manager), "engine = \"unix:///var/run/docker.sock\"");
+    let shown = failure(&project, &["run", "swarm"]);
+    assert!(shown.contains("is not part of a swarm: run `docker swarm init`"), "{shown}");
+    project.edit("engine = \"unix:///var/run/docker.sock\"", "engine = \"tcp://127.0.0.1:9\"");
+    let shown = failure(&project, &["run", "swarm"]);
+    assert!(shown.contains("cannot reach the Docker engine at tcp://127.0.0.1:9"), "{shown}");
+    project.edit("engine = \"tcp://127.0.0.1:9\"", &format!("engine = \"{}\"", cluster.manager));
+
+    // A placement no node satisfies: that service fails, named, with the fix; the
+    // other one is ready. Fixed, a rerun converges.
+    let shown = failure(&project, &["run", "swarm"]);
+    let line = shown.lines().find(|l| l.contains("service `sessions` cannot run on the swarm")).unwrap_or_else(|| panic!("{shown}"));
+    assert!(line.contains("no suitable node") && line.contains("placement"), "{line}");
+    assert!(shown.lines().any(|l| l.starts_with("cache ") && l.contains("ready")), "the other service is unaffected:\n{shown}");
+    project.edit("sessions = \"node.labels.zone==nowhere\"", "");
+    project.ok(&["run", "swarm"]);
+
+    // An image missing from the registry the nodes pull from.
+    project.edit("cache = \"provisioner-offline/redis:7\"", "cache = \"provisioner-offline/redis:missing\"");
+    let shown = failure(&project, &["run", "swarm"]);
+    let line = shown.lines().find(|l| l.contains("service `cache`: the swarm cannot pull")).unwrap_or_else(|| panic!("{shown}"));
+    assert!(line.contains("redis:missing") && line.contains("manifest unknown") && line.contains("--push"), "{line}");
+    assert!(shown.lines().any(|l| l.starts_with("sessions ") && l.contains("ready")), "the other service is unaffected:\n{shown}");
+    project.edit("cache = \"provisioner-offline/redis:missing\"", "cache = \"provisioner-offline/redis:7\"");
+    project.ok(&["run", "swarm"]);
+    project.ok(&["teardown", "swarm"]);
+    assert_eq!(cluster.labelled(&project.name), Vec::<String>::new());
 }

@@ -25,6 +25,9 @@ pub const LABEL_SPEC_HASH: &str = "provisioner.spec-hash";
 /// On a cluster service: the container ports its plugin asked to publish, reached
 /// through a port-forward when the cluster does not publish them (`5432,8080`).
 pub const LABEL_PORTS: &str = "provisioner.ports";
+/// On a cluster service: a fingerprint of what the target adds to the request
+/// (placement, routing), so that changing those updates the service too.
+pub const LABEL_TARGET_HASH: &str = "provisioner.target-hash";
 /// On a cluster service: `true` for a replicated workload (instances `<short>-<i>`).
 pub const LABEL_REPLICATED: &str = "provisioner.replicated";
 /// Labels plugins may not set: every `provisioner.*` key is the host's.

@@ -27,7 +27,7 @@ use super::reconcile::{Operation, Outcome};
 use super::{Deployment, Observer, Phase, Realiser};
 use crate::engine::cluster::{ClusterEngine, MountedFile, NodeDetails, Routing, ServiceDetails, ServiceRequest, TaskDetails};
 use crate::engine::{ContainerDetails, ContainerEngine, ContainerRequest, Docker, EngineError, ExecRequest, ExecResult, State};
-use crate::naming::{self, Scope, LABEL_PORTS, LABEL_REPLICATED, LABEL_SPEC_HASH, LABEL_WORKLOAD};
+use crate::naming::{self, Scope, LABEL_PORTS, LABEL_REPLICATED, LABEL_SPEC_HASH, LABEL_TARGET_HASH, LABEL_WORKLOAD};
 use crate::policy::Workload;
 
 /// How long `ensure` waits for a service's tasks to run before it reports why not.
@@ -313,7 +313,17 @@ impl Swarm {
         let (secret_env, env): (Vec<_>, Vec<_>) = first.env.iter().cloned().partition(|(k, _)| first.secrets.contains(k));
         let (mut entrypoint, mut command) = (first.entrypoint.clone(), first.command.clone());
         if !secret_env.is_empty() || !first.files.is_empty() {
-            let image = self.manager.image_command(&first.image)?;
+            let image = self.manager.image_command(&first.image).map_err(|e| match e {
+                EngineError::NotFound(_) | EngineError::Failed(_) => EngineError::Failed(format!(
+                    "service `{}`: the swarm cannot pull {} ({}): push it to the registry its nodes pull from \
+                     (`mirror`; `cargo xtask images --push REGISTRY` for the offline images) or set the service's image in \
+                     [environments.NAME.images]",
+                    scope.service,
+                    first.image,
+                    pull_cause(&e.to_string())
+                )),
+                other => other,
+            })?;
             let user = first.user.clone().unwrap_or_default();
             let runs_as = if user.is_empty() { image.user.clone() } else { user };
             let root = runs_as.is_empty() || runs_as == "root" || runs_as == "0" || runs_as.starts_with("0:") || runs_as.starts_with("root:");
@@ -364,6 +374,8 @@ impl Swarm {
             let (node, _) = self.volume_node(scope, None)?;
             constraints.push(format!("node.id=={}", node.id));
         }
+        let target_hash = short_digest(format!("{constraints:?} {:?} {published:?}", self.settings.routing).as_bytes());
+        labels.insert(LABEL_TARGET_HASH.into(), target_hash);
         let request = ServiceRequest {
             name,
             labels,
@@ -535,6 +547,19 @@ fn satisfies(node: &NodeDetails, constraint: &str) -> bool {
     (actual == Some(wanted)) == equal
 }
 
+/// Whether a service made from `old` labels differs from the request with `new` ones:
+/// its spec, or what this target added to it.
+fn changed(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> bool {
+    [LABEL_SPEC_HASH, LABEL_TARGET_HASH].iter().any(|key| old.get(*key) != new.get(*key))
+}
+
+/// The registry's own words from a failed pull (`manifest unknown`), not the whole story.
+fn pull_cause(error: &str) -> String {
+    let inner = error.split_once(" could not be pulled (").map(|(_, rest)| rest).unwrap_or(error);
+    let inner = inner.split_once("). ").map(|(cause, _)| cause).unwrap_or(inner);
+    inner.rsplit(": ").next().unwrap_or(inner).trim_end_matches(')').to_string()
+}
+
 /// A task's error as one line: the service, the cause, the fix.
 fn task_error(service: &str, error: &str, node: &str) -> String {
     let fix = if error.contains("No such image") || error.contains("pull access denied") || error.contains("manifest unknown") {
@@ -630,7 +655,7 @@ impl Realiser for Swarm {
                 self.manager.create_service(&request)?;
                 Outcome::Created
             }
-            Some(s) if s.labels.get(LABEL_SPEC_HASH) != request.labels.get(LABEL_SPEC_HASH) => {
+            Some(s) if changed(&s.labels, &request.labels) => {
                 observer.note(&format!("rolling update of {}", request.name));
                 self.manager.update_service(s.version, &request)?;
                 Outcome::Recreated
@@ -794,6 +819,12 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote("$HOME`x`"), "'$HOME`x`'");
+    }
+
+    #[test]
+    fn a_pull_failure_is_told_by_its_cause() {
+        let error = "image registry:5000/x/redis:missing is not on this machine and could not be pulled (manifest for registry:5000/x/redis:missing not found: manifest unknown: manifest unknown). Supply it with an image override";
+        assert_eq!(pull_cause(error), "manifest unknown");
     }
 
     #[test]
