@@ -324,6 +324,10 @@ fn the_example_stack_runs_on_a_three_node_swarm() {
     let read: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!((read["title"].as_str(), read["attachment"].as_str()), (Some("printer on fire"), Some("smoke everywhere")), "{body}");
 
+    // The logs of every task, read from the node it runs on.
+    let logs = stack.ok(&["logs", "swarm", "backend"]);
+    assert!(logs.lines().any(|l| l.starts_with("backend/app-") && l.contains("/tickets")), "the request's log line:\n{logs}");
+
     // No generated credential in any service's definition.
     let services = cluster.docker(None, &["service", "ls", "-q", "--filter", &format!("label=provisioner.project={}", stack.name)]);
     let mut args = vec!["service", "inspect"];

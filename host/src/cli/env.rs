@@ -294,15 +294,25 @@ pub fn logs(cli: &Cli, env: &str, services: &[String], follow: bool, since: Opti
     let project = required_project(cli)?;
     let environment = project.environment(env)?;
     let since = since.map(provisioner::logs::parse_duration).transpose().map_err(|e| anyhow::anyhow!("--since {e}"))?;
-    if environment.target == Target::Swarm {
-        anyhow::bail!(
-            "`provisioner logs` reads one engine; on a swarm use `docker service logs {}-{env}-SERVICE-WORKLOAD` on a manager",
-            project.name
-        );
-    }
     let address = environment.engine.clone().or_else(|| std::env::var("DOCKER_HOST").ok().filter(|a| !a.is_empty()));
-    let engine: Arc<dyn provisioner::engine::ContainerEngine> =
-        Arc::new(match &address { Some(address) => Docker::connect_to(address), None => Docker::connect() }?);
+    let engine: Arc<dyn provisioner::engine::ContainerEngine> = match environment.target {
+        Target::Docker => Arc::new(match &address {
+            Some(address) => Docker::connect_to(address),
+            None => Docker::connect(),
+        }?),
+        // Every node's engine: a task's log is on the node that runs it.
+        Target::Swarm => {
+            let Some(address) = &address else {
+                anyhow::bail!("target = \"swarm\" needs a manager's address: set `engine` in the environment or DOCKER_HOST");
+            };
+            let settings = SwarmSettings {
+                routing: environment.routing,
+                placement: environment.placement.clone(),
+                encrypted_network: environment.encrypted_network,
+            };
+            Swarm::connect(address, settings)?.log_engine()?
+        }
+    };
     let stdout = std::io::stdout();
     let colour = !cli.json && stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let options = provisioner::logs::Options { services: services.to_vec(), follow, since, tail, json: cli.json, colour };

@@ -445,10 +445,14 @@ impl Docker {
         // close (its output stream ends with bash), and no process or server
         // connection outlives a client that left. A client that only stopped sending
         // gets two seconds more of what the server says. `4<&0`: a background job of
-        // a non-interactive shell would otherwise read /dev/null.
+        // a non-interactive shell would otherwise read /dev/null. Nothing may outlive
+        // the shell: an orphan is reaped by the container's PID 1, and PostgreSQL's
+        // postmaster takes any child of its that dies by a signal for a crashed
+        // backend and restarts the whole server. So the shell waits for every child.
         let script = format!(
             "exec 3<>/dev/tcp/127.0.0.1/{port} 4<&0 || exit 1; cat <&3 & reader=$!; cat <&4 >&3 & writer=$!; wait -n; \
-             if kill -0 $reader 2>/dev/null; then (sleep 2; kill $reader 2>/dev/null) & wait $reader; fi; kill $writer 2>/dev/null; exit 0"
+             for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do kill -0 $reader 2>/dev/null || break; sleep 0.1; done; \
+             kill $reader $writer 2>/dev/null; wait; exit 0"
         );
         let config = ExecConfig {
             attach_stdin: Some(true),
