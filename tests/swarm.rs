@@ -284,7 +284,8 @@ fn the_example_stack_runs_on_a_three_node_swarm() {
         "bystander",
         "[services.cache]\nplugin = \"redis\"\n\n[services.sessions]\nplugin = \"memcached\"\n\n\
          [plugins.memcached.grants]\nimages = [\"memcached:1*\", \"*/memcached:1*\"]\npublish = [11211]\nnet_probe = true\n",
-        "",
+        // Off the node that is drained below: a drain reschedules on purpose.
+        &format!("cache = \"node.hostname=={DATA_NODE}\", sessions = \"node.hostname=={DATA_NODE}\""),
     );
     std::fs::create_dir_all(bystander.path().join("plugins")).unwrap();
     std::fs::copy(support::example_plugin("memcached"), bystander.path().join("plugins/memcached.wasm")).unwrap();
