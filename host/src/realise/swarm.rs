@@ -374,8 +374,7 @@ impl Swarm {
             let (node, _) = self.volume_node(scope, None)?;
             constraints.push(format!("node.id=={}", node.id));
         }
-        let target_hash = short_digest(format!("{constraints:?} {:?} {published:?}", self.settings.routing).as_bytes());
-        labels.insert(LABEL_TARGET_HASH.into(), target_hash);
+        labels.insert(LABEL_TARGET_HASH.into(), self.target_hash(scope, first));
         let request = ServiceRequest {
             name,
             labels,
@@ -402,8 +401,23 @@ impl Swarm {
         Ok((request, objects))
     }
 
-    /// Wait until every slot runs the current spec, or say why it does not.
-    fn converge(&self, scope: &Scope, name: &str, replicas: u64, observer: &mut dyn Observer) -> Result<(), EngineError> {
+    /// A fingerprint of what this target adds to a workload's request: its placement,
+    /// the routing and the ports it publishes. (The node a volume pins a service to
+    /// follows from the volume, which stays put.)
+    fn target_hash(&self, scope: &Scope, first: &ContainerRequest) -> String {
+        let published: Vec<(u16, u16)> = first.ports.iter().filter(|(_, _, h)| *h != 0).map(|(c, _, h)| (*c, *h)).collect();
+        short_digest(format!("{:?} {:?} {published:?}", self.settings.placement.get(&scope.service), self.settings.routing).as_bytes())
+    }
+
+    /// Wait until every slot runs the current spec, or say why it does not; the
+    /// service and its live tasks as they then are.
+    fn converge(
+        &self,
+        scope: &Scope,
+        name: &str,
+        replicas: u64,
+        observer: &mut dyn Observer,
+    ) -> Result<(ServiceDetails, Vec<TaskDetails>), EngineError> {
         let started = Instant::now();
         let mut errors: HashMap<String, Instant> = HashMap::new();
         let mut last_note = String::new();
@@ -423,7 +437,7 @@ impl Swarm {
             let tasks: Vec<TaskDetails> = self.manager.tasks(name)?.into_iter().filter(|t| t.desired_running).collect();
             let running = tasks.iter().filter(|t| t.running()).count() as u64;
             if !updating && running == replicas && tasks.len() as u64 == replicas {
-                return Ok(());
+                return Ok((service, tasks));
             }
             for task in tasks.iter().filter(|t| !t.running()) {
                 let Some(error) = &task.error else { continue };
@@ -643,6 +657,22 @@ impl Realiser for Swarm {
 
     fn ensure(&self, scope: &Scope, workload: &Workload, observer: &mut dyn Observer) -> Result<Deployment, EngineError> {
         let created = Instant::now();
+        let name = naming::engine_name(scope, &workload.name);
+        let replicas = u64::try_from(workload.instances.len()).unwrap_or(0);
+        // Unchanged (the common case of a warm run): nothing to make, only to check.
+        if let (Some(service), Some(first)) = (self.manager.inspect_service(&name)?, workload.instances.first()) {
+            let unchanged = naming::owned_by(&service.labels, scope)
+                && service.labels.get(LABEL_SPEC_HASH) == first.labels.get(LABEL_SPEC_HASH)
+                && service.labels.get(LABEL_TARGET_HASH) == Some(&self.target_hash(scope, first))
+                && service.replicas == replicas;
+            if unchanged {
+                observer.phase(Phase::Create, created.elapsed());
+                let started = Instant::now();
+                let (service, tasks) = self.converge(scope, &name, replicas, observer)?;
+                observer.phase(Phase::Start, started.elapsed());
+                return Ok(Deployment { outcome: Outcome::Unchanged, containers: self.containers(&[(service, tasks)])? });
+            }
+        }
         self.network(scope)?;
         let (request, objects) = self.request(scope, workload)?;
         let existing = self.manager.inspect_service(&request.name)?;
@@ -669,14 +699,11 @@ impl Realiser for Swarm {
         };
         observer.phase(Phase::Create, created.elapsed());
         let started = Instant::now();
-        self.converge(scope, &request.name, request.replicas, observer)?;
+        let (service, tasks) = self.converge(scope, &request.name, request.replicas, observer)?;
         observer.phase(Phase::Start, started.elapsed());
         let keep: BTreeSet<String> = objects.into_iter().collect();
         self.prune_objects(scope, &workload.name, &keep);
-        let service = self.manager.inspect_service(&request.name)?.ok_or_else(|| EngineError::NotFound(format!("service {}", request.name)))?;
-        let tasks = self.manager.tasks(&request.name)?.into_iter().filter(|t| t.desired_running).collect();
-        let containers = self.containers(&[(service, tasks)])?;
-        Ok(Deployment { outcome, containers })
+        Ok(Deployment { outcome, containers: self.containers(&[(service, tasks)])? })
     }
 
     fn list(&self, scope: &Scope) -> Result<Vec<ContainerDetails>, EngineError> {
