@@ -18,11 +18,9 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::text;
+use support::{agent, request, text, under_load};
 
 const BACKEND_IMAGE: &str = "provisioner-example/ticketing-backend:dev";
 /// Where the data services and the load balancer are placed, so that another node
@@ -92,14 +90,13 @@ impl Cluster {
 
 /// A project folder whose `swarm` environment runs on the test cluster; torn down
 /// (volumes included) when dropped.
-struct Project<'a> {
-    cluster: &'a Cluster,
+struct Project {
     dir: tempfile::TempDir,
     name: String,
 }
 
-impl<'a> Project<'a> {
-    fn new(cluster: &'a Cluster, prefix: &str, services: &str, placement: &str) -> Project<'a> {
+impl Project {
+    fn new(cluster: &Cluster, prefix: &str, services: &str, placement: &str) -> Project {
         let name = support::unique_name(prefix);
         let images = support::OFFLINE_IMAGES
             .iter()
@@ -116,7 +113,7 @@ impl<'a> Project<'a> {
         );
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("provisioner.toml"), toml).expect("writing provisioner.toml");
-        Project { cluster, dir, name }
+        Project { dir, name }
     }
 
     fn path(&self) -> &Path {
@@ -182,7 +179,7 @@ impl<'a> Project<'a> {
     }
 }
 
-impl Drop for Project<'_> {
+impl Drop for Project {
     fn drop(&mut self) {
         let _ = self.run(&["teardown", "swarm"]);
     }
@@ -197,67 +194,9 @@ impl Drop for Undrain<'_> {
     }
 }
 
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build()
-}
-
-fn request(agent: &ureq::Agent, method: &str, url: &str, body: Option<serde_json::Value>) -> Result<(u16, String, String), String> {
-    let req = agent.request(method, url);
-    let response = match body {
-        Some(json) => req.send_json(json),
-        None => req.call(),
-    };
-    let response = match response {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => return Err(format!("{method} {url}: {e}")),
-    };
-    let status = response.status();
-    let replica = response.header("X-Replica").unwrap_or("").to_string();
-    let body = response.into_string().map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
-    Ok((status, replica, body))
-}
-
-/// GETs in a loop while `during` runs; every answer that is not a 200 is recorded.
-fn under_load(url: &str, during: impl FnOnce()) -> (usize, Vec<String>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let loop_thread = {
-        let (stop, url) = (stop.clone(), url.to_string());
-        std::thread::spawn(move || {
-            let agent = agent();
-            let (mut sent, mut failures) = (0, Vec::new());
-            while !stop.load(Ordering::Relaxed) {
-                sent += 1;
-                match request(&agent, "GET", &url, None) {
-                    Ok((200, ..)) => {}
-                    Ok((status, replica, body)) => failures.push(format!("{status} from {replica}: {}", body.trim())),
-                    Err(e) => failures.push(e),
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            (sent, failures)
-        })
-    };
-    during();
-    stop.store(true, Ordering::Relaxed);
-    loop_thread.join().expect("the request loop panicked")
-}
-
 /// `/health` through the load balancer answers 200 within `within`.
 fn healthy(base: &str, within: Duration) -> Result<(), String> {
-    let agent = agent();
-    let deadline = Instant::now() + within;
-    loop {
-        let last = match request(&agent, "GET", &format!("{base}/health"), None) {
-            Ok((200, ..)) => return Ok(()),
-            Ok((status, _, body)) => format!("{status}: {body}"),
-            Err(e) => e,
-        };
-        if Instant::now() >= deadline {
-            return Err(last);
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    support::until_ok(&format!("{base}/health"), within)
 }
 
 fn ticketing_services() -> String {

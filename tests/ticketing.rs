@@ -8,35 +8,11 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{docker, text, Stack};
+use support::{agent, docker, request, text, under_load, Stack};
 
 const BACKEND_IMAGE: &str = "provisioner-example/ticketing-backend:dev";
-
-fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build()
-}
-
-/// Status, `X-Replica` header and body of a request; a transport error is an `Err`.
-fn request(agent: &ureq::Agent, method: &str, url: &str, body: Option<serde_json::Value>) -> Result<(u16, String, String), String> {
-    let req = agent.request(method, url);
-    let response = match body {
-        Some(json) => req.send_json(json),
-        None => req.call(),
-    };
-    let response = match response {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => return Err(format!("{method} {url}: {e}")),
-    };
-    let status = response.status();
-    let replica = response.header("X-Replica").unwrap_or("").to_string();
-    let body = response.into_string().map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
-    Ok((status, replica, body))
-}
 
 /// The backend instances running, each as `docker ps --format FORMAT` shows it.
 fn backend(stack: &Stack, format: &str) -> BTreeSet<String> {
@@ -53,32 +29,6 @@ fn backend_containers(stack: &Stack) -> BTreeSet<String> {
 
 fn backend_ids(stack: &Stack) -> BTreeSet<String> {
     backend(stack, "{{.ID}}")
-}
-
-/// GETs in a loop on another thread while `during` runs; every answer that is not a
-/// 200 (or no answer at all) is recorded.
-fn under_load(url: &str, during: impl FnOnce()) -> (usize, Vec<String>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let loop_thread = {
-        let (stop, url) = (stop.clone(), url.to_string());
-        std::thread::spawn(move || {
-            let agent = agent();
-            let (mut sent, mut failures) = (0, Vec::new());
-            while !stop.load(Ordering::Relaxed) {
-                sent += 1;
-                match request(&agent, "GET", &url, None) {
-                    Ok((200, ..)) => {}
-                    Ok((status, replica, body)) => failures.push(format!("{status} from {replica}: {}", body.trim())),
-                    Err(e) => failures.push(e),
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            (sent, failures)
-        })
-    };
-    during();
-    stop.store(true, Ordering::Relaxed);
-    loop_thread.join().expect("the request loop panicked")
 }
 
 #[test]

@@ -23,14 +23,8 @@ fn free_port() -> u16 {
 
 /// Poll `url` until it answers 200; panics after 180 s.
 fn until_healthy(url: &str) {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        if agent.get(url).call().is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{url} did not answer 200 within 180 s");
-        std::thread::sleep(Duration::from_millis(50));
+    if let Err(last) = support::until_ok(url, Duration::from_secs(180)) {
+        panic!("{url} did not answer 200 within 180 s (last: {last})");
     }
 }
 

@@ -238,3 +238,70 @@ impl Drop for Stack {
         }
     }
 }
+
+/// An HTTP client with a 10 s timeout, for requests through the load balancer.
+pub fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(10)).build()
+}
+
+/// Status, `X-Replica` header and body of a request; a transport error is an `Err`.
+pub fn request(agent: &ureq::Agent, method: &str, url: &str, body: Option<serde_json::Value>) -> Result<(u16, String, String), String> {
+    let req = agent.request(method, url);
+    let response = match body {
+        Some(json) => req.send_json(json),
+        None => req.call(),
+    };
+    let response = match response {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(format!("{method} {url}: {e}")),
+    };
+    let status = response.status();
+    let replica = response.header("X-Replica").unwrap_or("").to_string();
+    let body = response.into_string().map_err(|e| format!("{method} {url}: reading the body: {e}"))?;
+    Ok((status, replica, body))
+}
+
+/// GETs in a loop on another thread while `during` runs; every answer that is not a
+/// 200 (or no answer at all) is recorded. (requests sent, failures)
+pub fn under_load(url: &str, during: impl FnOnce()) -> (usize, Vec<String>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let loop_thread = {
+        let (stop, url) = (stop.clone(), url.to_string());
+        std::thread::spawn(move || {
+            let agent = agent();
+            let (mut sent, mut failures) = (0, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                sent += 1;
+                match request(&agent, "GET", &url, None) {
+                    Ok((200, ..)) => {}
+                    Ok((status, replica, body)) => failures.push(format!("{status} from {replica}: {}", body.trim())),
+                    Err(e) => failures.push(e),
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            (sent, failures)
+        })
+    };
+    during();
+    stop.store(true, Ordering::Relaxed);
+    loop_thread.join().expect("the request loop panicked")
+}
+
+/// Poll `url` until it answers 200; the last answer if it did not within `within`.
+pub fn until_ok(url: &str, within: std::time::Duration) -> Result<(), String> {
+    let agent = ureq::AgentBuilder::new().timeout(std::time::Duration::from_secs(5)).build();
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let last = match agent.get(url).call() {
+            Ok(r) if r.status() == 200 => return Ok(()),
+            Ok(r) => format!("{}", r.status()),
+            Err(e) => e.to_string(),
+        };
+        if std::time::Instant::now() >= deadline {
+            return Err(last);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

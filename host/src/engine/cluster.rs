@@ -66,10 +66,7 @@ impl ServiceRequest {
     /// As `ContainerRequest::is_confined`: nothing that could reach outside the
     /// tasks' own sandboxes.
     pub fn is_confined(&self) -> bool {
-        self.volumes.iter().all(|(source, _, _)| !source.starts_with('/') && !source.contains(".."))
-            && self.memory_bytes > 0
-            && self.nano_cpus > 0
-            && self.pids > 0
+        super::confined(&self.volumes, self.memory_bytes, self.nano_cpus, self.pids)
     }
 }
 

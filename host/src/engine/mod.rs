@@ -61,11 +61,17 @@ impl ContainerRequest {
     /// sandbox. Engines must refuse such a request; `container_request` never builds
     /// one, and this is asserted again right before the engine call.
     pub fn is_confined(&self) -> bool {
-        self.volumes.iter().all(|(source, _, _)| !source.starts_with('/') && !source.contains(".."))
-            && self.memory_bytes > 0
-            && self.nano_cpus > 0
-            && self.pids > 0
+        confined(&self.volumes, self.memory_bytes, self.nano_cpus, self.pids)
     }
+}
+
+/// Named volumes only (no host path), and every limit set: what every engine request
+/// must be before it is carried out.
+pub fn confined(volumes: &[(String, String, bool)], memory_bytes: u64, nano_cpus: u64, pids: u32) -> bool {
+    volumes.iter().all(|(source, _, _)| !source.starts_with('/') && !source.contains(".."))
+        && memory_bytes > 0
+        && nano_cpus > 0
+        && pids > 0
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use bollard::container::LogOutput;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
     ConfigSpec, EndpointPortConfig, EndpointPortConfigPublishModeEnum, EndpointSpec, EndpointSpecModeEnum, ExecConfig,
-    HealthConfig, Limit, LocalNodeState, Mount, MountType, MountVolumeOptions, NetworkAttachmentConfig,
+    Limit, LocalNodeState, Mount, MountVolumeOptions, NetworkAttachmentConfig,
     NetworkCreateRequest, SecretSpec, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
     ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
     ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum, TaskSpec,
@@ -18,13 +18,14 @@ use bollard::models::{
     TaskSpecRestartPolicyConditionEnum,
 };
 use bollard::query_parameters::{
-    InspectNetworkOptions, InspectServiceOptions, ListConfigsOptions, ListNodesOptions, ListSecretsOptions,
+    InspectServiceOptions, ListConfigsOptions, ListNodesOptions, ListSecretsOptions,
     ListServicesOptions, ListTasksOptions, UpdateServiceOptions,
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::convert::{classify, hash_map, health_test, label_filter, nanos, saturating_i64, status};
+use super::convert::{classify, hash_map, health_config, label_filter, nanos, saturating_i64, status, volume_mount};
+use crate::naming::{LABEL_ENV, LABEL_PLUGIN, LABEL_PROJECT, LABEL_SERVICE};
 use super::Docker;
 use crate::engine::cluster::*;
 use crate::engine::EngineError;
@@ -73,22 +74,19 @@ fn service_spec(request: &ServiceRequest) -> ServiceSpec {
             ..Default::default()
         })
         .collect();
-    let volume_labels = {
-        let mut labels = request.labels.clone();
-        labels.remove(crate::naming::LABEL_SPEC_HASH);
-        labels.remove(crate::naming::LABEL_WORKLOAD);
-        labels
-    };
+    // Labelled as the service's (if Swarm makes them: a pinned service's are made first).
+    let volume_labels: BTreeMap<String, String> = request
+        .labels
+        .iter()
+        .filter(|(k, _)| [LABEL_PROJECT, LABEL_ENV, LABEL_SERVICE, LABEL_PLUGIN].contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let mounts = request
         .volumes
         .iter()
         .map(|(source, target, read_only)| Mount {
-            typ: Some(MountType::VOLUME),
-            source: Some(source.clone()),
-            target: Some(target.clone()),
-            read_only: Some(*read_only),
             volume_options: Some(MountVolumeOptions { labels: Some(hash_map(&volume_labels)), ..Default::default() }),
-            ..Default::default()
+            ..volume_mount(source, target, *read_only)
         })
         .collect();
     let container = TaskSpecContainerSpec {
@@ -100,14 +98,7 @@ fn service_spec(request: &ServiceRequest) -> ServiceSpec {
         user: request.user.clone(),
         mounts: Some(mounts),
         stop_grace_period: Some(saturating_i64(u64::from(request.stop_timeout_secs)) * 1_000_000_000),
-        health_check: request.health.as_ref().map(|h| HealthConfig {
-            test: Some(health_test(&h.command)),
-            interval: Some(nanos(h.interval_ms)),
-            timeout: Some(nanos(h.timeout_ms)),
-            retries: Some(i64::from(h.retries)),
-            start_period: Some(nanos(h.start_period_ms)),
-            ..Default::default()
-        }),
+        health_check: request.health.as_ref().map(health_config),
         secrets: Some(secrets),
         configs: Some(configs),
         ..Default::default()
@@ -250,26 +241,16 @@ impl ClusterEngine for Docker {
 
     fn ensure_overlay_network(&self, name: &str, labels: &BTreeMap<String, String>, encrypted: bool) -> Result<(), EngineError> {
         let _turn = self.network_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.runtime.block_on(async {
-            match self.client.inspect_network(name, None::<InspectNetworkOptions>).await {
-                Ok(network) if network.name.as_deref() == Some(name) => return Ok(()),
-                Ok(_) => {}
-                Err(e) if status(&e) == Some(404) => {}
-                Err(e) => return Err(classify(e, &format!("network {name}"))),
-            }
-            let request = NetworkCreateRequest {
-                name: name.to_string(),
-                driver: Some("overlay".into()),
-                attachable: Some(false),
-                options: Some(if encrypted { HashMap::from([("encrypted".to_string(), String::new())]) } else { HashMap::new() }),
-                labels: Some(hash_map(labels)),
-                ..Default::default()
-            };
-            match self.client.create_network(request).await {
-                Err(e) if status(&e) == Some(409) || super::convert::message_of(&e).contains("name conflicts") => Ok(()),
-                other => other.map(drop).map_err(|e| classify(e, &format!("network {name}"))),
-            }
-        })
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("overlay".into()),
+            attachable: Some(false),
+            options: Some(if encrypted { HashMap::from([("encrypted".to_string(), String::new())]) } else { HashMap::new() }),
+            labels: Some(hash_map(labels)),
+            ..Default::default()
+        };
+        let _turn = self.network_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.runtime.block_on(self.create_network_if_missing(request))
     }
 
     fn remove_network(&self, name: &str) -> Result<(), EngineError> {

@@ -97,6 +97,29 @@ pub(super) fn health_test(command: &[String]) -> Vec<String> {
     }
 }
 
+/// The engine's health check for a request's.
+pub(super) fn health_config(h: &HealthRequest) -> HealthConfig {
+    HealthConfig {
+        test: Some(health_test(&h.command)),
+        interval: Some(nanos(h.interval_ms)),
+        timeout: Some(nanos(h.timeout_ms)),
+        retries: Some(i64::from(h.retries)),
+        start_period: Some(nanos(h.start_period_ms)),
+        ..Default::default()
+    }
+}
+
+/// A named volume mounted at `target`.
+pub(super) fn volume_mount(source: &str, target: &str, read_only: bool) -> Mount {
+    Mount {
+        typ: Some(MountType::VOLUME),
+        source: Some(source.to_string()),
+        target: Some(target.to_string()),
+        read_only: Some(read_only),
+        ..Default::default()
+    }
+}
+
 pub(super) fn create_body(request: &ContainerRequest) -> ContainerCreateBody {
     let mut exposed_ports = Vec::new();
     let mut bindings: HashMap<String, Vec<PortBinding>> = HashMap::new();
@@ -113,17 +136,7 @@ pub(super) fn create_body(request: &ContainerRequest) -> ContainerCreateBody {
     }
     let port_bindings: PortMap = bindings.into_iter().map(|(k, v)| (k, Some(v))).collect();
 
-    let mounts = request
-        .volumes
-        .iter()
-        .map(|(source, target, read_only)| Mount {
-            typ: Some(MountType::VOLUME),
-            source: Some(source.clone()),
-            target: Some(target.clone()),
-            read_only: Some(*read_only),
-            ..Default::default()
-        })
-        .collect();
+    let mounts = request.volumes.iter().map(|(source, target, read_only)| volume_mount(source, target, *read_only)).collect();
 
     let (network_mode, networking_config) = if request.network.is_empty() {
         (None, None)
@@ -136,14 +149,7 @@ pub(super) fn create_body(request: &ContainerRequest) -> ContainerCreateBody {
         (Some(request.network.clone()), Some(NetworkingConfig { endpoints_config: Some(endpoints) }))
     };
 
-    let healthcheck = request.health.as_ref().map(|h| HealthConfig {
-        test: Some(health_test(&h.command)),
-        interval: Some(nanos(h.interval_ms)),
-        timeout: Some(nanos(h.timeout_ms)),
-        retries: Some(i64::from(h.retries)),
-        start_period: Some(nanos(h.start_period_ms)),
-        ..Default::default()
-    });
+    let healthcheck = request.health.as_ref().map(health_config);
 
     let host_config = HostConfig {
         memory: Some(saturating_i64(request.memory_bytes)),

@@ -69,6 +69,24 @@ impl Docker {
         self.client.remove_container(name, Some(options)).await.map_err(|e| classify(e, &format!("container {name}")))
     }
 
+    /// Create the network unless one of exactly that name exists.
+    async fn create_network_if_missing(&self, request: NetworkCreateRequest) -> Result<(), EngineError> {
+        let name = request.name.clone();
+        match self.client.inspect_network(&name, None::<InspectNetworkOptions>).await {
+            // The engine also resolves ID prefixes; only an exact name match counts.
+            Ok(network) if network.name.as_deref() == Some(name.as_str()) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if status(&e) == Some(404) => {}
+            Err(e) => return Err(classify(e, &format!("network {name}"))),
+        }
+        match self.client.create_network(request).await {
+            // Another process got there first; the network exists, which is all we
+            // want. (Swarm managers answer a taken name with "name conflicts".)
+            Err(e) if status(&e) == Some(409) || message_of(&e).contains("name conflicts") => Ok(()),
+            other => other.map(drop).map_err(|e| classify(e, &format!("network {name}"))),
+        }
+    }
+
     /// Connect to `DOCKER_HOST`, or to the default local socket when it is unset.
     pub fn connect() -> Result<Docker, EngineError> {
         let address =
@@ -221,24 +239,13 @@ impl ContainerEngine for Docker {
     fn ensure_network(&self, name: &str, labels: &BTreeMap<String, String>) -> Result<(), EngineError> {
         let _turn = self.network_lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.runtime.block_on(async {
-            match self.client.inspect_network(name, None::<InspectNetworkOptions>).await {
-                // The engine also resolves ID prefixes; only an exact name match counts.
-                Ok(network) if network.name.as_deref() == Some(name) => return Ok(()),
-                Ok(_) => {}
-                Err(e) if status(&e) == Some(404) => {}
-                Err(e) => return Err(classify(e, &format!("network {name}"))),
-            }
             let request = NetworkCreateRequest {
                 name: name.to_string(),
                 driver: Some("bridge".into()),
                 labels: Some(hash_map(labels)),
                 ..Default::default()
             };
-            match self.client.create_network(request).await {
-                // Another process got there first; the network exists, which is all we want.
-                Err(e) if status(&e) == Some(409) => Ok(()),
-                other => other.map(drop).map_err(|e| classify(e, &format!("network {name}"))),
-            }
+            self.create_network_if_missing(request).await
         })
     }
 
