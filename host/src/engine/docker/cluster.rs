@@ -249,7 +249,6 @@ impl ClusterEngine for Docker {
             labels: Some(hash_map(labels)),
             ..Default::default()
         };
-        let _turn = self.network_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.runtime.block_on(self.create_network_if_missing(request))
     }
 
