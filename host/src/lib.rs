@@ -21,6 +21,7 @@
 //! - `progress`: what a run shows while it works.
 
 pub mod authoring;
+pub mod backup;
 pub mod capabilities;
 pub mod config;
 pub mod digest;

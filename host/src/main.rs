@@ -80,6 +80,32 @@ enum Command {
         #[arg(long, value_name = "N")]
         tail: Option<u32>,
     },
+    /// Back up the data of ENV's services (all, or those named) into one archive,
+    /// each with its plugin's own consistent method, while the app keeps running.
+    Backup {
+        env: String,
+        /// Only these services (default: every one that holds data).
+        services: Vec<String>,
+        /// The archive to write (default: .provisioner/ENV/backups/ENV-DATE-TIME.tar.zst).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+        /// Then keep only the newest N archives in .provisioner/ENV/backups/.
+        #[arg(long, value_name = "N")]
+        keep: Option<usize>,
+    },
+    /// Restore an archive written by `backup` into ENV, which `run` has brought up.
+    /// Every part is checked against the manifest first; the environment's own
+    /// credentials stay as they are.
+    Restore {
+        env: String,
+        /// The archive, e.g. .provisioner/local/backups/local-20261129-024000.tar.zst.
+        file: std::path::PathBuf,
+        /// Only these services (default: every service in the archive).
+        services: Vec<String>,
+        /// Replace data the services hold now (otherwise refused, changing nothing).
+        #[arg(long)]
+        force: bool,
+    },
     /// Inspect, install, verify, scaffold and check plugins.
     Plugins {
         #[command(subcommand)]
@@ -121,6 +147,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plan { env } => cli::env::plan(&cli, env),
         Command::Teardown { env, keep_volumes } => cli::env::teardown(&cli, env, *keep_volumes),
         Command::Scale { env, services } => cli::env::scale(&cli, env, services),
+        Command::Backup { env, services, output, keep } => cli::backup::backup(&cli, env, services, output.as_deref(), *keep),
+        Command::Restore { env, file, services, force } => cli::backup::restore(&cli, env, file, services, *force),
         Command::Registry { command } => cli::registry::registry(&cli, command),
         Command::Logs { env, services, follow, since, tail } => cli::env::logs(&cli, env, services, *follow, since.as_deref(), *tail),
     }

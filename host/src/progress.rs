@@ -45,7 +45,8 @@ impl Progress {
                     bar
                 });
                 bar.set_message(message.to_string());
-                if message == "ready" || message == "removed" || message.starts_with("failed") {
+                let done = ["failed", "backed up", "restored in", "nothing to back up", "no backup support"];
+                if message == "ready" || message == "removed" || done.iter().any(|d| message.starts_with(d)) {
                     bar.finish();
                 }
             }

@@ -150,9 +150,29 @@ impl HostCalls {
         Ok(self.host.realiser.write_file(self.scope(), name, path, contents, mode & 0o7777)?)
     }
 
+    /// Send `signal` to a container's main process: what `exec` allows, without a shell.
+    pub fn signal(&mut self, name: &str, signal: &str) -> Result<(), HostError> {
+        if let Err(refusal) = self.host.effective.check_exec(name) {
+            return Err(self.deny(refusal));
+        }
+        Self::short_name(name, "container")?;
+        if !is_valid_signal(signal) {
+            return Err(HostError::Invalid(format!("signal `{signal}`: a name such as `SIGHUP` or `HUP`, or a number from 1 to 64")));
+        }
+        Ok(self.host.realiser.signal(self.scope(), name, signal)?)
+    }
+
     pub fn logs(&mut self, name: &str, lines: u32) -> Result<String, HostError> {
         Self::short_name(name, "container")?;
         Ok(self.host.realiser.logs(self.scope(), name, lines.min(MAX_LOG_LINES))?)
+    }
+}
+
+/// A signal as Docker takes it: a name (`SIGHUP`, `HUP`) or a number.
+fn is_valid_signal(signal: &str) -> bool {
+    match signal.parse::<u32>() {
+        Ok(number) => (1..=64).contains(&number),
+        Err(_) => (1..=16).contains(&signal.len()) && signal.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '+' || c == '-'),
     }
 }
 

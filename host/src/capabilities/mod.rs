@@ -6,6 +6,7 @@
 //! Effective = declared ∩ granted. A request outside it becomes a [`Denial`]: the
 //! guest receives `error::denied(...)`, the host logs it and the run summary lists it.
 
+pub mod archive;
 pub mod docker;
 pub mod files;
 pub mod first_party;

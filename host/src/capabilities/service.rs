@@ -20,6 +20,7 @@ use crate::realise::{Containers, Phases, Realiser, RecordedWorkload};
 pub type ProgressSink = Arc<dyn Fn(&Scope, &str) + Send + Sync>;
 
 /// Everything about one service that outlives a single hook call.
+#[derive(Clone)]
 pub struct ServiceHost {
     pub scope: Scope,
     pub effective: Effective,
@@ -39,6 +40,8 @@ pub struct ServiceHost {
     pub limits: HookLimits,
     /// What the operation's services have asked for so far, shared by all of them.
     pub totals: Arc<crate::totals::Totals>,
+    /// The backup being written or read, during `backup` and `restore` only.
+    pub archive: Option<Arc<super::archive::ArchiveSession>>,
 }
 
 impl ServiceHost {
@@ -57,6 +60,7 @@ impl ServiceHost {
             progress: None,
             limits,
             totals: Arc::default(),
+            archive: None,
         }
     }
 

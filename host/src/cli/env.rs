@@ -22,9 +22,9 @@ use super::{catalog, required_project, runtime};
 use crate::Cli;
 
 /// What every environment command needs: the project, its plugins and the engine.
-struct Session {
+pub(super) struct Session {
     /// The project with `provisioner scale` overrides applied.
-    project: Project,
+    pub(super) project: Project,
     runtime: PluginRuntime,
     catalog: Catalog,
     realiser: Arc<dyn Realiser>,
@@ -68,7 +68,7 @@ fn realiser(env: &Environment) -> (Arc<dyn Realiser>, Option<String>) {
 }
 
 impl Session {
-    fn open(cli: &Cli, env: &str) -> Result<Session> {
+    pub(super) fn open(cli: &Cli, env: &str) -> Result<Session> {
         let mut project = required_project(cli)?;
         project.environment(env)?;
         let state = State::load(&project.state_dir(env))?;
@@ -80,7 +80,7 @@ impl Session {
     }
 
     /// The checks that need no engine, then the engine itself.
-    fn checked(&self, env: &str) -> Result<()> {
+    pub(super) fn checked(&self, env: &str) -> Result<()> {
         self.stack(env, None).check()?;
         match &self.engine_error {
             Some(error) => anyhow::bail!("{error}"),
@@ -113,7 +113,7 @@ impl Session {
         Ok(Session { project, runtime, catalog, realiser, engine_error: None, overrides })
     }
 
-    fn stack<'a>(&'a self, env: &'a str, progress: Option<&Arc<Progress>>) -> Stack<'a> {
+    pub(super) fn stack<'a>(&'a self, env: &'a str, progress: Option<&Arc<Progress>>) -> Stack<'a> {
         Stack {
             project: &self.project,
             environment: env,

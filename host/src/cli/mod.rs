@@ -16,6 +16,7 @@ use provisioner::runtime::PluginRuntime;
 use crate::Cli;
 
 pub mod authoring;
+pub mod backup;
 pub mod env;
 pub mod plugins;
 pub mod registry;

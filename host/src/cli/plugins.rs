@@ -121,6 +121,9 @@ struct PluginView<'a> {
     outputs: &'a [String],
     defaults: &'a [(String, String)],
     config_schema: &'a str,
+    /// How `backup` saves a service's data; none when there is nothing to back up or
+    /// the plugin has no backup hooks (WIT 0.1).
+    backup: String,
 }
 
 fn view<'a>(catalog: &Catalog, project: Option<&Project>, found: &'a Found) -> PluginView<'a> {
@@ -136,6 +139,7 @@ fn view<'a>(catalog: &Catalog, project: Option<&Project>, found: &'a Found) -> P
         source: found.source,
         grants_from,
         trust: trust::trust(grants_from),
+        backup: backup_support(info),
         signature: signature(project, found),
         capabilities: info
             .capabilities
@@ -237,6 +241,15 @@ fn list(cli: &Cli) -> Result<ExitCode> {
 }
 
 /// `plugins inspect NAME`.
+/// What `backup` does for a service of this plugin, in a few words.
+fn backup_support(info: &provisioner::runtime::PluginInfo) -> String {
+    match &info.backup {
+        _ if info.wit_version.starts_with("0.1.") => format!("no backup support (built against WIT {})", info.wit_version),
+        Some(method) => method.clone(),
+        None => "nothing to back up".into(),
+    }
+}
+
 fn inspect(cli: &Cli, name: &str) -> Result<ExitCode> {
     let project = project(cli, false)?;
     let runtime = runtime()?;
@@ -256,6 +269,7 @@ fn inspect(cli: &Cli, name: &str) -> Result<ExitCode> {
         println!("  sha256  {}", v.sha256);
         println!("  path    {}", v.path.display());
         println!("  outputs {}", v.outputs.join(", "));
+        println!("  backup  {}", v.backup);
         for (key, value) in v.defaults {
             println!("  default {key} = {value}");
         }

@@ -352,6 +352,13 @@ impl ContainerEngine for Fake {
         Ok(ExecResult { exit_code: 0, stdout: request.command.join(" ").into_bytes(), stderr: vec![] })
     }
 
+    fn signal(&self, name: &str, signal: &str) -> Result<(), EngineError> {
+        let mut inner = self.lock();
+        inner.containers.get(name).ok_or_else(|| EngineError::NotFound(name.into()))?;
+        inner.log(format!("signal {name} {signal}"));
+        Ok(())
+    }
+
     fn write_file(&self, name: &str, path: &str, _: &[u8], _: u32) -> Result<(), EngineError> {
         let mut inner = self.lock();
         inner.containers.get(name).ok_or_else(|| EngineError::NotFound(name.into()))?;

@@ -182,6 +182,33 @@ pub trait ContainerEngine: Send + Sync {
 
     fn exec(&self, name: &str, request: &ExecRequest) -> Result<ExecResult, EngineError>;
     fn write_file(&self, name: &str, path: &str, contents: &[u8], mode: u32) -> Result<(), EngineError>;
+    /// `exec` for bulk data: standard input read from `stdin` (when given, in place of
+    /// `request.stdin`) as the command takes it, standard output written to `stdout` as
+    /// it comes, so neither is ever held whole. The result's `stdout` is empty. The
+    /// default buffers both, which only a test engine may do.
+    fn exec_streaming(
+        &self,
+        name: &str,
+        request: &ExecRequest,
+        stdin: Option<&mut dyn std::io::Read>,
+        stdout: &mut dyn std::io::Write,
+    ) -> Result<ExecResult, EngineError> {
+        let mut request = request.clone();
+        if let Some(reader) = stdin {
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes).map_err(|e| EngineError::Failed(format!("reading the command's input: {e}")))?;
+            request.stdin = Some(bytes);
+        }
+        let mut result = self.exec(name, &request)?;
+        stdout.write_all(&result.stdout).map_err(|e| EngineError::Failed(format!("writing the command's output: {e}")))?;
+        result.stdout.clear();
+        Ok(result)
+    }
+    /// Send a signal (`SIGHUP`, `HUP`, `1`) to a container's main process.
+    fn signal(&self, name: &str, signal: &str) -> Result<(), EngineError> {
+        let _ = (name, signal);
+        Err(EngineError::Failed(format!("{} cannot send signals", self.describe())))
+    }
     /// Several files (path, contents, mode), as `write_file` each. The Docker engine
     /// sends each folder's files in one archive: every upload costs dockerd a re-exec
     /// of itself to unpack it.

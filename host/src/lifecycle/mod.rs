@@ -23,10 +23,12 @@ use crate::realise::{Phases, Realiser};
 use crate::references::resolve_references;
 use crate::runtime::{Hook, HookCall, HookContext, HookFailure, LoadedPlugin, Output, PluginRuntime};
 
+mod backup;
 mod inspect;
 mod schedule;
 mod summary;
 
+pub use backup::{BackupError, Restored};
 pub use inspect::{Action, ContainerStatus, PlanItem, ServiceStatus};
 pub use summary::{ServiceReport, Status, Summary};
 
@@ -154,6 +156,7 @@ impl Stack<'_> {
                 progress: self.progress.clone(),
                 limits: env.limits,
                 totals: totals.clone(),
+                archive: None,
             };
             prepared.insert(service.name.clone(), Prepared { service: service.clone(), plugin, host: Arc::new(host) });
         }

@@ -155,6 +155,21 @@ impl Realiser for Containers {
         self.engine.exec(&self.own(scope, short)?.name, request)
     }
 
+    fn exec_streaming(
+        &self,
+        scope: &Scope,
+        short: &str,
+        request: &ExecRequest,
+        stdin: Option<&mut dyn std::io::Read>,
+        stdout: &mut dyn std::io::Write,
+    ) -> Result<ExecResult, EngineError> {
+        self.engine.exec_streaming(&self.own(scope, short)?.name, request, stdin, stdout)
+    }
+
+    fn signal(&self, scope: &Scope, short: &str, signal: &str) -> Result<(), EngineError> {
+        self.engine.signal(&self.own(scope, short)?.name, signal)
+    }
+
     fn write_file(&self, scope: &Scope, short: &str, path: &str, contents: &[u8], mode: u32) -> Result<(), EngineError> {
         self.engine.write_file(&self.own(scope, short)?.name, path, contents, mode)
     }

@@ -106,6 +106,16 @@ pub trait Realiser: Send + Sync {
     /// Remove a container by short name, or every instance of the workload so named.
     fn remove(&self, scope: &Scope, short: &str) -> Result<(), EngineError>;
     fn exec(&self, scope: &Scope, short: &str, request: &ExecRequest) -> Result<ExecResult, EngineError>;
+    /// `exec` with streamed input and output (see [`ContainerEngine::exec_streaming`]).
+    fn exec_streaming(
+        &self,
+        scope: &Scope,
+        short: &str,
+        request: &ExecRequest,
+        stdin: Option<&mut dyn std::io::Read>,
+        stdout: &mut dyn std::io::Write,
+    ) -> Result<ExecResult, EngineError>;
+    fn signal(&self, scope: &Scope, short: &str, signal: &str) -> Result<(), EngineError>;
     fn write_file(&self, scope: &Scope, short: &str, path: &str, contents: &[u8], mode: u32) -> Result<(), EngineError>;
     fn logs(&self, scope: &Scope, short: &str, lines: u32) -> Result<String, EngineError>;
     /// Make `addr`, an address this realiser gave one of the service's containers,

@@ -754,6 +754,23 @@ impl Realiser for Swarm {
         engine.exec(&details.id, request)
     }
 
+    fn exec_streaming(
+        &self,
+        scope: &Scope,
+        short: &str,
+        request: &ExecRequest,
+        stdin: Option<&mut dyn std::io::Read>,
+        stdout: &mut dyn std::io::Write,
+    ) -> Result<ExecResult, EngineError> {
+        let (details, engine) = self.find(scope, short)?;
+        engine.exec_streaming(&details.id, request, stdin, stdout)
+    }
+
+    fn signal(&self, scope: &Scope, short: &str, signal: &str) -> Result<(), EngineError> {
+        let (details, engine) = self.find(scope, short)?;
+        engine.signal(&details.id, signal)
+    }
+
     fn write_file(&self, scope: &Scope, short: &str, path: &str, contents: &[u8], mode: u32) -> Result<(), EngineError> {
         let (details, engine) = self.find(scope, short)?;
         engine.write_file(&details.id, path, contents, mode)

@@ -46,6 +46,9 @@ pub enum Hook {
     Provision,
     Ready,
     Teardown,
+    Backup,
+    DataSummary,
+    Restore,
 }
 
 impl std::fmt::Display for Hook {
@@ -56,6 +59,9 @@ impl std::fmt::Display for Hook {
             Hook::Provision => "provision",
             Hook::Ready => "ready",
             Hook::Teardown => "teardown",
+            Hook::Backup => "backup",
+            Hook::DataSummary => "data-summary",
+            Hook::Restore => "restore",
         })
     }
 }
@@ -71,6 +77,9 @@ pub struct PluginInfo {
     pub config_schema: String,
     pub outputs: Vec<String>,
     pub defaults: Vec<(String, String)>,
+    /// How `backup` saves the service's data; none when there is nothing to back up
+    /// (or the plugin is built against WIT 0.1).
+    pub backup: Option<String>,
 }
 
 /// A plugin ready to be called: compiled, linked and described.
@@ -260,6 +269,7 @@ impl PluginRuntime {
                 config_schema: String::new(),
                 outputs: Vec::new(),
                 defaults: Vec::new(),
+                backup: None,
             },
         };
         let label = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -443,6 +453,44 @@ impl PluginRuntime {
         self.call(plugin, host, Hook::Teardown, limits, move |pre, store| pre.teardown(store, &context, keep_volumes))
     }
 }
+
+impl PluginRuntime {
+    /// The limits of a backup hook: as the service's, with a deadline long enough to
+    /// move a large database (the bytes stream while the hook waits in a host call).
+    fn archive_limits(host: &ServiceHost) -> HookLimits {
+        HookLimits { hook_timeout_ms: host.limits.hook_timeout_ms.max(ARCHIVE_HOOK_TIMEOUT_MS), ..host.limits }
+    }
+
+    /// `backup`: the method used and its notes. The host's `archive` must be a backup.
+    pub fn backup(
+        &self,
+        plugin: &LoadedPlugin,
+        host: Arc<ServiceHost>,
+        context: &HookContext,
+    ) -> Result<HookCall<Result<(String, Vec<String>), String>>, HookFailure> {
+        let (limits, context) = (Self::archive_limits(&host), context.clone());
+        self.call(plugin, host, Hook::Backup, limits, move |pre, store| pre.backup(store, &context))
+    }
+
+    /// `data-summary`: what the service holds now, none when nothing.
+    pub fn data_summary(
+        &self,
+        plugin: &LoadedPlugin,
+        host: Arc<ServiceHost>,
+        context: &HookContext,
+    ) -> Result<HookCall<Result<Option<String>, String>>, HookFailure> {
+        self.service_hook(plugin, host, Hook::DataSummary, context, |pre, store, ctx| pre.data_summary(store, ctx))
+    }
+
+    /// `restore`. The host's `archive` must be a restore of verified parts.
+    pub fn restore(&self, plugin: &LoadedPlugin, host: Arc<ServiceHost>, context: &HookContext) -> Result<HookCall<Result<(), String>>, HookFailure> {
+        let (limits, context) = (Self::archive_limits(&host), context.clone());
+        self.call(plugin, host, Hook::Restore, limits, move |pre, store| pre.restore(store, &context))
+    }
+}
+
+/// How long a `backup` or `restore` hook may take at least.
+const ARCHIVE_HOOK_TIMEOUT_MS: u64 = 60 * 60 * 1000;
 
 /// The context handed to the service hooks.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -70,6 +70,90 @@ impl Docker {
     }
 
     /// Create the network unless one of exactly that name exists.
+    /// Run a command in a container: standard input read from `stdin` as the command
+    /// takes it (then closed), standard output handed to `stdout` frame by frame,
+    /// standard error kept (capped). The result's `stdout` is empty.
+    fn run_exec(
+        &self,
+        name: &str,
+        request: &ExecRequest,
+        stdin: Option<Box<dyn std::io::Read + '_>>,
+        stdout: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<ExecResult, EngineError> {
+        let config = ExecConfig {
+            attach_stdin: Some(stdin.is_some()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            privileged: Some(false),
+            env: Some(request.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            cmd: Some(request.command.clone()),
+            user: request.user.clone(),
+            working_dir: request.workdir.clone(),
+            ..Default::default()
+        };
+        self.runtime.block_on(async {
+            let exec =
+                self.client.create_exec(name, config).await.map_err(|e| classify(e, &format!("container {name}")))?;
+            let start = StartExecOptions { detach: false, tty: false, output_capacity: None };
+            let started = self.client.start_exec(&exec.id, Some(start)).await.map_err(|e| classify(e, "exec"))?;
+            let StartExecResults::Attached { mut output, mut input } = started else {
+                return Err(EngineError::Failed("the engine ran the command detached".into()));
+            };
+            let feed = async {
+                let Some(mut reader) = stdin else { return Ok(()) };
+                let mut buffer = vec![0u8; 256 << 10];
+                loop {
+                    // A local file or a slice: reading it in place does not stall the
+                    // runtime for long.
+                    let read = reader.read(&mut buffer).map_err(|e| format!("reading the command's input: {e}"))?;
+                    if read == 0 {
+                        break;
+                    }
+                    // A command may exit without reading all of its input; that is its
+                    // business, and its exit code says how it went.
+                    if input.write_all(&buffer[..read]).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                // Closing our half of the connection is how the command sees EOF.
+                let _ = input.shutdown().await;
+                Ok::<_, String>(())
+            };
+            let collect = async {
+                let mut stderr = Vec::new();
+                while let Some(frame) = output.next().await {
+                    match frame.map_err(|e| classify(e, "exec"))? {
+                        LogOutput::StdOut { message } | LogOutput::Console { message } => stdout(&message)
+                            .map_err(|e| EngineError::Failed(format!("writing the command's output: {e}")))?,
+                        LogOutput::StdErr { message } => append_capped(&mut stderr, &message),
+                        LogOutput::StdIn { .. } => {}
+                    }
+                }
+                Ok::<_, EngineError>(stderr)
+            };
+            let (fed, collected) = futures_util::future::join(feed, collect).await;
+            let stderr = collected?;
+            fed.map_err(EngineError::Failed)?;
+
+            let deadline = Instant::now() + EXEC_EXIT_WAIT;
+            let exit_code = loop {
+                let inspected = self.client.inspect_exec(&exec.id).await.map_err(|e| classify(e, "exec"))?;
+                if inspected.running != Some(true) {
+                    break inspected.exit_code;
+                }
+                if Instant::now() >= deadline {
+                    break None;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            let exit_code = exit_code.ok_or_else(|| {
+                EngineError::Failed(format!("the engine did not report how `{}` exited", request.command.join(" ")))
+            })?;
+            Ok(ExecResult { exit_code: i32::try_from(exit_code).unwrap_or(-1), stdout: Vec::new(), stderr })
+        })
+    }
+
     async fn create_network_if_missing(&self, request: NetworkCreateRequest) -> Result<(), EngineError> {
         let name = request.name.clone();
         match self.client.inspect_network(&name, None::<InspectNetworkOptions>).await {
@@ -404,68 +488,32 @@ impl ContainerEngine for Docker {
     }
 
     fn exec(&self, name: &str, request: &ExecRequest) -> Result<ExecResult, EngineError> {
-        let config = ExecConfig {
-            attach_stdin: Some(request.stdin.is_some()),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            tty: Some(false),
-            privileged: Some(false),
-            env: Some(request.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            cmd: Some(request.command.clone()),
-            user: request.user.clone(),
-            working_dir: request.workdir.clone(),
-            ..Default::default()
-        };
-        self.runtime.block_on(async {
-            let exec =
-                self.client.create_exec(name, config).await.map_err(|e| classify(e, &format!("container {name}")))?;
-            let start = StartExecOptions { detach: false, tty: false, output_capacity: None };
-            let started = self.client.start_exec(&exec.id, Some(start)).await.map_err(|e| classify(e, "exec"))?;
-            let StartExecResults::Attached { mut output, mut input } = started else {
-                return Err(EngineError::Failed("the engine ran the command detached".into()));
-            };
-            let feed = async {
-                if let Some(stdin) = &request.stdin {
-                    // A command may exit without reading all of its input; that is its
-                    // business, and its exit code says how it went.
-                    if input.write_all(stdin).await.is_ok() {
-                        // Closing our half of the connection is how the command sees EOF.
-                        let _ = input.shutdown().await;
-                    }
-                }
-            };
-            let collect = async {
-                let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-                while let Some(frame) = output.next().await {
-                    match frame? {
-                        LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                            append_capped(&mut stdout, &message)
-                        }
-                        LogOutput::StdErr { message } => append_capped(&mut stderr, &message),
-                        LogOutput::StdIn { .. } => {}
-                    }
-                }
-                Ok::<_, BollardError>((stdout, stderr))
-            };
-            let ((), collected) = futures_util::future::join(feed, collect).await;
-            let (stdout, stderr) = collected.map_err(|e| classify(e, "exec"))?;
+        let mut stdout = Vec::new();
+        let stdin = request.stdin.as_deref().map(|bytes| Box::new(bytes) as Box<dyn std::io::Read + '_>);
+        let mut result = self.run_exec(name, request, stdin, &mut |chunk| {
+            append_capped(&mut stdout, chunk);
+            Ok(())
+        })?;
+        result.stdout = stdout;
+        Ok(result)
+    }
 
-            let deadline = Instant::now() + EXEC_EXIT_WAIT;
-            let exit_code = loop {
-                let inspected = self.client.inspect_exec(&exec.id).await.map_err(|e| classify(e, "exec"))?;
-                if inspected.running != Some(true) {
-                    break inspected.exit_code;
-                }
-                if Instant::now() >= deadline {
-                    break None;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            };
-            let exit_code = exit_code.ok_or_else(|| {
-                EngineError::Failed(format!("the engine did not report how `{}` exited", request.command.join(" ")))
-            })?;
-            Ok(ExecResult { exit_code: i32::try_from(exit_code).unwrap_or(-1), stdout, stderr })
-        })
+    fn exec_streaming(
+        &self,
+        name: &str,
+        request: &ExecRequest,
+        stdin: Option<&mut dyn std::io::Read>,
+        stdout: &mut dyn std::io::Write,
+    ) -> Result<ExecResult, EngineError> {
+        let stdin = stdin.map(|reader| Box::new(reader) as Box<dyn std::io::Read + '_>);
+        self.run_exec(name, request, stdin, &mut |chunk| stdout.write_all(chunk))
+    }
+
+    fn signal(&self, name: &str, signal: &str) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::KillContainerOptionsBuilder::default().signal(signal).build();
+        self.runtime
+            .block_on(self.client.kill_container(name, Some(options)))
+            .map_err(|e| classify(e, &format!("container {name}")))
     }
 
     fn write_file(&self, name: &str, path: &str, contents: &[u8], mode: u32) -> Result<(), EngineError> {

@@ -1,0 +1,115 @@
+//! `provisioner backup` and `provisioner restore`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use provisioner::backup::{self, Manifest};
+use provisioner::progress::Progress;
+use provisioner::state::EnvLock;
+use provisioner::text;
+
+use super::env::Session;
+use crate::Cli;
+
+/// Where an environment's archives go by default.
+fn backups_dir(session: &Session, env: &str) -> std::path::PathBuf {
+    session.project.state_dir(env).join("backups")
+}
+
+/// A scratch folder for parts, beside `near` so that nothing crosses file systems,
+/// removed when dropped (also when the command fails).
+fn scratch(near: &Path) -> Result<tempfile::TempDir> {
+    std::fs::create_dir_all(near).with_context(|| format!("cannot create {}", near.display()))?;
+    tempfile::Builder::new().prefix(".parts-").tempdir_in(near).with_context(|| format!("cannot create a scratch folder in {}", near.display()))
+}
+
+/// `provisioner backup ENV [SERVICE…] [-o FILE] [--keep N]`.
+pub fn backup(cli: &Cli, env: &str, services: &[String], output: Option<&Path>, keep: Option<usize>) -> Result<ExitCode> {
+    let session = Session::open(cli, env)?;
+    session.checked(env)?;
+    let _lock = EnvLock::acquire(&session.project.state_dir(env))?;
+    let dir = backups_dir(&session, env);
+    let target_dir = output.and_then(Path::parent).filter(|p| !p.as_os_str().is_empty()).unwrap_or(&dir).to_path_buf();
+    let parts = scratch(&target_dir)?;
+
+    let progress = Progress::new(cli.json);
+    let manifest = session.stack(env, Some(&progress)).backup(services, parts.path());
+    progress.finish();
+    let manifest = manifest?;
+    if manifest.services.is_empty() {
+        anyhow::bail!(
+            "nothing to back up in {env}: {}",
+            manifest.skipped.iter().map(|s| format!("{} ({})", s.service, s.reason)).collect::<Vec<_>>().join("; ")
+        );
+    }
+    let file = match output {
+        Some(path) => path.to_path_buf(),
+        None => dir.join(backup::default_file_name(env, &manifest.created)),
+    };
+    let size = backup::pack(&file, &manifest, parts.path())?;
+    let pruned = match keep {
+        Some(keep) => backup::prune(&dir, env, keep).with_context(|| format!("pruning {}", dir.display()))?,
+        None => Vec::new(),
+    };
+    if cli.json {
+        println!("{}", serde_json::json!({ "file": file, "bytes": size, "manifest": manifest, "pruned": pruned }));
+    } else {
+        print_manifest(&manifest);
+        println!("wrote {} ({} compressed)", file.display(), text::bytes(size));
+        for path in pruned {
+            println!("removed {} (--keep)", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_manifest(manifest: &Manifest) {
+    println!("{:<16} {:<12} {:>10} {:>8}  {}", "service", "plugin", "size", "time", "method");
+    for s in &manifest.services {
+        println!("{:<16} {:<12} {:>10} {:>7.1}s  {}", s.service, s.plugin, text::bytes(s.bytes()), s.elapsed_ms as f64 / 1000.0, s.method);
+        for note in &s.notes {
+            println!("{:<16} note: {note}", "");
+        }
+    }
+    for s in &manifest.skipped {
+        println!("{:<16} skipped: {}", s.service, s.reason);
+    }
+}
+
+/// `provisioner restore ENV FILE [SERVICE…] [--force]`.
+pub fn restore(cli: &Cli, env: &str, file: &Path, services: &[String], force: bool) -> Result<ExitCode> {
+    let session = Session::open(cli, env)?;
+    session.checked(env)?;
+    let manifest = backup::read_manifest(file)?;
+    if !cli.json {
+        println!(
+            "{}: backup of {}/{} made {} by provisioner {}",
+            file.display(),
+            manifest.project,
+            manifest.environment,
+            manifest.created,
+            manifest.provisioner
+        );
+    }
+    let _lock = EnvLock::acquire(&session.project.state_dir(env))?;
+    let parts = scratch(&backups_dir(&session, env))?;
+    // Every part is read and checked before any service is touched.
+    let manifest = backup::unpack(file, parts.path(), services)?;
+    if !cli.json {
+        println!("checked every part against the manifest (sha256)");
+    }
+    let progress = Progress::new(cli.json);
+    let restored = session.stack(env, Some(&progress)).restore(&manifest, parts.path(), services, force);
+    progress.finish();
+    let restored = restored?;
+    if cli.json {
+        println!("{}", serde_json::json!({ "file": file, "restored": restored }));
+    } else {
+        for r in &restored {
+            println!("restored {} in {:.1} s", r.service, r.elapsed_ms as f64 / 1000.0);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

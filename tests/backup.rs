@@ -1,0 +1,275 @@
+//! Backup and restore on the real engine, with the real first-party plugins: data
+//! written by real clients into PostgreSQL, Redis and RabbitMQ (and S3, when its
+//! plugin backs up) survives `backup` → plain `teardown` (volumes gone) → `run` →
+//! `restore`, checked by content digests; a damaged archive and a service that holds
+//! data are refused before anything changes; a plugin built against WIT 0.1 (the
+//! memcached example as it was released) runs unchanged and is skipped by `backup`;
+//! a backup taken while the app moves money between two rows never catches a transfer
+//! half done.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use support::{text, Stack, OFFLINE_IMAGES};
+
+/// The last commit before WIT 0.2: its SDK and memcached example are "a plugin
+/// built against 0.1.0, as released".
+const LEGACY_COMMIT: &str = "ade606f3f77eca5c53e226a27e84fecc50cf1a36";
+const MEMCACHED_IMAGE: &str = "provisioner-offline/memcached:1.6";
+
+const SERVICES: &str = r#"
+[services.db]
+plugin = "postgres"
+config = { database = "shop" }
+
+[services.cache]
+plugin = "redis"
+
+[services.queue]
+plugin = "rabbitmq"
+config = { vhost = "shop" }
+
+[services.sessions]
+plugin = "memcached"
+
+[plugins.memcached.grants]
+images = ["memcached:1*", "*/memcached:1*"]
+publish = [11211]
+net_probe = true
+"#;
+
+const ROWS: i64 = 10_000;
+const KEYS: usize = 10_000;
+const TOTAL_BALANCE: i64 = 1_000_000;
+
+/// The memcached example built from the legacy commit's SDK (WIT 0.1.0), in a
+/// folder of its own so that nothing of today's tree leaks in.
+fn legacy_memcached() -> PathBuf {
+    let root = support::root();
+    let base = root.join("target/legacy-v0.1");
+    let src = base.join("src");
+    let _ = std::fs::remove_dir_all(&src);
+    std::fs::create_dir_all(&src).expect("creating target/legacy-v0.1/src");
+    let archive = Command::new("git")
+        .args(["-C", root.to_str().expect("utf-8 path"), "archive", "--format=tar", LEGACY_COMMIT, "plugins", "wit/v0.1.0", "examples/plugins/memcached"])
+        .output()
+        .expect("running git");
+    assert!(
+        archive.status.success(),
+        "git archive {LEGACY_COMMIT} failed (a shallow clone? this test needs the commit before WIT 0.2):\n{}",
+        text(&archive)
+    );
+    tar_extract(&archive.stdout, &src);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(src.join("examples/plugins/memcached/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", base.join("target"))
+        .status()
+        .expect("running cargo");
+    assert!(status.success(), "building the legacy memcached example failed");
+    base.join("target/wasm32-wasip2/release/memcached.wasm")
+}
+
+fn tar_extract(bytes: &[u8], into: &Path) {
+    let mut child = Command::new("tar").arg("-x").arg("-C").arg(into).stdin(std::process::Stdio::piped()).spawn().expect("tar");
+    use std::io::Write;
+    child.stdin.take().expect("stdin").write_all(bytes).expect("feeding tar");
+    assert!(child.wait().expect("tar").success(), "tar -x failed");
+}
+
+fn ok(out: std::process::Output) -> String {
+    assert!(out.status.success(), "command failed:\n{}", text(&out));
+    text(&out)
+}
+
+fn refused(out: std::process::Output) -> String {
+    assert!(!out.status.success(), "command should have failed:\n{}", text(&out));
+    text(&out)
+}
+
+fn python(env: &BTreeMap<String, String>, script: &str) -> String {
+    let out = Command::new("/usr/bin/python3").args(["-c", script]).envs(env).output().expect("python3");
+    assert!(out.status.success(), "python failed:\n{}\n{}", script, String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+const AMQP: &str = r#"
+import os, pika
+conn = pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"]))
+ch = conn.channel()
+"#;
+
+/// A digest of everything the app wrote, per service, read with the app's own
+/// credentials from `.env`.
+fn digests(env: &BTreeMap<String, String>) -> BTreeMap<&'static str, String> {
+    let mut pg = postgres::Client::connect(&env["DATABASE_URL"], postgres::NoTls).expect("app role logs in");
+    let items: String = pg
+        .query_one("SELECT count(*)::text || ':' || md5(string_agg(id::text || '=' || payload, ',' ORDER BY id)) FROM items", &[])
+        .expect("items")
+        .get(0);
+    let balance: i64 = pg.query_one("SELECT sum(balance)::bigint FROM accounts", &[]).expect("accounts").get(0);
+
+    let client = redis::Client::open(env["REDIS_URL"].as_str()).expect("redis url");
+    let mut conn = client.get_connection().expect("redis connects");
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("k:*").query(&mut conn).expect("KEYS");
+    keys.sort();
+    let values: Vec<String> = if keys.is_empty() { Vec::new() } else { redis::cmd("MGET").arg(&keys).query(&mut conn).expect("MGET") };
+    let pairs: Vec<String> = keys.iter().zip(&values).map(|(k, v)| format!("{k}={v}")).collect();
+
+    let queue = python(
+        env,
+        &format!(
+            "{AMQP}\n\
+             ch.exchange_declare('orders', exchange_type='topic', durable=True, passive=True)\n\
+             q = ch.queue_declare('orders.created', durable=True, passive=True)\n\
+             ch.basic_publish('orders', 'order.created', b'probe')\n\
+             import time\n\
+             for _ in range(50):\n\
+             \x20   m = ch.basic_get('orders.created', auto_ack=True)\n\
+             \x20   if m[0]: break\n\
+             \x20   time.sleep(0.1)\n\
+             print('orders→orders.created routes' if m[0] and m[2] == b'probe' else 'no route')"
+        ),
+    );
+    BTreeMap::from([
+        ("items", items),
+        ("balance", balance.to_string()),
+        ("redis", format!("{}:{}", pairs.len(), provisioner::digest::sha256_hex(pairs.join("\n").as_bytes()))),
+        ("queue", queue),
+    ])
+}
+
+fn fill(env: &BTreeMap<String, String>) {
+    let mut pg = postgres::Client::connect(&env["DATABASE_URL"], postgres::NoTls).expect("app role logs in");
+    pg.batch_execute(&format!(
+        "CREATE TABLE items (id int PRIMARY KEY, payload text NOT NULL);
+         INSERT INTO items SELECT i, md5(i::text) FROM generate_series(1, {ROWS}) AS i;
+         CREATE TABLE accounts (id int PRIMARY KEY, balance bigint NOT NULL);
+         INSERT INTO accounts VALUES (1, {TOTAL_BALANCE}), (2, 0);"
+    ))
+    .expect("filling the database");
+
+    let client = redis::Client::open(env["REDIS_URL"].as_str()).expect("redis url");
+    let mut conn = client.get_connection().expect("redis connects");
+    let mut pipe = redis::pipe();
+    for i in 0..KEYS {
+        pipe.cmd("SET").arg(format!("k:{i}")).arg(format!("value {i}")).ignore();
+    }
+    let () = pipe.query(&mut conn).expect("SET pipeline");
+
+    python(
+        env,
+        &format!(
+            "{AMQP}\n\
+             ch.exchange_declare('orders', exchange_type='topic', durable=True)\n\
+             ch.queue_declare('orders.created', durable=True)\n\
+             ch.queue_bind('orders.created', 'orders', routing_key='order.created')"
+        ),
+    );
+}
+
+/// Move money from account 1 to 2, one unit per transaction, until told to stop.
+fn transfers(url: String, stop: Arc<AtomicBool>, done: Arc<AtomicU64>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut pg = postgres::Client::connect(&url, postgres::NoTls).expect("app role logs in");
+        while !stop.load(Ordering::Relaxed) {
+            pg.batch_execute(
+                "BEGIN; UPDATE accounts SET balance = balance - 1 WHERE id = 1; \
+                 SELECT pg_sleep(0.002); UPDATE accounts SET balance = balance + 1 WHERE id = 2; COMMIT;",
+            )
+            .expect("transfer");
+            done.fetch_add(1, Ordering::Relaxed);
+        }
+    })
+}
+
+fn archives(stack: &Stack) -> Vec<PathBuf> {
+    let dir = stack.path().join(".provisioner/local/backups");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "zst")).collect())
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+#[test]
+fn backup_teardown_run_restore_brings_back_every_row_key_and_binding() {
+    let images: Vec<&str> = OFFLINE_IMAGES.iter().map(|(_, i)| *i).collect();
+    support::require(&["postgres", "redis", "rabbitmq"], &images);
+    support::require(&[], &[MEMCACHED_IMAGE]);
+    let legacy = legacy_memcached();
+    let mut images: Vec<(&str, &str)> = OFFLINE_IMAGES.iter().filter(|(s, _)| *s != "files").copied().collect();
+    images.push(("sessions", MEMCACHED_IMAGE));
+    let stack = Stack::with_images("backup", &images, SERVICES);
+    std::fs::create_dir_all(stack.path().join("plugins")).unwrap();
+    std::fs::copy(&legacy, stack.path().join("plugins/memcached.wasm")).unwrap();
+
+    ok(stack.run(&["run", "local"]));
+    let inspected = ok(stack.run(&["plugins", "inspect", "memcached"]));
+    assert!(
+        inspected.contains("provisioner:plugin@0.1.0") && inspected.contains("no backup support (built against WIT 0.1.0)"),
+        "the legacy plugin is served as WIT 0.1.0:\n{inspected}"
+    );
+    let env = stack.dotenv();
+    fill(&env);
+    let before = digests(&env);
+    assert_eq!(before["queue"], "orders→orders.created routes");
+    assert!(before["items"].starts_with(&format!("{ROWS}:")), "{before:?}");
+
+    // Backed up while the app keeps moving money.
+    let (stop, done) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let writer = transfers(env["DATABASE_URL"].clone(), stop.clone(), done.clone());
+    let out = ok(stack.run(&["backup", "local"]));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("transfers thread");
+    assert!(done.load(Ordering::Relaxed) > 0, "transfers ran during the backup");
+    assert!(out.contains("pg_dump") && out.contains("wrote "), "{out}");
+    assert!(out.contains("sessions") && out.contains("skipped: no backup support") && out.contains("WIT 0.1.0"), "{out}");
+    assert!(out.contains("messages in queues are not included"), "{out}");
+    let archive = archives(&stack).pop().expect("an archive under .provisioner/local/backups");
+
+    // Into a stack that holds data: refused, naming each service, changing nothing.
+    let text = refused(stack.run(&["restore", "local", archive.to_str().unwrap()]));
+    assert!(text.contains("`db` holds") && text.contains("`cache` holds") && text.contains("--force"), "{text}");
+
+    // A damaged archive is refused before anything changes, naming what is wrong.
+    let bytes = std::fs::read(&archive).unwrap();
+    let truncated = stack.path().join("truncated.tar.zst");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 3 / 5]).unwrap();
+    let text = refused(stack.run(&["restore", "local", truncated.to_str().unwrap(), "--force"]));
+    assert!(text.contains("truncated.tar.zst") && (text.contains("damaged") || text.contains("not a provisioner backup")), "{text}");
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    for b in &mut flipped[middle..middle + 64] {
+        *b ^= 0x5a;
+    }
+    let corrupted = stack.path().join("corrupted.tar.zst");
+    std::fs::write(&corrupted, &flipped).unwrap();
+    let text = refused(stack.run(&["restore", "local", corrupted.to_str().unwrap(), "--force"]));
+    assert!(text.contains("corrupted.tar.zst") && (text.contains("damaged") || text.contains("not a provisioner backup")), "{text}");
+    let unchanged = digests(&env);
+    assert_eq!(unchanged["items"], before["items"], "a refused restore changed nothing");
+
+    // Volumes gone, a fresh environment, then the restore.
+    ok(stack.run(&["teardown", "local"]));
+    assert!(stack.labelled().iter().all(|l| !l.starts_with("volume")), "plain teardown removes the volumes: {:?}", stack.labelled());
+    ok(stack.run(&["run", "local"]));
+    let env = stack.dotenv();
+    let text = ok(stack.run(&["restore", "local", archive.to_str().unwrap()]));
+    assert!(text.contains("checked every part") && text.contains("restored db") && text.contains("restored cache"), "{text}");
+    let after = digests(&env);
+    assert_eq!(after["items"], before["items"], "every row back");
+    assert_eq!(after["redis"], before["redis"], "every key back");
+    assert_eq!(after["queue"], before["queue"], "exchange, queue and binding back, usable with this environment's credentials");
+    assert_eq!(after["balance"], TOTAL_BALANCE.to_string(), "no transfer caught half done");
+
+    // Retention.
+    ok(stack.run(&["backup", "local", "cache", "--keep", "1"]));
+    assert_eq!(archives(&stack).len(), 1, "--keep 1 leaves the newest archive only");
+}
