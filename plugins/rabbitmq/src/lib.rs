@@ -8,6 +8,16 @@
 //! definitions to load creates neither `guest` nor the `/` vhost; on a kept volume the
 //! import merges, and puts the passwords and tags back as the definitions say.
 //!
+//! Backup is the broker's definitions (`rabbitmqctl export_definitions -`: vhosts,
+//! queues, exchanges, bindings, policies, parameters), streamed into the archive part
+//! `definitions.json`; messages in queues are not included. Restore reads the part
+//! (definitions are small; over 16 MiB is refused), drops what would change the
+//! target's credentials (`users`, `permissions`, `topic_permissions`, and the source's
+//! cluster name and id), renames the source's one vhost to the target's when they
+//! differ, then replaces the app's vhost: `delete_vhost`, the broker's own definitions
+//! file imported again (the vhost, the users with the target's passwords, their
+//! permissions, as at boot), then the cleaned backup imported on top.
+//!
 //! Works with the upstream `rabbitmq` image (the default, `rabbitmq:3`) and with the
 //! offline image `cargo xtask images` builds from Debian packages.
 
@@ -203,13 +213,90 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
+/// The archive part holding the exported definitions.
+const DEFINITIONS_PART: &str = "definitions.json";
+/// Where the restore writes the cleaned definitions for `import_definitions`.
+const RESTORE_FILE: &str = "/var/lib/rabbitmq/restore-definitions.json";
+/// Definitions are small; a part bigger than this is not a backup of this plugin.
+const MAX_DEFINITIONS: u64 = 16 * 1024 * 1024;
+/// What `archive::read` returns at most per call.
+const READ_CHUNK: u32 = 4 * 1024 * 1024;
+
+/// `rabbitmqctl -q ARGS` in the broker, as the `rabbitmq` user whose home holds the
+/// Erlang cookie (the container's environment names the node).
+fn rabbitmqctl(args: &[&str]) -> Result<ExecOutput, String> {
+    let mut command = vec!["rabbitmqctl".to_string(), "-q".into()];
+    command.extend(args.iter().map(|s| s.to_string()));
+    Ok(docker::exec(SERVER, &command, &ctl_options())?)
+}
+
+fn ctl_options() -> ExecOptions {
+    ExecOptions { env: vec![EnvVar::plain("HOME", "/var/lib/rabbitmq")], user: Some("rabbitmq".into()), workdir: None, stdin: None }
+}
+
+/// `rabbitmqctl ARGS`, which must succeed; its standard output.
+fn rabbitmqctl_ok(what: &str, args: &[&str]) -> Result<String, String> {
+    let out = rabbitmqctl(args)?;
+    if out.success() {
+        Ok(out.stdout_text())
+    } else {
+        let stderr = out.stderr_text();
+        let text = if stderr.trim().is_empty() { out.stdout_text() } else { stderr };
+        Err(format!("{what} failed (exit {}): {}", out.exit_code, text.trim()))
+    }
+}
+
+/// The `name`s in a `--formatter json` listing.
+fn names(listing: &str) -> Result<Vec<String>, String> {
+    let items: Vec<serde_json::Value> = serde_json::from_str(listing.trim()).map_err(|e| format!("reading rabbitmqctl's listing: {e}"))?;
+    Ok(items.iter().filter_map(|item| item["name"].as_str().map(str::to_string)).collect())
+}
+
+/// The backup's definitions made safe to import into the target: nothing about users
+/// (their passwords, tags, permissions) nor the source cluster's identity, and the
+/// source's vhost renamed to `vhost` when the backup has exactly one other vhost.
+fn clean_definitions(mut defs: serde_json::Value, vhost: &str) -> Result<serde_json::Value, String> {
+    let map = defs.as_object_mut().ok_or("the definitions are not a JSON object")?;
+    for key in ["users", "permissions", "topic_permissions"] {
+        map.remove(key);
+    }
+    if let Some(serde_json::Value::Array(params)) = map.get_mut("global_parameters") {
+        params.retain(|p| !matches!(p["name"].as_str(), Some("cluster_name" | "internal_cluster_id")));
+    }
+    let source = match map.get("vhosts").and_then(|v| v.as_array()).map(Vec::as_slice) {
+        Some([only]) => only["name"].as_str().filter(|name| *name != vhost).map(str::to_string),
+        _ => None,
+    };
+    if let Some(source) = source {
+        for key in ["vhosts", "queues", "exchanges", "bindings", "policies", "parameters", "operator_policies"] {
+            let Some(serde_json::Value::Array(items)) = map.get_mut(key) else { continue };
+            for item in items {
+                let field = if key == "vhosts" { "name" } else { "vhost" };
+                if item[field].as_str() == Some(source.as_str()) {
+                    item[field] = serde_json::Value::String(vhost.to_string());
+                }
+            }
+        }
+    }
+    Ok(defs)
+}
+
+/// `N queues, M exchanges` beyond the broker's own, or none.
+fn summary(queues: usize, exchanges: usize) -> Option<String> {
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    (queues + exchanges > 0).then(|| format!("{}, {}", plural(queues, "queue", "queues"), plural(exchanges, "exchange", "exchanges")))
+}
+
 struct RabbitMq;
 
 impl Plugin for RabbitMq {
+    const BACKUP: Option<&'static str> = Some("definitions (rabbitmqctl export_definitions)");
+
     fn describe() -> PluginInfo {
         PluginInfo::new("rabbitmq", env!("CARGO_PKG_VERSION"), "RabbitMQ with an app user limited to the app's vhost; no guest")
             .image_and_mirrors("rabbitmq:*")
-            .publish(PORT).volume("data").net_probe().secrets()
+            // `exec`: backup and restore run rabbitmqctl in the broker.
+            .publish(PORT).volume("data").exec().net_probe().secrets()
             .schema(r#"{"type":"object","additionalProperties":false,"properties":{"vhost":{"type":"string"},"user":{"type":"string","default":"app"},"image":{"type":"string"}}}"#)
             .outputs(&["AMQP_URL"])
             .default("image", DEFAULT_IMAGE)
@@ -245,6 +332,61 @@ impl Plugin for RabbitMq {
     fn teardown(_ctx: Context, keep_volumes: bool) -> Result<(), String> {
         teardown(&[SERVER], &["data"], keep_volumes)
     }
+
+    fn backup(_ctx: Context) -> Result<BackupReport, String> {
+        progress("exporting the definitions");
+        let command = ["rabbitmqctl", "-q", "export_definitions", "-"].map(String::from).to_vec();
+        archive::save_exec(DEFINITIONS_PART, SERVER, &command, &ctl_options()).map_err(|e| format!("rabbitmqctl export_definitions: {e}"))?;
+        Ok(BackupReport::new("definitions of every vhost (rabbitmqctl export_definitions)")
+            .note("messages in queues are not included")
+            .note("users and permissions are not restored: the target keeps its own"))
+    }
+
+    fn data_summary(ctx: Context) -> Result<Option<String>, String> {
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
+        let vhost = config.vhost(&ctx);
+        let queues = names(&rabbitmqctl_ok("listing queues", &["list_queues", "-p", &vhost, "name", "--formatter", "json"])?)?;
+        let exchanges = names(&rabbitmqctl_ok("listing exchanges", &["list_exchanges", "-p", &vhost, "name", "--formatter", "json"])?)?;
+        // The default exchange ("") and the `amq.*` ones come with every vhost.
+        let own_exchanges = exchanges.iter().filter(|name| !name.is_empty() && !name.starts_with("amq.")).count();
+        Ok(summary(queues.len(), own_exchanges))
+    }
+
+    fn restore(ctx: Context) -> Result<(), String> {
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
+        let vhost = config.vhost(&ctx);
+        let part = archive::parts()?
+            .into_iter()
+            .find(|p| p.name == DEFINITIONS_PART)
+            .ok_or_else(|| format!("the backup has no part `{DEFINITIONS_PART}` for this service"))?;
+        if part.bytes > MAX_DEFINITIONS {
+            return Err(format!("the backup's definitions are {} bytes, more than this plugin reads ({MAX_DEFINITIONS})", part.bytes));
+        }
+        let mut bytes = Vec::with_capacity(part.bytes as usize);
+        while (bytes.len() as u64) < part.bytes {
+            let chunk = archive::read(DEFINITIONS_PART, bytes.len() as u64, READ_CHUNK)?;
+            if chunk.is_empty() {
+                return Err(format!("the backup's definitions end after {} of {} bytes", bytes.len(), part.bytes));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let defs: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("reading the backup's definitions: {e}"))?;
+        drop(bytes);
+        let cleaned = clean_definitions(defs, &vhost)?.to_string();
+
+        progress(&format!("replacing vhost {vhost}"));
+        docker::write_file(SERVER, RESTORE_FILE, cleaned.as_bytes(), 0o644)?;
+        rabbitmqctl_ok(&format!("deleting vhost {vhost}"), &["delete_vhost", &vhost])?;
+        // The vhost, the users with the target's passwords and their permissions, as at boot.
+        rabbitmqctl_ok("importing the broker's own definitions", &["import_definitions", DEFINITIONS])?;
+        let imported = rabbitmqctl_ok("importing the backup's definitions", &["import_definitions", RESTORE_FILE]);
+        let removed = docker::exec(SERVER, &["rm", "-f", RESTORE_FILE].map(String::from).to_vec(), &ExecOptions::none());
+        imported?;
+        if let Err(e) = removed {
+            warn(&format!("removing {RESTORE_FILE}: {e}"));
+        }
+        Ok(())
+    }
 }
 
 export_plugin!(RabbitMq);
@@ -262,6 +404,29 @@ mod tests {
         let typo = Config::parse(r#"{"vhots":"x"}"#).err().unwrap_or_default();
         assert_eq!(typo.len(), 1);
         assert!(typo[0].message.contains("vhots"), "{}", typo[0].message);
+    }
+
+    #[test]
+    fn restored_definitions_keep_the_targets_users() {
+        let backup = serde_json::json!({
+            "rabbit_version": "3.13.7",
+            "users": [{"name": "app", "password_hash": "x"}],
+            "vhosts": [{"name": "shop-ci"}],
+            "permissions": [{"user": "app", "vhost": "shop-ci"}],
+            "topic_permissions": [],
+            "global_parameters": [{"name": "cluster_name", "value": "rabbit@x"}, {"name": "other", "value": 1}],
+            "queues": [{"name": "jobs", "vhost": "shop-ci"}],
+            "exchanges": [{"name": "events", "vhost": "shop-ci"}],
+            "bindings": [{"source": "events", "vhost": "shop-ci", "destination": "jobs"}],
+        });
+        let cleaned = clean_definitions(backup, "shop").unwrap();
+        assert!(cleaned.get("users").is_none() && cleaned.get("permissions").is_none() && cleaned.get("topic_permissions").is_none());
+        assert_eq!(cleaned["global_parameters"], serde_json::json!([{"name": "other", "value": 1}]));
+        assert_eq!(cleaned["vhosts"], serde_json::json!([{"name": "shop"}]));
+        assert_eq!(cleaned["queues"][0]["vhost"], "shop");
+        assert_eq!(cleaned["bindings"][0]["vhost"], "shop");
+        assert_eq!(summary(0, 0), None);
+        assert_eq!(summary(1, 2).as_deref(), Some("1 queue, 2 exchanges"));
     }
 
     #[test]

@@ -3,10 +3,28 @@
 //! dangerous commands) and an `admin` user kept by the plugin; ready when
 //! `AUTH app …` and `PING` answer over the wire.
 //!
+//! Backup is an RDB snapshot taken the way a replica takes one (`redis-cli --rdb`, as
+//! `admin`): a fork of the server's dataset at one moment, consistent while the app
+//! writes. redis-cli writes it to a temporary file in the container (its progress
+//! messages go to stderr) and `cat` streams it into the archive part `dump.rdb`.
+//!
+//! Restore: the server runs with `appendonly yes`, and at boot an AOF wins over an RDB
+//! (`dump.rdb` would be ignored). So the restore makes the snapshot the AOF: with Redis
+//! 7's multi-part AOF, a fresh `appendonlydir` whose base file is the RDB (plus an empty
+//! incremental file and a manifest naming both) replaces the old one; with an older
+//! Redis, the single `appendonly.aof` becomes the RDB (an RDB preamble is a valid AOF).
+//! Automatic AOF rewrites are switched off first so none writes a manifest over it.
+//! Then `SHUTDOWN NOSAVE` (the running server's last writes go to the old files, which
+//! are no longer the ones read at boot) and the container is started again, unless the
+//! engine restarted it already; the restore waits until a server with a new `run_id`
+//! answers, then deletes the old AOF. ACL users are command-line arguments of the
+//! spec, not data, so the target keeps its own credentials.
+//!
 //! Works with the upstream `redis` image (the default, `redis:7`) and with the offline
 //! image `cargo xtask images` builds from Debian packages.
 
 use std::io::{Read, Write};
+use std::time::Duration;
 
 use provisioner_plugin_sdk::*;
 use serde::Deserialize;
@@ -66,6 +84,69 @@ fn spec(config: &Config, ctx: &Context, admin: &str, app: &str) -> ContainerSpec
     spec
 }
 
+/// The archive part holding the RDB snapshot.
+const RDB_PART: &str = "dump.rdb";
+
+/// `redis-cli --rdb` into a temporary file, then the file to stdout.
+const BACKUP_SCRIPT: &str = r#"f=$(mktemp) || exit 1
+redis-cli --no-auth-warning --user admin --rdb "$f" >&2 && cat "$f"
+status=$?
+rm -f "$f"
+exit $status"#;
+
+/// Stdin (an RDB file) made what the server loads at its next boot; see the module doc.
+const RESTORE_SCRIPT: &str = r#"set -e
+tmp=/data/restore.tmp
+rm -rf "$tmp" /data/appendonlydir.old
+mkdir "$tmp"
+cat > "$tmp/dump.rdb"
+if [ "$(head -c 5 "$tmp/dump.rdb")" != REDIS ]; then rm -rf "$tmp"; echo "the backup is not an RDB file" >&2; exit 1; fi
+redis-cli --no-auth-warning --user admin CONFIG SET auto-aof-rewrite-percentage 0 >/dev/null
+if [ -d /data/appendonlydir ]; then
+  mkdir "$tmp/appendonlydir"
+  mv "$tmp/dump.rdb" "$tmp/appendonlydir/appendonly.aof.1.base.rdb"
+  : > "$tmp/appendonlydir/appendonly.aof.1.incr.aof"
+  printf 'file appendonly.aof.1.base.rdb seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n' > "$tmp/appendonlydir/appendonly.aof.manifest"
+  mv /data/appendonlydir /data/appendonlydir.old
+  mv "$tmp/appendonlydir" /data/appendonlydir
+else
+  mv "$tmp/dump.rdb" /data/appendonly.aof
+fi
+rm -rf "$tmp""#;
+
+/// `redis-cli` as `admin` with ARGS; the password in the environment, not in argv.
+fn admin_cli(admin: &str, args: &[&str]) -> Result<ExecOutput, String> {
+    let mut command = vec!["redis-cli".to_string(), "--no-auth-warning".into(), "--user".into(), "admin".into()];
+    command.extend(args.iter().map(|s| s.to_string()));
+    Ok(docker::exec(SERVER, &command, &admin_options(admin))?)
+}
+
+fn admin_options(admin: &str) -> ExecOptions {
+    ExecOptions { env: vec![EnvVar::secret("REDISCLI_AUTH", admin)], user: None, workdir: None, stdin: None }
+}
+
+/// The value of `field` in an `INFO` answer (`field:value` lines).
+fn info_field<'a>(info: &'a str, field: &str) -> Option<&'a str> {
+    info.lines().find_map(|line| line.trim_end().strip_prefix(field)?.strip_prefix(':'))
+}
+
+/// The server's `run_id`, new at every start; none while it does not answer.
+fn run_id(admin: &str) -> Option<String> {
+    let out = admin_cli(admin, &["INFO", "server"]).ok()?;
+    if !out.success() {
+        return None;
+    }
+    info_field(&out.stdout_text(), "run_id").map(str::to_string)
+}
+
+/// The keys of every database in an `INFO keyspace` answer (`db0:keys=3,expires=0,…`).
+fn count_keys(info: &str) -> u64 {
+    info.lines()
+        .filter(|line| line.starts_with("db"))
+        .filter_map(|line| line.split_once(':')?.1.split(',').find_map(|kv| kv.strip_prefix("keys="))?.trim().parse::<u64>().ok())
+        .sum()
+}
+
 /// One RESP command, written as an array of bulk strings.
 fn command(parts: &[&str]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", parts.len()).into_bytes();
@@ -110,10 +191,13 @@ fn auth_and_ping(addr: &str, user: &str, password: &str) -> Result<(), String> {
 struct Redis;
 
 impl Plugin for Redis {
+    const BACKUP: Option<&'static str> = Some("RDB snapshot (redis-cli --rdb)");
+
     fn describe() -> PluginInfo {
         PluginInfo::new("redis", env!("CARGO_PKG_VERSION"), "Redis with an ACL user for the app; the default user disabled")
             .image_and_mirrors("redis:*")
-            .publish(PORT).volume("data").net_probe().secrets()
+            // `exec`: backup and restore run redis-cli in the server.
+            .publish(PORT).volume("data").exec().net_probe().secrets()
             .schema(r#"{"type":"object","additionalProperties":false,"properties":{"user":{"type":"string","default":"app"},"image":{"type":"string"}}}"#)
             .outputs(&["REDIS_URL"])
             .default("image", DEFAULT_IMAGE)
@@ -142,6 +226,81 @@ impl Plugin for Redis {
     fn teardown(_ctx: Context, keep_volumes: bool) -> Result<(), String> {
         teardown(&[SERVER], &["data"], keep_volumes)
     }
+
+    fn backup(_ctx: Context) -> Result<BackupReport, String> {
+        let admin = secrets::get_or_create("admin-password", 32)?;
+        progress("taking an RDB snapshot");
+        let command = vec!["sh".to_string(), "-c".to_string(), BACKUP_SCRIPT.to_string()];
+        archive::save_exec(RDB_PART, SERVER, &command, &admin_options(&admin)).map_err(|e| format!("redis-cli --rdb: {e}"))?;
+        Ok(BackupReport::new("RDB snapshot of every database (redis-cli --rdb)")
+            .note("ACL users are not included: a restore keeps the target's own")
+            .note("a restore needs a Redis that reads the source's RDB version (the same or a newer Redis)"))
+    }
+
+    fn data_summary(_ctx: Context) -> Result<Option<String>, String> {
+        let admin = secrets::get_or_create("admin-password", 32)?;
+        let out = admin_cli(&admin, &["INFO", "keyspace"])?;
+        if !out.success() {
+            return Err(format!("INFO keyspace failed: {}", out.stderr_text().trim()));
+        }
+        Ok(match count_keys(&out.stdout_text()) {
+            0 => None,
+            1 => Some("1 key".into()),
+            n => Some(format!("{n} keys")),
+        })
+    }
+
+    fn restore(_ctx: Context) -> Result<(), String> {
+        let admin = secrets::get_or_create("admin-password", 32)?;
+        if !archive::parts()?.iter().any(|p| p.name == RDB_PART) {
+            return Err(format!("the backup has no part `{RDB_PART}` for this service"));
+        }
+        let before = run_id(&admin).ok_or("the server does not answer redis-cli")?;
+        progress("writing the snapshot into the data volume");
+        let command = vec!["sh".to_string(), "-c".to_string(), RESTORE_SCRIPT.to_string()];
+        let out = archive::load_exec(RDB_PART, SERVER, &command, &admin_options(&admin))?;
+        if !out.success() {
+            return Err(format!("writing the snapshot failed (exit {}): {}", out.exit_code, out.stderr_text().trim()));
+        }
+
+        progress("restarting the server on the snapshot");
+        // The server exits, and the exec with it: its answer tells nothing.
+        let _ = admin_cli(&admin, &["SHUTDOWN", "NOSAVE"]);
+        wait::until(Duration::from_secs(120), Duration::from_millis(250), || {
+            let server = docker::inspect(SERVER)?;
+            if server.stopped().is_some() || server.state == ContainerState::Created {
+                // Not restarted by the engine: start it. Started meanwhile is fine too.
+                if let Err(e) = docker::start(SERVER) {
+                    debug(&format!("starting the server: {e}"));
+                }
+                return Err("the server is starting".into());
+            }
+            match run_id(&admin) {
+                Some(id) if id != before => Ok(()),
+                Some(_) => Err("the server has not stopped yet".into()),
+                None => Err("the server is loading the snapshot".into()),
+            }
+        })
+        .map_err(|e| format!("restarting the server after the restore: {e}"))?;
+        let cleanup = ["sh", "-c", "rm -rf /data/appendonlydir.old"].map(String::from).to_vec();
+        if let Err(e) = docker::exec(SERVER, &cleanup, &ExecOptions::none()) {
+            warn(&format!("removing the old append-only files: {e}"));
+        }
+        Ok(())
+    }
 }
 
 export_plugin!(Redis);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyspace_and_info_fields() {
+        assert_eq!(count_keys("# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=0\r\ndb2:keys=10,expires=0,avg_ttl=0\r\n"), 13);
+        assert_eq!(count_keys("# Keyspace\r\n"), 0);
+        assert_eq!(info_field("# Server\r\nredis_version:7.2.4\r\nrun_id:abc\r\n", "run_id"), Some("abc"));
+        assert_eq!(info_field("run_id_x:1\r\n", "run_id"), None);
+    }
+}

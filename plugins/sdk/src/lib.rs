@@ -1,5 +1,5 @@
 //! The provisioner plugin SDK: the bindings of the WIT package
-//! `provisioner:plugin@0.1.0` plus a few helpers, so that a plugin is one short file.
+//! `provisioner:plugin@0.2.0` plus a few helpers, so that a plugin is one short file.
 //!
 //! ```ignore
 //! use provisioner_plugin_sdk::*;
@@ -17,27 +17,173 @@
 //! export_plugin!(Hello);
 //! ```
 //!
+//! A plugin written against the 0.1 SDK builds unchanged against this one: the five
+//! hooks of WIT 0.1 are the required methods of [`Plugin`], and the hooks WIT 0.2
+//! added (`backup`, `data_summary`, `restore`) have defaults for a service with no
+//! backup support. To support `provisioner backup`, set [`Plugin::BACKUP`] and
+//! implement the three (see the [`archive`] interface).
+//!
 //! Build with `cargo build --target wasm32-wasip2 --release`; the `.wasm` in
 //! `target/wasm32-wasip2/release/` is the plugin.
 
 wit_bindgen::generate!({
-    path: "../../wit/v0.1.0",
+    path: "../../wit/v0.2.0",
     world: "service-plugin",
     pub_export_macro: true,
-    export_macro_name: "export_plugin",
+    // The generated macro exports a type implementing the generated `Guest` trait;
+    // `export_plugin!` (below) wraps a `Plugin` into one and calls it.
+    export_macro_name: "__export_plugin_guest",
     default_bindings_module: "provisioner_plugin_sdk",
     // Our own `Error`, so that its `Display` reads as a sentence (the generated one
     // prints the Debug form).
-    with: { "provisioner:plugin/types@0.1.0/error": crate::Error },
+    with: { "provisioner:plugin/types@0.2.0/error": crate::Error },
 });
 
-pub use exports::provisioner::plugin::hooks::Guest as Plugin;
 pub use docker::{
     ContainerFile, ContainerInfo, ContainerSpec, ContainerState, Deployment, EnsureOutcome, EnvVar, ExecOptions,
     ExecOutput, HealthCheck, HealthState, Mount, Port, PublishedPort, Resources,
 };
 pub use provisioner::plugin::log::{self as host_log, Level};
-pub use provisioner::plugin::types::{Capability, ConfigProblem, Context, KeyValue, Output, PluginInfo, Readiness};
+pub use provisioner::plugin::types::{BackupReport, Capability, ConfigProblem, Context, KeyValue, Output, Readiness};
+
+/// A plugin: the hooks the host calls (see the WIT's `hooks` interface). Implement it
+/// and export the type with [`export_plugin!`].
+///
+/// The five hooks of WIT 0.1 are required. `backup`, `data_summary` and `restore`
+/// (WIT 0.2) are called only for a plugin that sets [`Plugin::BACKUP`]; their defaults
+/// say there is no backup support.
+pub trait Plugin {
+    /// How `backup` saves the service's data, in a few words, e.g. `pg_dump (custom
+    /// format)`: the WIT's `plugin-info.backup`. `None` (the default): the service
+    /// holds no data of its own, `provisioner backup` says "nothing to back up" and
+    /// never calls `backup`, `data_summary` or `restore`.
+    const BACKUP: Option<&'static str> = None;
+
+    /// Who the plugin is and what it needs. Must not call any import.
+    fn describe() -> PluginInfo;
+
+    /// Check a service's `config` (a JSON object); every problem found. Must not call
+    /// any import.
+    fn validate(config: String) -> Result<(), Vec<ConfigProblem>>;
+
+    /// Create or update the service so that it matches `ctx`; idempotent.
+    fn provision(ctx: Context) -> Result<Vec<Output>, String>;
+
+    /// Whether the service works for the application over its real protocol.
+    fn ready(ctx: Context) -> Result<Readiness, String>;
+
+    /// Remove what `provision` created; with `keep_volumes`, leave the volumes.
+    fn teardown(ctx: Context, keep_volumes: bool) -> Result<(), String>;
+
+    /// Save the service's data into the archive being written, as named parts (see
+    /// [`archive`]), consistent as of one moment while the application keeps writing.
+    fn backup(ctx: Context) -> Result<BackupReport, String> {
+        let _ = ctx;
+        Err("this plugin has no backup support".into())
+    }
+
+    /// What data the service holds now, in a few words (e.g. `2 tables, 10000 rows`),
+    /// or `None` when it holds nothing a restore would replace.
+    fn data_summary(ctx: Context) -> Result<Option<String>, String> {
+        let _ = ctx;
+        Ok(None)
+    }
+
+    /// Load the parts `backup` saved into the service, keeping the target
+    /// environment's own credentials.
+    fn restore(ctx: Context) -> Result<(), String> {
+        let _ = ctx;
+        Err("this plugin has no backup support".into())
+    }
+}
+
+/// Export `T`, a [`Plugin`], as the component's `hooks`: `export_plugin!(MyPlugin);`
+/// once, at the crate's top level.
+#[macro_export]
+macro_rules! export_plugin {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        struct __provisioner_plugin_export;
+
+        impl $crate::__private::Guest for __provisioner_plugin_export {
+            fn describe() -> $crate::__private::WitPluginInfo {
+                $crate::__private::describe::<$ty>()
+            }
+            fn validate(config: ::std::string::String) -> ::std::result::Result<(), ::std::vec::Vec<$crate::ConfigProblem>> {
+                <$ty as $crate::Plugin>::validate(config)
+            }
+            fn provision(ctx: $crate::Context) -> ::std::result::Result<::std::vec::Vec<$crate::Output>, ::std::string::String> {
+                <$ty as $crate::Plugin>::provision(ctx)
+            }
+            fn ready(ctx: $crate::Context) -> ::std::result::Result<$crate::Readiness, ::std::string::String> {
+                <$ty as $crate::Plugin>::ready(ctx)
+            }
+            fn teardown(ctx: $crate::Context, keep_volumes: bool) -> ::std::result::Result<(), ::std::string::String> {
+                <$ty as $crate::Plugin>::teardown(ctx, keep_volumes)
+            }
+            fn backup(ctx: $crate::Context) -> ::std::result::Result<$crate::BackupReport, ::std::string::String> {
+                <$ty as $crate::Plugin>::backup(ctx)
+            }
+            fn data_summary(ctx: $crate::Context) -> ::std::result::Result<::std::option::Option<::std::string::String>, ::std::string::String> {
+                <$ty as $crate::Plugin>::data_summary(ctx)
+            }
+            fn restore(ctx: $crate::Context) -> ::std::result::Result<(), ::std::string::String> {
+                <$ty as $crate::Plugin>::restore(ctx)
+            }
+        }
+
+        $crate::__export_plugin_guest!(__provisioner_plugin_export);
+    };
+}
+
+/// What [`export_plugin!`] expands to needs; not part of the SDK's API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::exports::provisioner::plugin::hooks::Guest;
+    pub use crate::provisioner::plugin::types::PluginInfo as WitPluginInfo;
+
+    /// `T::describe()` with `T::BACKUP`, as the WIT's `plugin-info`.
+    pub fn describe<T: crate::Plugin>() -> WitPluginInfo {
+        let info = T::describe();
+        WitPluginInfo {
+            name: info.name,
+            version: info.version,
+            wit_version: info.wit_version,
+            summary: info.summary,
+            capabilities: info.capabilities,
+            config_schema: info.config_schema,
+            outputs: info.outputs,
+            defaults: info.defaults,
+            backup: T::BACKUP.map(str::to_string),
+        }
+    }
+}
+
+/// What `describe` returns: who the plugin is and what it needs (the WIT's
+/// `plugin-info`, but for `backup`, which is [`Plugin::BACKUP`]). The SDK's own type
+/// rather than the generated one so that a plugin that builds it field by field, as
+/// one written against the 0.1 SDK does, builds unchanged; build it with
+/// [`PluginInfo::new`] and the methods after it.
+#[derive(Clone, Debug)]
+pub struct PluginInfo {
+    /// Lower-case letters, digits and `-`; services refer to it as `plugin = "NAME"`.
+    pub name: String,
+    /// The plugin's own version (semver).
+    pub version: String,
+    /// [`WIT_VERSION`].
+    pub wit_version: String,
+    /// One line for `provisioner plugins list`.
+    pub summary: String,
+    /// Everything the plugin may ask for. Asking for anything else is denied.
+    pub capabilities: Vec<Capability>,
+    /// JSON Schema of the service's `config`, for documentation (`validate` decides).
+    pub config_schema: String,
+    /// Names of the outputs `provision` returns.
+    pub outputs: Vec<String>,
+    /// Defaults a user may want to know or override, e.g. `image = postgres:16`.
+    pub defaults: Vec<KeyValue>,
+}
 
 /// The `docker` interface: this service's containers and volumes.
 pub mod docker {
@@ -49,6 +195,14 @@ pub mod docker {
 pub mod secrets {
     pub use crate::provisioner::plugin::secrets::*;
     pub use crate::Error;
+}
+
+/// The `archive` interface (WIT 0.2): the parts of the service's backup. `save_exec`
+/// and `append` work inside `backup`, `load_exec` and `read` inside `restore`.
+pub mod archive {
+    pub use crate::provisioner::plugin::archive::*;
+    pub use crate::Error;
+    pub use crate::{ExecOptions, ExecOutput};
 }
 
 /// What every fallible host import returns (the WIT's `error`). A refusal is a value,
@@ -96,7 +250,7 @@ impl From<Error> for String {
 }
 
 /// The WIT version this SDK was generated from; put it in `PluginInfo::wit_version`.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// Parse a service's `config` JSON into `T`. On failure, every problem found, each
 /// with the key it is about (as the user wrote it in provisioner.toml, the host adds
@@ -233,6 +387,20 @@ impl ConfigProblem {
 /// (`ctx.image_override`), else `default`, e.g. `config.image.as_deref().unwrap_or(DEFAULT_IMAGE)`.
 pub fn image(ctx: &Context, default: &str) -> String {
     ctx.image_override.clone().unwrap_or_else(|| default.to_string())
+}
+
+impl BackupReport {
+    /// What `backup` saved, by `method` (e.g. `pg_dump -Fc of database app`), with no
+    /// notes yet.
+    pub fn new(method: impl Into<String>) -> Self {
+        BackupReport { method: method.into(), notes: Vec::new() }
+    }
+
+    /// Add a note: what the backup leaves out or a restore will not bring back.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
 }
 
 impl PluginInfo {
