@@ -83,6 +83,11 @@ fn tar_extract(bytes: &[u8], into: &Path) {
     assert!(child.wait().expect("tar").success(), "tar -x failed");
 }
 
+/// The password in a URL `scheme://user:password@host…`.
+fn password(url: &str) -> String {
+    url.split_once("://").and_then(|(_, rest)| rest.split_once('@')).and_then(|(auth, _)| auth.split_once(':')).map(|(_, p)| p.to_string()).unwrap_or_default()
+}
+
 fn ok(out: std::process::Output) -> String {
     assert!(out.status.success(), "command failed:\n{}", text(&out));
     text(&out)
@@ -117,7 +122,17 @@ fn digests(env: &BTreeMap<String, String>) -> BTreeMap<&'static str, String> {
 
     let client = redis::Client::open(env["REDIS_URL"].as_str()).expect("redis url");
     let mut conn = client.get_connection().expect("redis connects");
-    let mut keys: Vec<String> = redis::cmd("KEYS").arg("k:*").query(&mut conn).expect("KEYS");
+    // SCAN, not KEYS: the app's ACL user may not run @dangerous commands.
+    let (mut keys, mut cursor) = (Vec::<String>::new(), 0u64);
+    loop {
+        let (next, batch): (u64, Vec<String>) =
+            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg("k:*").arg("COUNT").arg(1000).query(&mut conn).expect("SCAN");
+        keys.extend(batch);
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
     keys.sort();
     let values: Vec<String> = if keys.is_empty() { Vec::new() } else { redis::cmd("MGET").arg(&keys).query(&mut conn).expect("MGET") };
     let pairs: Vec<String> = keys.iter().zip(&values).map(|(k, v)| format!("{k}={v}")).collect();
@@ -263,7 +278,12 @@ fn backup_teardown_run_restore_brings_back_every_row_key_and_binding() {
     let env = stack.dotenv();
     let text = ok(stack.run(&["restore", "local", archive.to_str().unwrap()]));
     assert!(text.contains("checked every part") && text.contains("restored db") && text.contains("restored cache"), "{text}");
-    let after = digests(&env);
+    let restored_env = stack.dotenv();
+    for key in ["DATABASE_URL", "REDIS_URL", "AMQP_URL"] {
+        let (before_pw, after_pw) = (password(&env[key]), password(&restored_env[key]));
+        assert_eq!(before_pw, after_pw, "{key}: the environment's own credentials stay valid after the restore");
+    }
+    let after = digests(&restored_env);
     assert_eq!(after["items"], before["items"], "every row back");
     assert_eq!(after["redis"], before["redis"], "every key back");
     assert_eq!(after["queue"], before["queue"], "exchange, queue and binding back, usable with this environment's credentials");

@@ -507,7 +507,7 @@ fn plugins_list_shows_capabilities_grants_and_broken_files() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let plugin = listing["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "misbehave").expect("listed");
-    assert_eq!(plugin["wit_version"], "0.1.0");
+    assert_eq!(plugin["wit_version"], "0.2.0");
     assert_eq!(plugin["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(plugin["source"], "project");
     assert_eq!(plugin["grants_from"], "project-file");

@@ -99,7 +99,9 @@ enum Command {
     Restore {
         env: String,
         /// The archive, e.g. .provisioner/local/backups/local-20261129-024000.tar.zst.
-        file: std::path::PathBuf,
+        /// (Not named `file`: that is the global `--file`, the project file.)
+        #[arg(value_name = "ARCHIVE")]
+        archive: std::path::PathBuf,
         /// Only these services (default: every service in the archive).
         services: Vec<String>,
         /// Replace data the services hold now (otherwise refused, changing nothing).
@@ -148,7 +150,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Teardown { env, keep_volumes } => cli::env::teardown(&cli, env, *keep_volumes),
         Command::Scale { env, services } => cli::env::scale(&cli, env, services),
         Command::Backup { env, services, output, keep } => cli::backup::backup(&cli, env, services, output.as_deref(), *keep),
-        Command::Restore { env, file, services, force } => cli::backup::restore(&cli, env, file, services, *force),
+        Command::Restore { env, archive, services, force } => cli::backup::restore(&cli, env, archive, services, *force),
         Command::Registry { command } => cli::registry::registry(&cli, command),
         Command::Logs { env, services, follow, since, tail } => cli::env::logs(&cli, env, services, *follow, since.as_deref(), *tail),
     }

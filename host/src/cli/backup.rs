@@ -104,12 +104,15 @@ pub fn restore(cli: &Cli, env: &str, file: &Path, services: &[String], force: bo
     let restored = session.stack(env, Some(&progress)).restore(&manifest, parts.path(), services, force);
     progress.finish();
     let restored = restored?;
-    if cli.json {
-        println!("{}", serde_json::json!({ "file": file, "restored": restored }));
-    } else {
+    if !cli.json {
         for r in &restored {
             println!("restored {} in {:.1} s", r.service, r.elapsed_ms as f64 / 1000.0);
         }
+        println!("checking every service with the restored data, as `run` does:");
     }
-    Ok(ExitCode::SUCCESS)
+    // A restore may restart a server (Redis loads a snapshot only at boot), and a
+    // restarted container can get another host port: `run` finds each service as it
+    // is now, checks it over its real protocol with this environment's credentials,
+    // and rewrites .env.
+    super::env::bring_up(cli, &session, env, false)
 }

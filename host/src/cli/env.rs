@@ -155,7 +155,7 @@ pub fn scale(cli: &Cli, env: &str, assignments: &[String]) -> Result<ExitCode> {
 }
 
 /// Run the stack of `session` and record the result (the caller holds the lock).
-fn bring_up(cli: &Cli, session: &Session, env: &str, timings: bool) -> Result<ExitCode> {
+pub(super) fn bring_up(cli: &Cli, session: &Session, env: &str, timings: bool) -> Result<ExitCode> {
     let progress = Progress::new(cli.json);
     let stack = session.stack(env, Some(&progress));
     let removed = stack.remove_orphans()?;
