@@ -470,3 +470,79 @@ fn files_belong_to_the_containers_user() {
     let read = engine.exec(&named, &cmd(&["sh", "-c", "stat -c %u:%g /tmp/server.conf /tmp/later.conf"])).unwrap();
     assert_eq!(String::from_utf8_lossy(&read.stdout), "65534:65534\n65534:65534\n", "{}", String::from_utf8_lossy(&read.stderr));
 }
+
+/// Counts what is written to it and keeps a digest: a sink that holds nothing.
+struct Counting {
+    bytes: u64,
+    digest: u64,
+}
+
+impl Write for Counting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes += buf.len() as u64;
+        for b in buf {
+            self.digest = self.digest.wrapping_mul(31).wrapping_add(u64::from(*b));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Yields `left` bytes of a fixed pattern without holding them.
+struct Pattern {
+    left: u64,
+}
+
+impl Read for Pattern {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            *b = b'a' + (i % 26) as u8;
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[test]
+fn streamed_execs_move_more_than_the_exec_cap_and_signals_reach_the_main_process() {
+    let engine = engine();
+    let prefix = unique_prefix();
+    let run = labels(&[(RUN_LABEL, &prefix)]);
+    let network = format!("{prefix}-net");
+    let _cleanup = Cleanup { engine: &engine, run: run.clone(), networks: vec![network.clone()] };
+    engine.ensure_network(&network, &run).unwrap();
+    let name = format!("{prefix}-server");
+    let mut req = request(&name, &network, &run);
+    req.command = Some(
+        ["/bin/sh", "-c", "trap 'echo got HUP' HUP; echo waiting; while true; do sleep 0.1; done"].iter().map(|s| s.to_string()).collect(),
+    );
+    engine.create_container(&req).unwrap();
+    engine.start_container(&name).unwrap();
+    wait_for("the trap to be set", || engine.logs(&name, 10).unwrap_or_default().contains("waiting"));
+
+    // 64 MiB out, more than the 16 MiB a buffered exec keeps.
+    let size: u64 = 64 << 20;
+    let mut out = Counting { bytes: 0, digest: 0 };
+    let result = engine
+        .exec_streaming(&name, &cmd(&["/bin/sh", "-c", &format!("head -c {size} /dev/zero")]), None, &mut out)
+        .unwrap();
+    assert_eq!((result.exit_code, out.bytes), (0, size), "every byte of the output arrives");
+    assert!(result.stdout.is_empty(), "a streamed exec keeps none of its output");
+
+    // 48 MiB in, fed as the command reads: it counts every byte.
+    let mut input = Pattern { left: 48 << 20 };
+    let mut counted = Vec::new();
+    let result = engine.exec_streaming(&name, &cmd(&["/bin/sh", "-c", "wc -c"]), Some(&mut input), &mut counted).unwrap();
+    assert_eq!(result.exit_code, 0);
+    assert_eq!(String::from_utf8_lossy(&counted).trim(), (48u64 << 20).to_string());
+
+    engine.signal(&name, "HUP").unwrap();
+    wait_for("the HUP trap to run", || engine.logs(&name, 10).unwrap_or_default().contains("got HUP"));
+    assert_eq!(engine.inspect_container(&name).unwrap().map(|d| d.state), Some(State::Running), "a signal is not a stop");
+    let missing = engine.signal(&format!("{prefix}-none"), "HUP").unwrap_err();
+    assert!(matches!(missing, EngineError::NotFound(_)), "{missing:?}");
+}

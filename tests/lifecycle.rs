@@ -572,3 +572,49 @@ replicas = 2
     assert_eq!(h.engine.container("shop-local-cache-server").expect("cache").state, ContainerState::Running);
     assert_eq!(h.plan(&state_after(&summary)), unchanged);
 }
+
+#[test]
+fn backup_and_restore_move_each_part_through_the_host_and_refuse_before_changing_anything() {
+    let h = Harness::new(
+        r#"
+[services.db]
+plugin = "stub-service"
+
+[services.cache]
+plugin = "stub-service"
+config = { holds_data = true }
+"#,
+    );
+    assert!(h.run().succeeded());
+    let parts = tempfile::tempdir().unwrap();
+    let manifest = h.with_stack(|stack| stack.backup(&[], parts.path())).expect("backup");
+    let db = manifest.services.iter().find(|s| s.service == "db").expect("db backed up");
+    assert_eq!(db.method, "stub dump of 7 bytes");
+    assert_eq!(db.notes, ["a stub keeps nothing real"]);
+    let names: Vec<(&str, u64)> = db.parts.iter().map(|p| (p.name.as_str(), p.bytes)).collect();
+    assert_eq!(names, [("dump", 7), ("notes", 12)]);
+    assert_eq!(db.parts[0].sha256, provisioner::digest::sha256_hex(b"dump db"), "the exec's output, as the engine gave it");
+    assert_eq!(std::fs::read(parts.path().join("db/notes")).unwrap(), b"first second");
+    assert_eq!(db.wit_version, "0.2.0");
+
+    // `cache` says it holds data: refused before any service is touched.
+    h.engine.take_events();
+    let refused = h.with_stack(|stack| stack.restore(&manifest, parts.path(), &[], false)).expect_err("refused").to_string();
+    assert!(refused.contains("`cache` holds 3 stub rows") && refused.contains("Nothing was changed"), "{refused}");
+    assert!(!h.engine.events().iter().any(|e| e.contains(" load")), "nothing loaded: {:?}", h.engine.events());
+
+    // Only `db`, which holds nothing: its part goes in as the command's input.
+    let restored = h.with_stack(|stack| stack.restore(&manifest, parts.path(), &["db".into()], false)).expect("restore");
+    assert_eq!(restored.iter().map(|r| r.service.as_str()).collect::<Vec<_>>(), ["db"]);
+    assert!(h.engine.events().contains(&"exec shop-local-db-server load <dump db".to_string()), "{:?}", h.engine.events());
+
+    // A restore that fails says which service, that its data may be partial, and what
+    // was restored before it.
+    // (The services go in name order: `cache`, then `db`.)
+    h.edit("[services.db]\nplugin = \"stub-service\"\n", "[services.db]\nplugin = \"stub-service\"\nconfig = { fail = \"restore\" }\n");
+    let failed = h.with_stack(|stack| stack.restore(&manifest, parts.path(), &[], true)).expect_err("fails").to_string();
+    assert!(failed.contains("service `db`: restore failed") && failed.contains("may be incomplete") && failed.contains("Restored before it: `cache`"), "{failed}");
+
+    // An archive part name that is not a plain file name never reaches a plugin.
+    assert!(!provisioner::capabilities::archive::is_valid_part_name("../../etc/passwd"));
+}

@@ -348,7 +348,8 @@ impl ContainerEngine for Fake {
     fn exec(&self, name: &str, request: &ExecRequest) -> Result<ExecResult, EngineError> {
         let mut inner = self.lock();
         inner.containers.get(name).ok_or_else(|| EngineError::NotFound(name.into()))?;
-        inner.log(format!("exec {name} {}", request.command.join(" ")));
+        let input = request.stdin.as_ref().map(|bytes| format!(" <{}", String::from_utf8_lossy(bytes))).unwrap_or_default();
+        inner.log(format!("exec {name} {}{input}", request.command.join(" ")));
         Ok(ExecResult { exit_code: 0, stdout: request.command.join(" ").into_bytes(), stderr: vec![] })
     }
 
