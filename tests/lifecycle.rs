@@ -615,6 +615,12 @@ config = { holds_data = true }
     let failed = h.with_stack(|stack| stack.restore(&manifest, parts.path(), &[], true)).expect_err("fails").to_string();
     assert!(failed.contains("service `db`: restore failed") && failed.contains("may be incomplete") && failed.contains("Restored before it: `cache`"), "{failed}");
 
+    let marker = provisioner::lifecycle::IncompleteRestore::read(&h.dir.path().join(".provisioner/local")).expect("a marker for status");
+    assert_eq!(marker.service, "db");
+    h.edit("config = { fail = \"restore\" }\n", "");
+    h.with_stack(|stack| stack.restore(&manifest, parts.path(), &["db".into()], true)).expect("restored again");
+    assert!(provisioner::lifecycle::IncompleteRestore::read(&h.dir.path().join(".provisioner/local")).is_none(), "a good restore clears it");
+
     // An archive part name that is not a plain file name never reaches a plugin.
     assert!(!provisioner::capabilities::archive::is_valid_part_name("../../etc/passwd"));
 }

@@ -241,6 +241,14 @@ pub fn status(cli: &Cli, env: &str) -> Result<ExitCode> {
             }
         }
     }
+    if let Some(incomplete) = provisioner::lifecycle::IncompleteRestore::read(&session.project.state_dir(env)) {
+        eprintln!(
+            "warning: the restore of `{}` from the backup {} did not finish ({}); its data may be incomplete. \
+             Restore it again with `provisioner restore {env} ARCHIVE {} --force`",
+            incomplete.service, incomplete.backup, incomplete.message, incomplete.service
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(if all_ready { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

@@ -35,6 +35,28 @@ fn has_backup_hooks(wit_version: &str) -> bool {
     !wit_version.starts_with("0.1.")
 }
 
+/// Left in the environment's state folder by a restore that failed part-way, until a
+/// restore of that service succeeds: `status` reports it, so a partial restore is never
+/// silent.
+pub const RESTORE_MARKER: &str = "restore-incomplete.json";
+
+/// What [`RESTORE_MARKER`] holds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct IncompleteRestore {
+    pub service: String,
+    /// The backup's project, environment and time.
+    pub backup: String,
+    pub message: String,
+}
+
+impl IncompleteRestore {
+    /// The environment's marker, if a restore left one.
+    pub fn read(state_dir: &Path) -> Option<IncompleteRestore> {
+        let text = std::fs::read_to_string(state_dir.join(RESTORE_MARKER)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
 /// How one restore went, service by service.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Restored {
@@ -188,13 +210,29 @@ impl Stack<'_> {
                 Ok(call) => call.value.map_err(|e| self.mask(p, &e)),
                 Err(failure) => Err(failure.to_string()),
             };
+            let marker = self.project.state_dir(self.environment).join(RESTORE_MARKER);
             if let Err(message) = outcome {
                 let done = restored.iter().map(|r: &Restored| format!("`{}`", r.service)).collect::<Vec<_>>();
                 let done = if done.is_empty() { "none".to_string() } else { done.join(", ") };
+                let incomplete = IncompleteRestore {
+                    service: name.clone(),
+                    backup: format!("{}/{} of {}", manifest.project, manifest.environment, manifest.created),
+                    message: message.clone(),
+                };
+                let kept = serde_json::to_vec_pretty(&incomplete)
+                    .map_err(|e| e.to_string())
+                    .and_then(|json| crate::fsutil::write_private(&marker, &json).map_err(|e| e.to_string()));
+                let kept = match kept {
+                    Ok(()) => String::new(),
+                    Err(e) => format!(" (and {} could not be written: {e})", marker.display()),
+                };
                 return Err(service_error(
                     name,
-                    format!("restore failed: {message}. Its data may be incomplete: restore it again with --force. Restored before it: {done}"),
+                    format!("restore failed: {message}. Its data may be incomplete: restore it again with --force. Restored before it: {done}{kept}"),
                 ));
+            }
+            if IncompleteRestore::read(marker.parent().unwrap_or(Path::new("."))).is_some_and(|m| &m.service == name) {
+                let _ = std::fs::remove_file(&marker);
             }
             self.note(&p.host, &format!("restored in {:.1} s", started.elapsed().as_secs_f64()));
             restored.push(Restored { service: name.clone(), elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX) });

@@ -28,7 +28,7 @@ mod inspect;
 mod schedule;
 mod summary;
 
-pub use backup::{BackupError, Restored};
+pub use backup::{BackupError, IncompleteRestore, Restored, RESTORE_MARKER};
 pub use inspect::{Action, ContainerStatus, PlanItem, ServiceStatus};
 pub use summary::{ServiceReport, Status, Summary};
 
