@@ -96,7 +96,10 @@ pub fn pack(file: &Path, manifest: &Manifest, parts_dir: &Path) -> Result<u64, A
     let partial = partial_path(file);
     let result = (|| {
         let out = File::create(&partial).map_err(|e| io(&partial, "cannot create", e))?;
-        let encoder = zstd::Encoder::new(BufWriter::new(out), LEVEL).map_err(|e| io(&partial, "zstd", e))?;
+        let mut encoder = zstd::Encoder::new(BufWriter::new(out), LEVEL).map_err(|e| io(&partial, "zstd", e))?;
+        // A frame checksum: damage inside the compressed stream is caught by zstd
+        // itself, before the parts' own digests.
+        encoder.include_checksum(true).map_err(|e| io(&partial, "zstd", e))?;
         let mut tar = tar::Builder::new(encoder);
         let json = serde_json::to_vec_pretty(manifest).map_err(|e| io(&partial, "manifest", e))?;
         append(&mut tar, MANIFEST, json.len() as u64, &mut json.as_slice()).map_err(|e| io(&partial, "writing", e))?;
@@ -194,9 +197,10 @@ pub fn unpack(file: &Path, dir: &Path, services: &[String]) -> Result<Manifest, 
         .flat_map(|s| s.parts.iter().map(move |p| (format!("{}/{}", s.service, p.name), p)))
         .collect();
     let damaged = |part: &str, reason: String| ArchiveError::Damaged { file: file.to_path_buf(), part: part.to_string(), reason };
+    let mut last = MANIFEST.to_string();
     for entry in entries {
         // A truncated or corrupted stream fails here or while reading an entry.
-        let mut entry = entry.map_err(|e| damaged("(after the last good part)", e.to_string()))?;
+        let mut entry = entry.map_err(|e| damaged(&format!("(the entry after `{last}`)"), e.to_string()))?;
         let path = entry.path().map_err(|e| not_a_backup(file, e))?.to_string_lossy().into_owned();
         let Some((service, part_name)) = path.split_once('/') else {
             return Err(not_a_backup(file, format!("unexpected entry `{path}`")));
@@ -205,6 +209,7 @@ pub fn unpack(file: &Path, dir: &Path, services: &[String]) -> Result<Manifest, 
         if !known {
             return Err(damaged(&path, "the manifest does not list it".into()));
         }
+        last.clone_from(&path);
         let Some(part) = expected.remove(&path) else {
             continue;
         };
@@ -319,7 +324,7 @@ mod tests {
         let cut = dir.path().join("cut.tar.zst");
         std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
         let error = unpack(&cut, &dir.path().join("o1"), &[]).unwrap_err().to_string();
-        assert!(error.contains("db/dump") || error.contains("last good part"), "{error}");
+        assert!(error.contains("db/dump") || error.contains("the entry after `manifest.json`"), "{error}");
 
         // The same bytes under a manifest that expects others: the digest check.
         manifest.services[0].parts[0].sha256 = "0".repeat(64);
