@@ -34,6 +34,10 @@ plugin = "redis"
 plugin = "rabbitmq"
 config = { vhost = "shop" }
 
+[services.files]
+plugin = "s3"
+config = { buckets = ["attachments"] }
+
 [services.sessions]
 plugin = "memcached"
 
@@ -104,6 +108,32 @@ fn python(env: &BTreeMap<String, String>, script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Objects `fill` puts into the bucket (one of them of 20 MiB).
+const OBJECTS: usize = 120;
+
+const S3_CLIENT: &str = r#"
+import os, boto3, botocore, hashlib, json, random
+s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"], region_name=os.environ["S3_REGION"],
+    aws_access_key_id=os.environ["S3_ACCESS_KEY_ID"], aws_secret_access_key=os.environ["S3_SECRET_ACCESS_KEY"],
+    config=botocore.config.Config(s3={"addressing_style": "path"}))
+bucket = os.environ["S3_BUCKET"]
+"#;
+
+/// Every object of the bucket: key, size, md5 of the bytes, content type and user
+/// metadata, sorted, hashed; `COUNT:SHA256`.
+const S3_DIGEST: &str = r#"
+rows = []
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+    for o in page.get("Contents", []):
+        got = s3.get_object(Bucket=bucket, Key=o["Key"])
+        md5 = hashlib.md5()
+        for chunk in iter(lambda: got["Body"].read(1 << 20), b""):
+            md5.update(chunk)
+        rows.append([o["Key"], got["ContentLength"], md5.hexdigest(), got.get("ContentType"), sorted(got["Metadata"].items())])
+rows.sort()
+print(f"{len(rows)}:" + hashlib.sha256(json.dumps(rows).encode()).hexdigest())
+"#;
+
 const AMQP: &str = r#"
 import os, pika
 conn = pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"]))
@@ -152,7 +182,9 @@ fn digests(env: &BTreeMap<String, String>) -> BTreeMap<&'static str, String> {
              print('orders→orders.created routes' if m[0] and m[2] == b'probe' else 'no route')"
         ),
     );
+    let s3 = python(env, &format!("{S3_CLIENT}\n{S3_DIGEST}"));
     BTreeMap::from([
+        ("s3", s3),
         ("items", items),
         ("balance", balance.to_string()),
         ("redis", format!("{}:{}", pairs.len(), provisioner::digest::sha256_hex(pairs.join("\n").as_bytes()))),
@@ -187,6 +219,26 @@ fn fill(env: &BTreeMap<String, String>) {
              ch.queue_bind('orders.created', 'orders', routing_key='order.created')"
         ),
     );
+
+    // Keys with spaces, `+`, `&`, `%`, `?`, `#`, non-ASCII and nesting; some with a
+    // content type and user metadata; one of 20 MiB, uploaded in parts.
+    python(
+        env,
+        &format!(
+            "{S3_CLIENT}\n\
+             odd = ['a b+c&d=e', 'per%cent/100%', 'question?hash#', 'ünï/cødé ✓.txt', 'deep/er/still/file', 'semi;colon,comma']\n\
+             for i in range({OBJECTS} - 1):\n\
+             \x20   key = odd[i] if i < len(odd) else f'objects/{{i:04}}.bin'\n\
+             \x20   body = random.Random(i).randbytes(i * 997 % 70000)\n\
+             \x20   extra = {{}}\n\
+             \x20   if i % 3 == 0: extra['ContentType'] = 'text/plain; charset=utf-8' if i % 2 else 'image/png'\n\
+             \x20   if i % 4 == 0: extra['Metadata'] = {{'owner': f'user-{{i}}', 'purpose': 'invoice scan'}}\n\
+             \x20   s3.put_object(Bucket=bucket, Key=key, Body=body, **extra)\n\
+             import io\n\
+             big = random.Random(-1).randbytes(20 * 1024 * 1024 + 123)\n\
+             s3.upload_fileobj(io.BytesIO(big), bucket, 'big/video.mp4', ExtraArgs={{'ContentType': 'video/mp4', 'Metadata': {{'camera': 'front door'}}}})"
+        ),
+    );
 }
 
 /// Move money from account 1 to 2, one unit per transaction, until told to stop.
@@ -216,10 +268,10 @@ fn archives(stack: &Stack) -> Vec<PathBuf> {
 #[test]
 fn backup_teardown_run_restore_brings_back_every_row_key_and_binding() {
     let images: Vec<&str> = OFFLINE_IMAGES.iter().map(|(_, i)| *i).collect();
-    support::require(&["postgres", "redis", "rabbitmq"], &images);
+    support::require(&["postgres", "redis", "rabbitmq", "s3"], &images);
     support::require(&[], &[MEMCACHED_IMAGE]);
     let legacy = legacy_memcached();
-    let mut images: Vec<(&str, &str)> = OFFLINE_IMAGES.iter().filter(|(s, _)| *s != "files").copied().collect();
+    let mut images: Vec<(&str, &str)> = OFFLINE_IMAGES.to_vec();
     images.push(("sessions", MEMCACHED_IMAGE));
     let stack = Stack::with_images("backup", &images, SERVICES);
     std::fs::create_dir_all(stack.path().join("plugins")).unwrap();
@@ -236,6 +288,7 @@ fn backup_teardown_run_restore_brings_back_every_row_key_and_binding() {
     let before = digests(&env);
     assert_eq!(before["queue"], "orders→orders.created routes");
     assert!(before["items"].starts_with(&format!("{ROWS}:")), "{before:?}");
+    assert!(before["s3"].starts_with(&format!("{OBJECTS}:")), "{before:?}");
 
     // Backed up while the app keeps moving money.
     let (stop, done) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
@@ -247,11 +300,13 @@ fn backup_teardown_run_restore_brings_back_every_row_key_and_binding() {
     assert!(out.contains("pg_dump") && out.contains("wrote "), "{out}");
     assert!(out.contains("sessions") && out.contains("skipped: no backup support") && out.contains("WIT 0.1.0"), "{out}");
     assert!(out.contains("messages in queues are not included"), "{out}");
+    assert!(out.contains("S3 has no snapshot"), "{out}");
     let archive = archives(&stack).pop().expect("an archive under .provisioner/local/backups");
 
     // Into a stack that holds data: refused, naming each service, changing nothing.
     let text = refused(stack.run(&["restore", "local", archive.to_str().unwrap()]));
     assert!(text.contains("`db` holds") && text.contains("`cache` holds") && text.contains("--force"), "{text}");
+    assert!(text.contains("`files` holds") && text.contains(&format!("{OBJECTS} objects")), "{text}");
 
     // A damaged archive is refused before anything changes, naming what is wrong.
     let bytes = std::fs::read(&archive).unwrap();
@@ -288,6 +343,17 @@ fn backup_teardown_run_restore_brings_back_every_row_key_and_binding() {
     assert_eq!(after["redis"], before["redis"], "every key back");
     assert_eq!(after["queue"], before["queue"], "exchange, queue and binding back, usable with this environment's credentials");
     assert_eq!(after["balance"], TOTAL_BALANCE.to_string(), "no transfer caught half done");
+    assert_eq!(after["s3"], before["s3"], "every object back, with its content type and metadata");
+
+    // Restoring S3 alone over changed objects: replaced, and one not in the backup deleted.
+    python(
+        &restored_env,
+        &format!("{S3_CLIENT}\ns3.put_object(Bucket=bucket, Key='stray.txt', Body=b'not in the backup')\ns3.put_object(Bucket=bucket, Key='a b+c&d=e', Body=b'changed', Metadata={{'x': 'y'}})"),
+    );
+    assert_ne!(digests(&restored_env)["s3"], before["s3"]);
+    let text = ok(stack.run(&["restore", "local", archive.to_str().unwrap(), "files", "--force"]));
+    assert!(text.contains("restored files"), "{text}");
+    assert_eq!(digests(&stack.dotenv())["s3"], before["s3"], "the bucket holds what the backup holds, nothing more");
 
     // Retention.
     ok(stack.run(&["backup", "local", "cache", "--keep", "1"]));

@@ -18,6 +18,7 @@
 //! `/garage` itself. Needs Garage 2.x: the setup reads the layout and the key's
 //! permissions, and imports the key, through `garage json-api`, which 1.x lacks.
 
+mod backup;
 mod wire;
 
 use std::time::Duration;
@@ -295,9 +296,18 @@ fn setup(buckets: &[String], key: &AppKey) -> Result<(), String> {
     Ok(())
 }
 
+/// The app's client on the server's published S3 port.
+fn client(config: &Config) -> Result<wire::Client, String> {
+    let key = app_key()?;
+    let addr = docker::inspect(SERVER)?.host_addr(PORT)?;
+    wire::Client::new(&addr, &config.region, &key.id, &key.secret)
+}
+
 struct S3;
 
 impl Plugin for S3 {
+    const BACKUP: Option<&'static str> = Some("every object of the configured buckets, with content type and user metadata (S3 API)");
+
     fn describe() -> PluginInfo {
         PluginInfo::new("s3", env!("CARGO_PKG_VERSION"), "S3 object storage (Garage) with an access key allowed on the app's buckets only")
             .image_and_mirrors("dxflrs/garage:*")
@@ -357,6 +367,49 @@ impl Plugin for S3 {
     fn teardown(_ctx: Context, keep_volumes: bool) -> Result<(), String> {
         state::remove(SETUP_MARKER);
         teardown(&[SERVER], &["meta", "data"], keep_volumes)
+    }
+
+    fn backup(ctx: Context) -> Result<BackupReport, String> {
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
+        let client = client(&config)?;
+        let (objects, bytes, vanished) = backup::backup(&client, &config.buckets)?;
+        let mut report = BackupReport::new(format!(
+            "{objects} objects ({}) of bucket{} {} over the S3 API, with content type and user metadata",
+            backup::bytes(bytes),
+            if config.buckets.len() == 1 { "" } else { "s" },
+            config.buckets.join(", ")
+        ))
+        .note("objects written during the backup may or may not be included (S3 has no snapshot)")
+        .note("ETags, modification times, versions, tags and ACLs are not kept");
+        if vanished > 0 {
+            report = report.note(format!("{vanished} listed objects were deleted before they could be read"));
+        }
+        Ok(report)
+    }
+
+    fn data_summary(ctx: Context) -> Result<Option<String>, String> {
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
+        let (objects, bytes) = backup::count(&client(&config)?, &config.buckets)?;
+        Ok(match objects {
+            0 => None,
+            1 => Some(format!("1 object, {}", backup::bytes(bytes))),
+            n => Some(format!("{n} objects, {}", backup::bytes(bytes))),
+        })
+    }
+
+    fn restore(ctx: Context) -> Result<(), String> {
+        let config = Config::parse(&ctx.config).map_err(config_error)?;
+        let done = backup::restore(&client(&config)?, &config.buckets)?;
+        info(&format!(
+            "restored {} objects ({}); deleted {} objects not in the backup",
+            done.objects,
+            backup::bytes(done.bytes),
+            done.deleted
+        ));
+        if done.skipped > 0 {
+            warn(&format!("{} objects of buckets this service does not configure were not restored", done.skipped));
+        }
+        Ok(())
     }
 }
 
