@@ -936,3 +936,142 @@ pub mod imports {
         let _ = [wit::log::progress, log::progress];
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::*;
+
+    struct Cache;
+
+    impl Plugin for Cache {
+        fn describe() -> PluginInfo {
+            PluginInfo::new("cache", "0.1.0", "a test plugin").image_and_mirrors("cache:*").publish(7000).volume("data").exec().secrets().state_files().net_probe()
+        }
+        fn validate(config: String) -> Result<(), Vec<ConfigProblem>> {
+            parse_config::<serde_json::Value>(&config).map(|_| ())
+        }
+        fn provision(ctx: Context) -> Result<Vec<Output>, String> {
+            let password = secrets::get_or_create("password", 24)?;
+            let mut spec = ContainerSpec::new("server", &image(&ctx, "cache:1"));
+            spec.ports = vec![Port::any(7000)];
+            spec.mounts = vec![Mount::volume("data", "/data")];
+            spec.env = vec![EnvVar::secret("PASSWORD", password.clone())];
+            let deployment = docker::ensure(&spec)?;
+            let server = deployment.container()?;
+            wait::until_port_up(server, 7000, std::time::Duration::from_secs(30), |addr| probe::tcp(addr).map(drop))?;
+            state::once("setup", &server.id, &deployment, || {
+                let out = docker::exec("server", &["cache-cli".into(), "init".into()], &ExecOptions::none())?;
+                out.success().then_some(()).ok_or_else(|| out.stderr_text())
+            })?;
+            info("provisioned");
+            Ok(vec![Output::plain("CACHE_ADDR", server.host_addr(7000)?), Output::secret("CACHE_PASSWORD", password)])
+        }
+        fn ready(_ctx: Context) -> Result<Readiness, String> {
+            probe::ready("server", 7000, |addr| probe::tcp(addr).map(drop))
+        }
+        fn teardown(_ctx: Context, keep_volumes: bool) -> Result<(), String> {
+            crate::teardown(&["server"], &["data"], keep_volumes)
+        }
+    }
+
+    #[test]
+    fn provision_records_the_spec_and_answers_like_an_engine() {
+        let mock = MockHost::for_plugin::<Cache>();
+        mock.serve("server", 7000, |_| b"hello".to_vec());
+        let outputs = Cache::provision(ctx("cache", serde_json::json!({}))).unwrap();
+        let spec = mock.spec("server");
+        assert_eq!(spec.image, "cache:1");
+        let password = mock.secret("password").unwrap();
+        assert_eq!(password.len(), 24);
+        assert_eq!(env(&spec, "PASSWORD"), Some(password.as_str()));
+        assert_eq!(output(&outputs, "CACHE_ADDR").value, mock.host_addr("server", 7000));
+        assert_eq!(mock.commands_in("server"), [["cache-cli", "init"]]);
+        assert_eq!(mock.volumes(), ["data"]);
+        assert_eq!(mock.state_file("setup").as_deref(), Some(mock.container("server").unwrap().id.as_str()));
+        assert!(mock.logs().iter().any(|(l, m)| *l == Level::Info && m == "provisioned"));
+        assert_ready(&Cache::ready(ctx("cache", serde_json::json!({}))));
+
+        // A second run: unchanged, so the one-time setup is skipped; the secret is the same.
+        Cache::provision(ctx("cache", serde_json::json!({}))).unwrap();
+        assert_eq!(mock.commands_in("server").len(), 1);
+        assert_eq!(mock.ensured().len(), 2);
+        assert_eq!(mock.secret("password").unwrap(), password);
+
+        // Teardown keeping volumes, then removing them; a second teardown is fine.
+        Cache::teardown(ctx("cache", serde_json::json!({})), true).unwrap();
+        assert_eq!((mock.removed(), mock.volumes()), (vec!["server".to_string()], vec!["data".to_string()]));
+        Cache::teardown(ctx("cache", serde_json::json!({})), false).unwrap();
+        assert!(mock.volumes().is_empty() && mock.containers().is_empty());
+    }
+
+    #[test]
+    fn secrets_are_deterministic_across_mocks() {
+        MockHost::new();
+        let first = secrets::get_or_create("password", 16).unwrap();
+        let mock = MockHost::new();
+        assert_eq!(secrets::get("password").unwrap(), None);
+        assert_eq!(secrets::get_or_create("password", 16).unwrap(), first);
+        assert_eq!(mock.secret("password"), Some(first));
+    }
+
+    #[test]
+    fn undeclared_capabilities_are_denied() {
+        let mock = MockHost::for_plugin::<Cache>();
+        let mut ctx = ctx("cache", serde_json::json!({}));
+        ctx.image_override = Some("mirror.example/cache:2".into());
+        mock.serve("server", 7000, |_| Vec::new());
+        assert!(Cache::provision(ctx.clone()).is_ok(), "a mirror of a declared image is allowed");
+        ctx.image_override = Some("evil:1".into());
+        let err = Cache::provision(ctx).unwrap_err();
+        assert!(err.starts_with("denied: image evil:1"), "{err}");
+    }
+
+    #[test]
+    fn a_crash_stops_the_wait_and_ready_says_so_without_waiting_for_real() {
+        let mock = MockHost::new();
+        // Nobody serves port 7000: refused, and the wait gives up on the manual clock.
+        let err = Cache::provision(ctx("cache", serde_json::json!({}))).unwrap_err();
+        assert!(err.starts_with("gave up after 30s"), "{err}");
+        assert!(mock.elapsed() >= std::time::Duration::from_secs(30));
+        assert!(not_yet(Cache::ready(ctx("cache", serde_json::json!({})))).starts_with("connect 127.0.0.1:"));
+        mock.exit("server", 137);
+        let err = Cache::ready(ctx("cache", serde_json::json!({}))).unwrap_err();
+        assert_eq!(err, "the server exited (code 137, killed)");
+    }
+
+    #[test]
+    fn failures_exec_handlers_and_archive_parts() {
+        let mock = MockHost::new();
+        mock.given_container(&ContainerSpec::new("server", "cache:1"));
+        mock.on_exec("server", |cmd| match cmd[0].as_str() {
+            "dump" => ExecOutput::ok("DATA"),
+            _ => ExecOutput::failed(2, "no such command"),
+        });
+        let part = archive::save_exec("dump", "server", &["dump".into()], &ExecOptions::none()).unwrap();
+        assert_eq!((part.name.as_str(), part.bytes), ("dump", 4));
+        assert_eq!(mock.part("dump").unwrap(), b"DATA");
+        let err = archive::save_exec("other", "server", &["nope".into()], &ExecOptions::none()).unwrap_err();
+        assert!(matches!(err, Error::Engine(ref m) if m.contains("no such command")), "{err}");
+        mock.on_exec_with("server", |_, options| ExecOutput::ok(options.stdin.clone().unwrap_or_default()));
+        let out = archive::load_exec("dump", "server", &["restore".into()], &ExecOptions::none()).unwrap();
+        assert_eq!(out.stdout, b"DATA");
+        assert_eq!(archive::read("dump", 1, 2).unwrap(), b"AT");
+
+        mock.fail_next("ensure", Some("server"), Error::Engine("disk full".into()));
+        assert_eq!(docker::ensure(&ContainerSpec::new("server", "cache:1")).unwrap_err(), Error::Engine("disk full".into()));
+        assert!(docker::ensure(&ContainerSpec::new("server", "cache:1")).is_ok(), "only the next call fails");
+        assert!(matches!(docker::inspect("nothing"), Err(Error::NotFound(_))));
+        docker::write_file("server", "/etc/x.conf", b"x=1", 0o600).unwrap();
+        assert_eq!(mock.written_files()[0].text(), "x=1");
+
+        let mut workers = ContainerSpec::new("worker", "cache:1");
+        workers.replicas = Some(3);
+        assert_eq!(docker::ensure(&workers).unwrap().containers.len(), 3);
+        workers.replicas = Some(1);
+        docker::ensure(&workers).unwrap();
+        assert_eq!(mock.containers(), ["server", "worker-1"]);
+        docker::remove("worker").unwrap();
+        assert_eq!(mock.containers(), ["server"]);
+    }
+}
