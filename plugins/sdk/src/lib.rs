@@ -43,7 +43,11 @@ pub use docker::{
     ContainerFile, ContainerInfo, ContainerSpec, ContainerState, Deployment, EnsureOutcome, EnvVar, ExecOptions,
     ExecOutput, HealthCheck, HealthState, Mount, Port, PublishedPort, Resources,
 };
-pub use provisioner::plugin::log::{self as host_log, Level};
+pub use host_log::Level;
+/// `#[derive(JsonSchema)]` on a plugin's `Config` (with serde's `Deserialize`) gives
+/// [`PluginInfo::config`] its schema; `use provisioner_plugin_sdk::*;` is all a plugin
+/// needs (the derive finds `schemars` through this re-export).
+pub use schemars::{self, JsonSchema};
 pub use provisioner::plugin::types::{BackupReport, Capability, ConfigProblem, Context, KeyValue, Output, Readiness};
 
 /// A plugin: the hooks the host calls (see the WIT's `hooks` interface). Implement it
@@ -186,24 +190,59 @@ pub struct PluginInfo {
 }
 
 /// The `docker` interface: this service's containers and volumes.
+///
+/// With the cargo feature `testing`, on a native target, the functions answer from
+/// the thread's [`testing::MockHost`] instead of the host (same names, same
+/// signatures, same types), so a plugin's hooks run in a plain `cargo test`.
 pub mod docker {
+    #[cfg(not(all(feature = "testing", not(target_arch = "wasm32"))))]
     pub use crate::provisioner::plugin::docker::*;
+    #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+    pub use crate::provisioner::plugin::docker::{
+        ContainerFile, ContainerInfo, ContainerSpec, ContainerState, Deployment, EnsureOutcome, EnvVar, ExecOptions,
+        ExecOutput, HealthCheck, HealthState, KeyValue, Mount, Port, PublishedPort, Resources,
+    };
+    #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+    pub use crate::testing::imports::docker::*;
     pub use crate::Error;
 }
 
 /// The `secrets` interface: this service's generated secrets.
 pub mod secrets {
+    #[cfg(not(all(feature = "testing", not(target_arch = "wasm32"))))]
     pub use crate::provisioner::plugin::secrets::*;
+    #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+    pub use crate::testing::imports::secrets::*;
     pub use crate::Error;
 }
 
 /// The `archive` interface (WIT 0.2): the parts of the service's backup. `save_exec`
 /// and `append` work inside `backup`, `load_exec` and `read` inside `restore`.
 pub mod archive {
+    #[cfg(not(all(feature = "testing", not(target_arch = "wasm32"))))]
     pub use crate::provisioner::plugin::archive::*;
+    #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+    pub use crate::provisioner::plugin::archive::Part;
+    #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+    pub use crate::testing::imports::archive::*;
     pub use crate::Error;
     pub use crate::{ExecOptions, ExecOutput};
 }
+
+/// The `log` interface: messages and the progress line.
+pub mod host_log {
+    #[cfg(not(all(feature = "testing", not(target_arch = "wasm32"))))]
+    pub use crate::provisioner::plugin::log::*;
+    #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+    pub use crate::provisioner::plugin::log::Level;
+    #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+    pub use crate::testing::imports::log::*;
+}
+
+/// A mock host for native unit tests of a plugin's hooks (cargo feature `testing`):
+/// see [`testing::MockHost`].
+#[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+pub mod testing;
 
 /// What every fallible host import returns (the WIT's `error`). A refusal is a value,
 /// never a trap. `?` turns it into a hook's `String` error.
@@ -359,6 +398,16 @@ fn remove_key(value: &mut serde_json::Value, path: &[String]) -> bool {
     }
 }
 
+/// The JSON Schema of a config type `T` that derives [`JsonSchema`] (schemars 1,
+/// draft 2020-12): doc comments become descriptions, `#[serde(default = …)]` defaults,
+/// `Option` fields are not required, `#[serde(deny_unknown_fields)]` gives
+/// `additionalProperties: false`, and `#[schemars(range(min = 16, max = 4096))]` a
+/// `minimum` and `maximum`. The host's `plugins inspect` and `plugins docs` show it as
+/// a table.
+pub fn schema_for<T: JsonSchema>() -> String {
+    serde_json::to_string(&schemars::schema_for!(T)).unwrap_or_else(|_| r#"{"type":"object"}"#.to_string())
+}
+
 /// `validate`'s problems as one error for a hook: `config.KEY: MESSAGE`, joined by `; `.
 /// For `Config::parse(&ctx.config).map_err(config_error)?` in `provision` and `ready`.
 pub fn config_error(problems: Vec<ConfigProblem>) -> String {
@@ -472,6 +521,17 @@ impl PluginInfo {
     pub fn schema(mut self, json: &str) -> Self {
         self.config_schema = json.to_string();
         self
+    }
+
+    /// The JSON Schema of `config`, derived from the type `T` it is parsed into (see
+    /// [`schema_for`]): `.config::<Config>()`.
+    pub fn config<T: JsonSchema>(self) -> Self {
+        self.schema(&schema_for::<T>())
+    }
+
+    /// The schema derived from `T`, as JSON: [`PluginInfo::config`] without the builder.
+    pub fn schema_for<T: JsonSchema>() -> String {
+        schema_for::<T>()
     }
 
     /// The names `provision` returns outputs for.

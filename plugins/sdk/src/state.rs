@@ -1,11 +1,17 @@
 //! Small files in the service's own state folder (needs `state-files`).
 
+#[cfg(not(all(feature = "testing", not(target_arch = "wasm32"))))]
 const DIR: &str = "/state";
 
+#[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+pub use crate::testing::imports::state::{read, remove, write};
+
+#[cfg(not(all(feature = "testing", not(target_arch = "wasm32"))))]
 pub fn read(name: &str) -> Option<String> {
     std::fs::read_to_string(format!("{DIR}/{name}")).ok()
 }
 
+#[cfg(not(all(feature = "testing", not(target_arch = "wasm32"))))]
 /// Replace the file `name` with `contents`, atomically: staged beside it and renamed
 /// over it, so a full disk or a cut-off hook leaves the old contents (or none), never
 /// a half-written file that could pass for a marker.
@@ -18,6 +24,7 @@ pub fn write(name: &str, contents: &str) -> Result<(), String> {
     })
 }
 
+#[cfg(not(all(feature = "testing", not(target_arch = "wasm32"))))]
 pub fn remove(name: &str) {
     let _ = std::fs::remove_file(format!("{DIR}/{name}"));
 }

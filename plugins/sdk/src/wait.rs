@@ -1,19 +1,36 @@
 //! Waiting and probing helpers for `provision` and `ready`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(not(all(feature = "testing", not(target_arch = "wasm32"))))]
+use std::time::Instant;
 
 /// Call `attempt` every `every` until it succeeds or `timeout` passes; the error
 /// is the last attempt's.
 pub fn until<T>(timeout: Duration, every: Duration, mut attempt: impl FnMut() -> Result<T, String>) -> Result<T, String> {
-    let deadline = Instant::now() + timeout;
+    let deadline = now() + timeout;
     loop {
         match attempt() {
             Ok(value) => return Ok(value),
-            Err(e) if Instant::now() >= deadline => return Err(format!("gave up after {timeout:?}: {e}")),
-            Err(_) => std::thread::sleep(every),
+            Err(e) if now() >= deadline => return Err(format!("gave up after {timeout:?}: {e}")),
+            Err(_) => sleep(every),
         }
     }
 }
+
+/// The clock [`until`] reads: the real one, or under the `testing` feature the mock
+/// host's manual clock (a wait then takes no time; see `MockHost::elapsed`).
+#[cfg(not(all(feature = "testing", not(target_arch = "wasm32"))))]
+fn now() -> Instant {
+    Instant::now()
+}
+
+#[cfg(not(all(feature = "testing", not(target_arch = "wasm32"))))]
+fn sleep(every: Duration) {
+    std::thread::sleep(every)
+}
+
+#[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+use crate::testing::imports::clock::{now, sleep};
 
 /// [`until`], for a server that must stay up meanwhile: when an attempt fails and
 /// the service's container `name` has stopped, give up at once, with its exit code
