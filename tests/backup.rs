@@ -259,7 +259,7 @@ fn transfers(url: String, stop: Arc<AtomicBool>, done: Arc<AtomicU64>) -> std::t
 fn archives(stack: &Stack) -> Vec<PathBuf> {
     let dir = stack.path().join(".provisioner/local/backups");
     let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "zst")).collect())
+        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.to_string_lossy().contains(".tar.zst")).collect())
         .unwrap_or_default();
     found.sort();
     found
@@ -358,4 +358,25 @@ fn backup_teardown_run_restore_brings_back_every_row_key_and_binding() {
     // Retention.
     ok(stack.run(&["backup", "local", "cache", "--keep", "1"]));
     assert_eq!(archives(&stack).len(), 1, "--keep 1 leaves the newest archive only");
+
+    // Encrypted at rest: only a recipient's secret key opens it, and nothing changes
+    // without one.
+    let key = age::x25519::Identity::generate();
+    let key_file = stack.path().join("backup.key");
+    std::fs::write(&key_file, format!("{}\n", age::secrecy::ExposeSecret::expose_secret(&key.to_string()))).unwrap();
+    let out = ok(stack.run(&["backup", "local", "cache", "-r", &key.to_public().to_string()]));
+    assert!(out.contains("encrypted (age)"), "{out}");
+    let sealed = archives(&stack).pop().expect("the encrypted archive");
+    assert!(sealed.to_string_lossy().ends_with(".tar.zst.age"), "{}", sealed.display());
+    let listed = ok(stack.run(&["backups", "local"]));
+    assert!(listed.contains("cache (redis") && listed.contains("encrypted: pass --identity"), "{listed}");
+    let listed = ok(stack.run(&["backups", "local", "-i", key_file.to_str().unwrap()]));
+    assert_eq!(listed.matches("cache (redis").count(), 2, "{listed}");
+    let mut redis = redis::Client::open(stack.dotenv()["REDIS_URL"].as_str()).unwrap().get_connection().unwrap();
+    redis::cmd("SET").arg("k:written-after-the-backup").arg("1").exec(&mut redis).unwrap();
+    let text = refused(stack.run(&["restore", "local", sealed.to_str().unwrap(), "--force"]));
+    assert!(text.contains("is encrypted (age): pass --identity"), "{text}");
+    let text = ok(stack.run(&["restore", "local", sealed.to_str().unwrap(), "--force", "-i", key_file.to_str().unwrap()]));
+    assert!(text.contains("restored cache"), "{text}");
+    assert_eq!(digests(&stack.dotenv())["redis"], before["redis"], "the encrypted backup's keys, and only those");
 }

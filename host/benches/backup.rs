@@ -1,14 +1,25 @@
-//! Backup and restore throughput of PostgreSQL against doing it by hand, in one run:
+//! Backup and restore throughput against doing it by hand, in one run.
+//!
+//! PostgreSQL:
 //! B: `pg_dump -Fc` run by hand in the same container, its output to a host file;
 //! P: `provisioner backup local db -o FILE` (readiness check, the plugin's `pg_dump -Fc`
 //!    streamed into the archive's parts, packed with zstd);
 //! then R: `pg_restore --clean` by hand from B's file, against
 //! Q: `provisioner restore local FILE --force` (digests checked, the plugin's restore in
 //!    one transaction, then a `run` that checks every service).
+//!
+//! S3 (Garage): a bucket of small, medium and large objects with content types and
+//! metadata;
+//! B: a plain S3 client (boto3) gets every object, with its metadata, into a folder;
+//! P: `provisioner backup local files -o FILE`;
+//! R: the same client puts every object back from that folder;
+//! Q: `provisioner restore local FILE --force`.
+//!
 //! Prints each time, the data's size, B/P and R/Q (≥ 0.8 is the target: provisioner at
 //! 80 % of the by-hand throughput or better) and the peak RSS of the provisioner process.
-//! `BACKUP_BENCH_MB` sets the table's size (default 1024). Needs what `cargo xtask
-//! test` prepares; run it with `cargo bench --bench backup`.
+//! `BACKUP_BENCH_MB` sets the table's size (default 1024), `S3_BENCH_MB` the bucket's
+//! (default 256). Needs what `cargo xtask test` prepares; run it with
+//! `cargo bench --bench backup` (both), `-- postgres` or `-- s3`.
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -16,14 +27,21 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SERVICES: &str = r#"
+const POSTGRES: &str = r#"
 [services.db]
 plugin = "postgres"
 config = { database = "shop" }
 "#;
 
+const S3: &str = r#"
+[services.files]
+plugin = "s3"
+config = { buckets = ["attachments"] }
+"#;
+
 /// Run the provisioner binary in `stack`'s folder; its time and peak RSS (VmHWM,
-/// sampled every 20 ms).
+/// sampled every 20 ms), and the time the restore hook itself took when it is a restore
+/// (the rest is checking the archive and the closing `run`).
 fn provisioner(stack: &support::Stack, args: &[&str]) -> (Duration, u64) {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_provisioner"))
@@ -50,6 +68,9 @@ fn provisioner(stack: &support::Stack, args: &[&str]) -> (Duration, u64) {
     let took = started.elapsed();
     let out = child.wait_with_output().expect("provisioner output");
     assert!(out.status.success(), "provisioner {args:?}:\n{}", support::text(&out));
+    for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("restored ") || l.starts_with("checked every part")) {
+        println!("  ({line} of Q's {:.2} s)", took.as_secs_f64());
+    }
     (took, peak_kib * 1024)
 }
 
@@ -65,12 +86,33 @@ fn mib(bytes: u64) -> f64 {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    let wants = |leg: &str| args.is_empty() || args.iter().any(|a| a == leg);
+    if wants("postgres") {
+        postgres();
+    }
+    if wants("s3") {
+        s3();
+    }
+}
+
+/// Print the four times and the two ratios of one leg.
+fn report(data: u64, (b, p, p_rss): (Duration, Duration, u64), (r, q, q_rss): (Duration, Duration, u64), by_hand: (&str, &str)) {
+    let rate = |d: Duration| mib(data) / d.as_secs_f64();
+    println!("backup   B ({:<26}) {:>7.2} s  {:>6.1} MiB/s", by_hand.0, b.as_secs_f64(), rate(b));
+    println!("backup   P (provisioner backup)         {:>7.2} s  {:>6.1} MiB/s  peak RSS {:.0} MiB", p.as_secs_f64(), rate(p), mib(p_rss));
+    println!("restore  R ({:<26}) {:>7.2} s  {:>6.1} MiB/s", by_hand.1, r.as_secs_f64(), rate(r));
+    println!("restore  Q (provisioner restore)        {:>7.2} s  {:>6.1} MiB/s  peak RSS {:.0} MiB", q.as_secs_f64(), rate(q), mib(q_rss));
+    println!("throughput ratio backup B/P = {:.2}, restore R/Q = {:.2} (target ≥ 0.80)", b.as_secs_f64() / p.as_secs_f64(), r.as_secs_f64() / q.as_secs_f64());
+}
+
+fn postgres() {
     support::require(&["postgres"], &["provisioner-offline/postgres:15"]);
     let size_mb: u64 = std::env::var("BACKUP_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
-    let stack = support::Stack::new("bench-backup", SERVICES);
+    let stack = support::Stack::new("bench-backup", POSTGRES);
     let run = stack.run(&["run", "local"]);
     assert!(run.status.success(), "{}", support::text(&run));
     let env = stack.dotenv();
@@ -115,10 +157,86 @@ fn main() {
 
     let dump_size = std::fs::metadata(&by_hand).map(|m| m.len()).unwrap_or(0);
     let archive_size = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
-    println!("database: {:.0} MiB on disk; pg_dump -Fc: {:.0} MiB; archive: {:.0} MiB", mib(bytes), mib(dump_size), mib(archive_size));
-    println!("backup   B (pg_dump by hand)       {:>7.2} s  {:>6.1} MiB/s", b.as_secs_f64(), mib(bytes) / b.as_secs_f64());
-    println!("backup   P (provisioner backup)    {:>7.2} s  {:>6.1} MiB/s  peak RSS {:.0} MiB", p.as_secs_f64(), mib(bytes) / p.as_secs_f64(), mib(p_rss));
-    println!("restore  R (pg_restore by hand)    {:>7.2} s  {:>6.1} MiB/s", r.as_secs_f64(), mib(bytes) / r.as_secs_f64());
-    println!("restore  Q (provisioner restore)   {:>7.2} s  {:>6.1} MiB/s  peak RSS {:.0} MiB", q.as_secs_f64(), mib(bytes) / q.as_secs_f64(), mib(q_rss));
-    println!("throughput ratio backup B/P = {:.2}, restore R/Q = {:.2} (target ≥ 0.80)", b.as_secs_f64() / p.as_secs_f64(), r.as_secs_f64() / q.as_secs_f64());
+    println!("PostgreSQL — database: {:.0} MiB on disk; pg_dump -Fc: {:.0} MiB; archive: {:.0} MiB", mib(bytes), mib(dump_size), mib(archive_size));
+    report(bytes, (b, p, p_rss), (r, q, q_rss), ("pg_dump by hand", "pg_restore by hand"));
+    drop(stack);
+}
+
+/// The by-hand S3 client: boto3 with the app's key, one client, path-style addressing,
+/// as the app itself would be configured from `.env`.
+const BOTO: &str = r#"
+import os, sys, json, boto3, botocore
+s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"], region_name=os.environ["S3_REGION"],
+    aws_access_key_id=os.environ["S3_ACCESS_KEY_ID"], aws_secret_access_key=os.environ["S3_SECRET_ACCESS_KEY"],
+    config=botocore.config.Config(s3={"addressing_style": "path"}, max_pool_connections=4))
+bucket = os.environ["S3_BUCKET"]
+folder = os.environ["BENCH_DIR"]
+"#;
+
+/// Fill the bucket: `SMALL` objects of 16 KiB, then 1 MiB ones, and two large ones of
+/// an eighth of the total each, every one with a content type and metadata.
+const FILL: &str = r#"
+total = int(os.environ["BENCH_MB"]) << 20
+large = total // 8
+small = 1000
+medium = (total - 2 * large - small * 16384) // (1 << 20)
+sizes = [16384] * small + [1 << 20] * medium + [large, large]
+for i, size in enumerate(sizes):
+    s3.put_object(Bucket=bucket, Key=f"bench/{size}/{i:05d}.bin", Body=os.urandom(size),
+                  ContentType="application/octet-stream", Metadata={"n": str(i)})
+print(sum(sizes))
+"#;
+
+/// B: every object and its metadata into BENCH_DIR (what restoring by hand needs).
+const GET_ALL: &str = r#"
+index = []
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+    for o in page.get("Contents", []):
+        path = os.path.join(folder, str(len(index)))
+        got = s3.get_object(Bucket=bucket, Key=o["Key"])
+        with open(path, "wb") as f:
+            for chunk in iter(lambda: got["Body"].read(1 << 20), b""):
+                f.write(chunk)
+        index.append({"key": o["Key"], "path": path, "type": got.get("ContentType"), "meta": got["Metadata"]})
+json.dump(index, open(os.path.join(folder, "index.json"), "w"))
+"#;
+
+/// R: every object back from BENCH_DIR, with its content type and metadata.
+const PUT_ALL: &str = r#"
+for o in json.load(open(os.path.join(folder, "index.json"))):
+    with open(o["path"], "rb") as f:
+        s3.put_object(Bucket=bucket, Key=o["key"], Body=f, ContentType=o["type"], Metadata=o["meta"])
+"#;
+
+fn python(env: &std::collections::BTreeMap<String, String>, dir: &std::path::Path, mb: u64, script: &str) -> Command {
+    let mut command = Command::new("/usr/bin/python3");
+    command.args(["-c", &format!("{BOTO}\n{script}")]).envs(env).env("BENCH_DIR", dir).env("BENCH_MB", mb.to_string());
+    command
+}
+
+fn s3() {
+    support::require(&["s3"], &["provisioner-offline/garage:2.5.0"]);
+    let size_mb: u64 = std::env::var("S3_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(256);
+    let stack = support::Stack::new("bench-backup-s3", S3);
+    let run = stack.run(&["run", "local"]);
+    assert!(run.status.success(), "{}", support::text(&run));
+    let env = stack.dotenv();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let objects = dir.path().join("objects");
+    std::fs::create_dir_all(&objects).expect("objects folder");
+
+    eprintln!("filling the bucket with {size_mb} MiB…");
+    let out = python(&env, &objects, size_mb, FILL).output().expect("python3");
+    assert!(out.status.success(), "{}", support::text(&out));
+    let bytes: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().expect("the filled size");
+
+    let b = timed(&mut python(&env, &objects, size_mb, GET_ALL));
+    let archive = dir.path().join("s3.tar.zst");
+    let (p, p_rss) = provisioner(&stack, &["backup", "local", "files", "-o", archive.to_str().expect("utf-8")]);
+    let r = timed(&mut python(&env, &objects, size_mb, PUT_ALL));
+    let (q, q_rss) = provisioner(&stack, &["restore", "local", archive.to_str().expect("utf-8"), "--force"]);
+
+    let archive_size = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
+    println!("S3 — bucket: {:.0} MiB in 1,000 × 16 KiB, 1 MiB ones and 2 large objects; archive: {:.0} MiB", mib(bytes), mib(archive_size));
+    report(bytes, (b, p, p_rss), (r, q, q_rss), ("boto3 get by hand", "boto3 put by hand"));
 }

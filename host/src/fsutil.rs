@@ -85,6 +85,16 @@ fn write_parts(path: &Path, parts: &[&[u8]], mode: u32, parent: Parent) -> Resul
     Ok(())
 }
 
+/// Create (or truncate) `path` for writing with mode 0600 from the start: for large
+/// files written as a stream, such as backup archives, which hold an app's data.
+pub fn create_private(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(PRIVATE_FILE).open(path)?;
+    // A file that existed keeps its old mode through `open`.
+    file.set_permissions(<fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(PRIVATE_FILE))?;
+    Ok(file)
+}
+
 /// Create `dir` (and parents) and make it readable by the owner only.
 pub fn create_private_dir(dir: &Path) -> Result<(), WriteError> {
     fs::create_dir_all(dir).map_err(WriteError::new("creating", dir))?;

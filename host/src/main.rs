@@ -92,6 +92,21 @@ enum Command {
         /// Then keep only the newest N archives in .provisioner/ENV/backups/.
         #[arg(long, value_name = "N")]
         keep: Option<usize>,
+        /// Encrypt the archive to this age recipient (`age1…`, from `age-keygen`);
+        /// repeatable. Only the matching secret keys can restore it.
+        #[arg(short = 'r', long = "recipient", value_name = "AGE1…")]
+        recipients: Vec<String>,
+        /// Encrypt to every recipient listed in FILE (one `age1…` per line), as `age -R`.
+        #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+        recipients_files: Vec<std::path::PathBuf>,
+    },
+    /// The archives in .provisioner/ENV/backups/, oldest first: size, age and each
+    /// service's plugin and data size (encrypted ones with --identity).
+    Backups {
+        env: String,
+        /// age identity file to read encrypted archives' contents with; repeatable.
+        #[arg(short = 'i', long = "identity", value_name = "FILE")]
+        identities: Vec<std::path::PathBuf>,
     },
     /// Restore an archive written by `backup` into ENV, which `run` has brought up.
     /// Every part is checked against the manifest first; the environment's own
@@ -107,6 +122,9 @@ enum Command {
         /// Replace data the services hold now (otherwise refused, changing nothing).
         #[arg(long)]
         force: bool,
+        /// age identity file (`AGE-SECRET-KEY-1…`) for an encrypted archive; repeatable.
+        #[arg(short = 'i', long = "identity", value_name = "FILE")]
+        identities: Vec<std::path::PathBuf>,
     },
     /// Inspect, install, verify, scaffold and check plugins.
     Plugins {
@@ -149,8 +167,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Plan { env } => cli::env::plan(&cli, env),
         Command::Teardown { env, keep_volumes } => cli::env::teardown(&cli, env, *keep_volumes),
         Command::Scale { env, services } => cli::env::scale(&cli, env, services),
-        Command::Backup { env, services, output, keep } => cli::backup::backup(&cli, env, services, output.as_deref(), *keep),
-        Command::Restore { env, archive, services, force } => cli::backup::restore(&cli, env, archive, services, *force),
+        Command::Backup { env, services, output, keep, recipients, recipients_files } => {
+            let recipients = provisioner::backup::Recipients::parse(recipients, recipients_files)?;
+            cli::backup::backup(&cli, env, services, output.as_deref(), *keep, &recipients)
+        }
+        Command::Backups { env, identities } => cli::backup::list(&cli, env, &provisioner::backup::Identities::load(identities)?),
+        Command::Restore { env, archive, services, force, identities } => {
+            cli::backup::restore(&cli, env, archive, services, *force, &provisioner::backup::Identities::load(identities)?)
+        }
         Command::Registry { command } => cli::registry::registry(&cli, command),
         Command::Logs { env, services, follow, since, tail } => cli::env::logs(&cli, env, services, *follow, since.as_deref(), *tail),
     }

@@ -1,11 +1,11 @@
-//! `provisioner backup` and `provisioner restore`.
+//! `provisioner backup`, `backups` and `restore`.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use provisioner::backup::{self, Manifest};
+use provisioner::backup::{self, ArchiveError, Identities, Manifest, Recipients};
 use provisioner::progress::Progress;
 use provisioner::state::EnvLock;
 use provisioner::text;
@@ -26,7 +26,7 @@ fn scratch(near: &Path) -> Result<tempfile::TempDir> {
 }
 
 /// `provisioner backup ENV [SERVICE…] [-o FILE] [--keep N]`.
-pub fn backup(cli: &Cli, env: &str, services: &[String], output: Option<&Path>, keep: Option<usize>) -> Result<ExitCode> {
+pub fn backup(cli: &Cli, env: &str, services: &[String], output: Option<&Path>, keep: Option<usize>, recipients: &Recipients) -> Result<ExitCode> {
     let session = Session::open(cli, env)?;
     session.checked(env)?;
     let _lock = EnvLock::acquire(&session.project.state_dir(env))?;
@@ -46,9 +46,9 @@ pub fn backup(cli: &Cli, env: &str, services: &[String], output: Option<&Path>, 
     }
     let file = match output {
         Some(path) => path.to_path_buf(),
-        None => dir.join(backup::default_file_name(env, &manifest.created)),
+        None => dir.join(backup::default_file_name(env, &manifest.created, !recipients.is_empty())),
     };
-    let size = backup::pack(&file, &manifest, parts.path())?;
+    let size = backup::pack(&file, &manifest, parts.path(), recipients)?;
     let pruned = match keep {
         Some(keep) => backup::prune(&dir, env, keep).with_context(|| format!("pruning {}", dir.display()))?,
         None => Vec::new(),
@@ -57,7 +57,8 @@ pub fn backup(cli: &Cli, env: &str, services: &[String], output: Option<&Path>, 
         println!("{}", serde_json::json!({ "file": file, "bytes": size, "manifest": manifest, "pruned": pruned }));
     } else {
         print_manifest(&manifest);
-        println!("wrote {} ({} compressed)", file.display(), text::bytes(size));
+        let encrypted = if recipients.is_empty() { "" } else { ", encrypted (age)" };
+        println!("wrote {} ({} compressed{encrypted})", file.display(), text::bytes(size));
         for path in pruned {
             println!("removed {} (--keep)", path.display());
         }
@@ -79,10 +80,10 @@ fn print_manifest(manifest: &Manifest) {
 }
 
 /// `provisioner restore ENV FILE [SERVICE…] [--force]`.
-pub fn restore(cli: &Cli, env: &str, file: &Path, services: &[String], force: bool) -> Result<ExitCode> {
+pub fn restore(cli: &Cli, env: &str, file: &Path, services: &[String], force: bool, identities: &Identities) -> Result<ExitCode> {
     let session = Session::open(cli, env)?;
     session.checked(env)?;
-    let manifest = backup::read_manifest(file)?;
+    let manifest = backup::read_manifest(file, identities)?;
     if !cli.json {
         println!(
             "{}: backup of {}/{} made {} by provisioner {}",
@@ -96,9 +97,10 @@ pub fn restore(cli: &Cli, env: &str, file: &Path, services: &[String], force: bo
     let _lock = EnvLock::acquire(&session.project.state_dir(env))?;
     let parts = scratch(&backups_dir(&session, env))?;
     // Every part is read and checked before any service is touched.
-    let manifest = backup::unpack(file, parts.path(), services)?;
+    let checking = std::time::Instant::now();
+    let manifest = backup::unpack(file, parts.path(), services, identities)?;
     if !cli.json {
-        println!("checked every part against the manifest (sha256)");
+        println!("checked every part against the manifest (sha256) in {:.1} s", checking.elapsed().as_secs_f64());
     }
     let progress = Progress::new(cli.json);
     let restored = session.stack(env, Some(&progress)).restore(&manifest, parts.path(), services, force);
@@ -115,4 +117,73 @@ pub fn restore(cli: &Cli, env: &str, file: &Path, services: &[String], force: bo
     // is now, checks it over its real protocol with this environment's credentials,
     // and rewrites .env.
     super::env::bring_up(cli, &session, env, false)
+}
+
+/// One archive as `backups` lists it.
+#[derive(serde::Serialize)]
+struct Listed {
+    file: std::path::PathBuf,
+    bytes: u64,
+    encrypted: bool,
+    /// Seconds since it was made (the manifest's time, else the file's).
+    age_s: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifest: Option<Manifest>,
+    /// Why the contents are not shown (encrypted without a key, damaged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unreadable: Option<String>,
+}
+
+/// `provisioner backups ENV [--identity FILE]`.
+pub fn list(cli: &Cli, env: &str, identities: &Identities) -> Result<ExitCode> {
+    let session = Session::open(cli, env)?;
+    let dir = backups_dir(&session, env);
+    let now = std::time::SystemTime::now();
+    let mut listed = Vec::new();
+    for file in backup::archives(&dir, env) {
+        let meta = std::fs::metadata(&file).with_context(|| format!("cannot stat {}", file.display()))?;
+        let encrypted = backup::is_encrypted(&file).unwrap_or(false);
+        let (manifest, unreadable) = match backup::read_manifest(&file, identities) {
+            Ok(m) => (Some(m), None),
+            Err(ArchiveError::Encrypted { .. }) => (None, Some("encrypted: pass --identity FILE to list its contents".to_string())),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        let made = manifest
+            .as_ref()
+            .and_then(|m| humantime::parse_rfc3339(&m.created).ok())
+            .or_else(|| meta.modified().ok())
+            .unwrap_or(now);
+        let age_s = now.duration_since(made).map(|d| d.as_secs()).unwrap_or(0);
+        listed.push(Listed { file, bytes: meta.len(), encrypted, age_s, manifest, unreadable });
+    }
+    if cli.json {
+        println!("{}", serde_json::json!({ "environment": env, "folder": dir, "archives": listed }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if listed.is_empty() {
+        println!("no archives in {} (`provisioner backup {env}` writes one there)", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<36} {:>10} {:>10}  contents", "archive", "size", "age");
+    for item in &listed {
+        let name = item.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let contents = match (&item.manifest, &item.unreadable) {
+            (Some(m), _) => m.services.iter().map(|s| format!("{} ({} {})", s.service, s.plugin, text::bytes(s.bytes()))).collect::<Vec<_>>().join(", "),
+            (None, Some(why)) => why.clone(),
+            (None, None) => String::new(),
+        };
+        println!("{name:<36} {:>10} {:>10}  {contents}", text::bytes(item.bytes), format!("{} ago", age(item.age_s)));
+    }
+    println!("in {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A duration as a person reads an age: `40 s`, `12 min`, `3 h`, `5 d`.
+fn age(seconds: u64) -> String {
+    match seconds {
+        0..60 => format!("{seconds} s"),
+        60..3600 => format!("{} min", seconds / 60),
+        3600..86400 => format!("{} h", seconds / 3600),
+        _ => format!("{} d", seconds / 86400),
+    }
 }
