@@ -133,13 +133,17 @@ impl ComponentCache {
             ));
         }
         let (checksum, payload) = rest.split_at(32);
+        let started = std::time::Instant::now();
         if Self::checksum(bound_to, payload).as_slice() != checksum {
             return Err("checksum mismatch (the entry was modified or truncated)".into());
         }
+        let checked = started.elapsed();
         // SAFETY: the payload is byte-for-byte what `store` wrote after this host's
         // engine compiled this very wasm (both checked above); wasmtime additionally
         // checks that it was compiled by a compatible engine.
-        unsafe { Component::deserialize(engine, payload) }.map_err(|e| format!("engine refused it: {e}"))
+        let component = unsafe { Component::deserialize(engine, payload) }.map_err(|e| format!("engine refused it: {e}"))?;
+        tracing::debug!(bytes = entry.len(), checksum_us = checked.as_micros() as u64, deserialize_us = (started.elapsed() - checked).as_micros() as u64, "cache entry opened");
+        Ok(component)
     }
 
     /// Covers the binding too, so editing the header alone is caught like any

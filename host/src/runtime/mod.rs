@@ -242,11 +242,15 @@ impl PluginRuntime {
         if !wasmparser::Parser::is_component(wasm) {
             return Err(LoadError::NotWasm { path: path_buf });
         }
+        // Where a load's time goes, for `-vv` (the cached-load budget is a few ms).
+        let started = Instant::now();
         let sha256 = sha256_hex(wasm);
+        let hashed = started.elapsed();
         let (component, cache) = self
             .cache
             .load_or_compile(&self.engine, wasm, &sha256)
             .map_err(|e| LoadError::Invalid { path: path_buf.clone(), reason: format!("{e:#}") })?;
+        let compiled = started.elapsed();
         let version = self.check_wit_version(path, &component)?;
         let pre = self
             .linker
@@ -255,6 +259,7 @@ impl PluginRuntime {
         let pre = wit::PluginPre::new(&version, pre)
             .map(Arc::new)
             .map_err(|e| LoadError::Link { path: path_buf.clone(), reason: format!("{e}") })?;
+        let linked = started.elapsed();
         let mut plugin = LoadedPlugin {
             path: path_buf.clone(),
             sha256,
@@ -277,6 +282,15 @@ impl PluginRuntime {
             .describe(&plugin, &label)
             .map_err(|failure| LoadError::Describe { path: path_buf.clone(), failure: Box::new(failure) })?;
         check_info(&info).map_err(|problem| LoadError::BadInfo { path: path_buf, problem })?;
+        tracing::debug!(
+            plugin = %path.display(),
+            cache = ?plugin.cache,
+            sha256_us = hashed.as_micros() as u64,
+            cache_us = (compiled - hashed).as_micros() as u64,
+            link_us = (linked - compiled).as_micros() as u64,
+            describe_us = (started.elapsed() - linked).as_micros() as u64,
+            "plugin loaded"
+        );
         plugin.info = info;
         Ok(plugin)
     }
