@@ -106,10 +106,12 @@ impl OciRef {
         if path.is_empty() {
             return Err(bad("no repository after the registry"));
         }
-        let reference: Reference = rest.parse().map_err(|e: oci_client::ParseError| bad(&e.to_string()))?;
-        if reference.tag().is_none() && reference.digest().is_none() {
+        // The parser would quietly add `latest`; a plugin reference names its version.
+        let last = path.rsplit('/').next().unwrap_or(path);
+        if !(last.contains(':') || last.contains('@')) {
             return Err(bad("no :TAG or @sha256:DIGEST (there is no implicit `latest`)"));
         }
+        let reference: Reference = rest.parse().map_err(|e: oci_client::ParseError| bad(&e.to_string()))?;
         Ok(OciRef { reference })
     }
 
