@@ -37,7 +37,9 @@ pub enum RegistryCommand {
     /// layout (`wkg` reads it), with what it declares as annotations and its signature
     /// by KEY attached. Credentials come from the Docker config (`docker login`).
     Push {
-        file: PathBuf,
+        /// The plugin's .wasm. (Not named `file`: that is the global `--file`.)
+        #[arg(value_name = "FILE.wasm")]
+        wasm: PathBuf,
         /// oci://REGISTRY/REPOSITORY:TAG, e.g. oci://ghcr.io/acme/plugins/memcached:0.1.0
         reference: String,
         /// Private key file made by `registry keygen`.
@@ -184,12 +186,12 @@ pub fn registry(cli: &Cli, command: &RegistryCommand) -> Result<ExitCode> {
                 println!("{public}");
             }
         }
-        RegistryCommand::Push { file, reference, key, unsigned, insecure } => {
+        RegistryCommand::Push { wasm, reference, key, unsigned, insecure } => {
             if key.is_some() && *unsigned {
                 bail!("--key and --unsigned contradict each other");
             }
             let reference = OciRef::parse(reference)?;
-            let pushed = oci::push(file, &reference, key.as_deref(), &runtime()?, &insecure_list(cli, &reference, *insecure)?)?;
+            let pushed = oci::push(wasm, &reference, key.as_deref(), &runtime()?, &insecure_list(cli, &reference, *insecure)?)?;
             print_pushed(cli, "pushed", &pushed)?;
         }
         RegistryCommand::Sign { reference, key, insecure } => {
