@@ -10,7 +10,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use support::{memcached_version, ok, refused};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -28,18 +29,6 @@ fn provisioner(dir: &Path, config: &Path, args: &[&str]) -> Output {
         .env("DOCKER_CONFIG", config)
         .output()
         .expect("running provisioner")
-}
-
-fn ok(out: &Output) -> String {
-    let text = support::text(out);
-    assert!(out.status.success(), "expected success:\n{text}");
-    text
-}
-
-fn refused(out: &Output) -> String {
-    let text = support::text(out);
-    assert!(!out.status.success(), "expected a refusal:\n{text}");
-    text
 }
 
 /// A publisher: a signing key and its public half.
@@ -86,15 +75,6 @@ fn memcached_project(prefix: &str, public_key: &str) -> support::Stack {
     stack
 }
 
-/// `version` over Memcached's text protocol at `addr`.
-fn memcached_version(addr: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to memcached");
-    stream.write_all(b"version\r\n").unwrap();
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).unwrap();
-    line.trim().strip_prefix("VERSION ").unwrap_or_else(|| panic!("answer: {line}")).to_string()
-}
-
 fn sha256(bytes: &[u8]) -> String {
     provisioner::runtime::cache::sha256_hex(bytes)
 }
@@ -111,14 +91,26 @@ fn rebuilt(wasm: &Path, dir: &Path) -> PathBuf {
     path
 }
 
+/// What most tests start from: a plain registry of their own, a publisher, an empty
+/// Docker config, the memcached example and a reference to push it to.
+struct Setup {
+    registry: Registry,
+    publisher: Publisher,
+    config: tempfile::TempDir,
+    wasm: PathBuf,
+    reference: String,
+}
+
+fn setup(repo_tag: &str) -> Setup {
+    let registry = Registry::start(None);
+    let reference = registry.reference(repo_tag);
+    Setup { registry, publisher: publisher(), config: docker_config(None), wasm: memcached_wasm(), reference }
+}
+
 #[test]
 fn push_inspect_install_run_and_a_fresh_clone_fetches_what_is_locked() {
     support::require(&[], &[MEMCACHED_IMAGE]);
-    let registry = Registry::start(None);
-    let publisher = publisher();
-    let config = docker_config(None);
-    let wasm = memcached_wasm();
-    let reference = registry.reference("plugins/memcached:0.1.0");
+    let Setup { registry, publisher, config, wasm, reference } = setup("plugins/memcached:0.1.0");
 
     let pinned = push(&publisher, config.path(), &wasm, &reference, true);
     // The layout wkg and other wasm tools read: one application/wasm layer, the wasm config.
@@ -174,11 +166,7 @@ fn push_inspect_install_run_and_a_fresh_clone_fetches_what_is_locked() {
 
 #[test]
 fn a_tampered_blob_is_refused() {
-    let registry = Registry::start(None);
-    let publisher = publisher();
-    let config = docker_config(None);
-    let wasm = memcached_wasm();
-    let reference = registry.reference("plugins/memcached:0.1.0");
+    let Setup { registry, publisher, config, wasm, reference } = setup("plugins/memcached:0.1.0");
     push(&publisher, config.path(), &wasm, &reference, true);
     registry.tamper(&sha256(&std::fs::read(&wasm).unwrap()));
 
@@ -190,11 +178,7 @@ fn a_tampered_blob_is_refused() {
 
 #[test]
 fn unsigned_or_untrusted_plugins_are_refused() {
-    let registry = Registry::start(None);
-    let publisher = publisher();
-    let config = docker_config(None);
-    let wasm = memcached_wasm();
-    let unsigned = registry.reference("plugins/memcached:unsigned");
+    let Setup { registry, publisher, config, wasm, reference: unsigned } = setup("plugins/memcached:unsigned");
     push(&publisher, config.path(), &wasm, &unsigned, false);
 
     let stack = memcached_project("oci-unsigned", &publisher.public_key);
@@ -224,11 +208,7 @@ fn publisher_signing(publisher: &Publisher, _registry: &Registry, config: &Path,
 #[test]
 fn a_tag_moved_to_another_digest_is_refused_under_locked() {
     support::require(&[], &[MEMCACHED_IMAGE]);
-    let registry = Registry::start(None);
-    let publisher = publisher();
-    let config = docker_config(None);
-    let wasm = memcached_wasm();
-    let reference = registry.reference("plugins/memcached:0.1.0");
+    let Setup { registry: _registry, publisher, config, wasm, reference } = setup("plugins/memcached:0.1.0");
     let first = push(&publisher, config.path(), &wasm, &reference, true);
 
     let stack = memcached_project("oci-moved", &publisher.public_key);
