@@ -9,6 +9,8 @@
 
 mod support;
 
+use support::{memcached_version, ok, refused};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -29,18 +31,6 @@ fn provisioner_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         command.env(key, value);
     }
     command.output().expect("running provisioner")
-}
-
-fn ok(out: &Output) -> String {
-    let text = support::text(out);
-    assert!(out.status.success(), "expected success:\n{text}");
-    text
-}
-
-fn refused(out: &Output) -> String {
-    let text = support::text(out);
-    assert!(!out.status.success(), "expected a refusal:\n{text}");
-    text
 }
 
 /// A registry folder with the memcached example published into it (signed with a
@@ -225,15 +215,6 @@ fn a_dropped_in_plugin_gets_nothing_until_granted_and_the_run_says_how() {
     let listing = ok(&provisioner(stack.path(), &["plugins", "list", "--json"]));
     let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
     assert_eq!(listing["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "memcached").unwrap()["trust"], "granted");
-}
-
-/// `version` over Memcached's text protocol at `addr`.
-fn memcached_version(addr: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to memcached");
-    stream.write_all(b"version\r\n").unwrap();
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).unwrap();
-    line.trim().strip_prefix("VERSION ").unwrap_or_else(|| panic!("answer: {line}")).to_string()
 }
 
 const GRANT_MISBEHAVE: &str = "[plugins.misbehave.grants]\nimages = [\"allowed:*\"]\nexec = true\n";

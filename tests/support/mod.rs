@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+pub mod oci_registry;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
@@ -87,6 +89,30 @@ pub const OFFLINE_IMAGES: &[(&str, &str)] = &[
     ("files", "provisioner-offline/garage:2.5.0"),
     ("queue", "provisioner-offline/rabbitmq:3"),
 ];
+
+/// The text of a command that must have succeeded.
+pub fn ok(out: &std::process::Output) -> String {
+    let text = text(out);
+    assert!(out.status.success(), "expected success:\n{text}");
+    text
+}
+
+/// The text of a command that must have been refused.
+pub fn refused(out: &std::process::Output) -> String {
+    let text = text(out);
+    assert!(!out.status.success(), "expected a refusal:\n{text}");
+    text
+}
+
+/// `version` over Memcached's text protocol at `addr`.
+pub fn memcached_version(addr: &str) -> String {
+    use std::io::{BufRead, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to memcached");
+    stream.write_all(b"version\r\n").unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stream).read_line(&mut line).unwrap();
+    line.trim().strip_prefix("VERSION ").unwrap_or_else(|| panic!("answer: {line}")).to_string()
+}
 
 /// stdout then stderr of a finished command.
 pub fn text(out: &std::process::Output) -> String {

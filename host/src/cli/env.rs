@@ -17,7 +17,7 @@ use provisioner::runtime::PluginRuntime;
 use provisioner::scale::{self, Overrides};
 use provisioner::state::{EnvLock, State};
 
-use super::registry::{after_run, enforce_lock};
+use super::registry::{after_run, enforce_lock, sync_before_run};
 use super::{catalog, required_project, runtime};
 use crate::Cli;
 
@@ -127,7 +127,10 @@ impl Session {
 
 /// `provisioner run ENV`.
 pub fn run(cli: &Cli, env: &str, timings: bool) -> Result<ExitCode> {
-    let session = Session::open(cli, env)?;
+    let mut session = Session::open(cli, env)?;
+    // A fresh clone has the lockfile but not the plugins it pins: fetch them first.
+    let found = std::mem::take(&mut session.catalog);
+    session.catalog = sync_before_run(cli, &session.project, &session.runtime, found)?;
     // A file that does not validate changes nothing: not the lock, not the engine.
     session.checked(env)?;
     enforce_lock(cli, &session.project, &session.catalog)?;

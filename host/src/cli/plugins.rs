@@ -12,6 +12,7 @@ use provisioner::capabilities::{Capability, GrantStatus};
 use provisioner::config::{Project, DEFAULT_READINESS_TIMEOUT_SECS, FILE_NAME};
 use provisioner::discovery::{Broken, Catalog, Found, GrantSource, Source};
 use provisioner::distribution::lock;
+use provisioner::distribution::oci::OciRef;
 use provisioner::distribution::trust::{self, Trust};
 
 use super::{catalog, project, required_project, runtime};
@@ -22,19 +23,24 @@ pub enum PluginsCommand {
     /// Every plugin found: name, version, WIT version, sha256, path, capabilities and
     /// whether each is granted; and every file that failed to load, with the reason.
     List,
-    /// One plugin in full, its config as a table.
+    /// One plugin in full, its config as a table; or, given oci://REGISTRY/REPO:TAG,
+    /// what a plugin in an OCI registry asks for and who signed it, before installing.
     Inspect { name: String },
     /// A plugin's README section in Markdown (config table, outputs, capabilities),
     /// from what it declares.
     Docs { name: String },
-    /// Install NAME or NAME@VERSION from a registry into the project's plugins/ folder,
-    /// after checking its sha256 and its signature by a trusted key.
+    /// Install NAME or NAME@VERSION from a registry, or oci://REGISTRY/REPO:TAG (or
+    /// @sha256:…) from an OCI registry, into the project's plugins/ folder, after
+    /// checking its sha256 and its signature by a trusted key.
     Install {
         spec: String,
         /// A registry folder or http(s) base URL (default: [registry] url).
         #[arg(long, value_name = "URL")]
         registry: Option<String>,
     },
+    /// Fetch every plugin provisioner.lock pins that is not installed, from where the
+    /// lock says (or [registry] url), checking digest and signature. `run` does this first.
+    Sync,
     /// Check the project's plugins against provisioner.lock and the registry; exits
     /// non-zero if any is altered, unsigned or not verified.
     Verify {
@@ -195,7 +201,9 @@ fn print_capabilities(name: &str, view: &PluginView) {
 pub fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<ExitCode> {
     match command {
         PluginsCommand::List => list(cli),
+        PluginsCommand::Inspect { name } if OciRef::is_oci(name) => super::registry::inspect_oci(cli, name),
         PluginsCommand::Inspect { name } => inspect(cli, name),
+        PluginsCommand::Sync => super::registry::sync(cli),
         PluginsCommand::Install { spec, registry } => super::registry::install(cli, spec, registry.as_deref()),
         PluginsCommand::Docs { name } => docs(cli, name),
         PluginsCommand::Call { service, hook, env, config } => super::env::call(cli, env, service, hook, config.as_deref()),

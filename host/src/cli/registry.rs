@@ -1,6 +1,6 @@
-//! The commands for third-party plugins: `plugins install|verify`,
-//! `registry publish|keygen`, and what `run` adds for them (the lockfile before, the
-//! grant advice after).
+//! The commands for third-party plugins: `plugins install|inspect oci://…|sync|verify`,
+//! `registry publish|push|sign|keygen`, and what `run` adds for them (missing locked
+//! plugins and the lockfile before, the grant advice after).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +11,9 @@ use clap::Subcommand;
 use provisioner::config::Project;
 use provisioner::discovery::Catalog;
 use provisioner::distribution::lock::{self, Outcome};
+use provisioner::distribution::oci::{self, OciRef};
 use provisioner::distribution::registry::{self, SignatureStatus};
+use provisioner::distribution::sync;
 use provisioner::distribution::{signing, trust};
 use provisioner::lifecycle::Summary;
 
@@ -31,6 +33,34 @@ pub enum RegistryCommand {
         #[arg(long)]
         unsigned: bool,
     },
+    /// Push a plugin file to an OCI registry as oci://REGISTRY/REPO:TAG, in the wasm OCI
+    /// layout (`wkg` reads it), with what it declares as annotations and its signature
+    /// by KEY attached. Credentials come from the Docker config (`docker login`).
+    Push {
+        /// The plugin's .wasm. (Not named `file`: that is the global `--file`.)
+        #[arg(value_name = "FILE.wasm")]
+        wasm: PathBuf,
+        /// oci://REGISTRY/REPOSITORY:TAG, e.g. oci://ghcr.io/acme/plugins/memcached:0.1.0
+        reference: String,
+        /// Private key file made by `registry keygen`.
+        #[arg(long, value_name = "KEY", required_unless_present = "unsigned")]
+        key: Option<PathBuf>,
+        /// Push without a signature (installs refuse it unless require_signatures = false).
+        #[arg(long)]
+        unsigned: bool,
+        /// Allow plain HTTP to this registry (loopback registries always may).
+        #[arg(long)]
+        insecure: bool,
+    },
+    /// Sign a plugin already in an OCI registry (pushed with `wkg oci push`, say): checks
+    /// it is a plugin, then attaches the signature by KEY to its manifest.
+    Sign {
+        reference: String,
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        #[arg(long)]
+        insecure: bool,
+    },
     /// Make a signing key pair: the private key goes to KEYFILE (mode 0600), the public
     /// key is printed for [registry] trusted_keys.
     Keygen { keyfile: PathBuf },
@@ -43,19 +73,40 @@ pub enum RegistryCommand {
 pub fn install(cli: &Cli, spec: &str, flag: Option<&str>) -> Result<ExitCode> {
     let project = required_project(cli)?;
     // Installing beside a plugin of the same name elsewhere would make every later
-    // command fail on the duplicate; say so now instead.
-    let (name, _) = registry::parse_spec(spec)?;
-    let target = project.root().join("plugins").join(format!("{name}.wasm"));
+    // command fail on the duplicate; say so now instead. (An OCI reference names no
+    // plugin: its name is known once fetched, and checked below.)
+    let name = if OciRef::is_oci(spec) { None } else { Some(registry::parse_spec(spec)?.0) };
     let runtime = runtime()?;
-    if let Some(existing) = catalog(cli, &runtime, Some(&project))?.plugins.get(&name).filter(|f| f.plugin.path != target) {
+    let catalog_before = catalog(cli, &runtime, Some(&project))?;
+    let elsewhere = |name: &str| {
+        let target = project.root().join("plugins").join(format!("{name}.wasm"));
+        catalog_before.plugins.get(name).filter(|f| f.plugin.path != target).map(|f| (f.plugin.path.clone(), f.source))
+    };
+    if let Some((path, source)) = name.as_deref().and_then(elsewhere) {
+        let name = name.as_deref().unwrap_or_default();
         bail!(
             "a plugin called `{name}` is already found at {} ({}); remove it first, or install under another project",
-            existing.plugin.path.display(),
-            serde_json::to_value(existing.source)?.as_str().unwrap_or("elsewhere")
+            path.display(),
+            serde_json::to_value(source)?.as_str().unwrap_or("elsewhere")
         );
     }
-    let location = registry::location(flag, &project.registry, project.root())?;
-    let installed = registry::install(&location, &project.registry, &runtime, spec, &project.root().join("plugins"))?;
+    let plugins_dir = project.root().join("plugins");
+    let installed = if OciRef::is_oci(spec) {
+        oci::install(&OciRef::parse(spec)?, &project.registry, &runtime, &plugins_dir)?
+    } else {
+        let location = registry::location(flag, &project.registry, project.root())?;
+        registry::install(&location, &project.registry, &runtime, spec, &plugins_dir)?
+    };
+    if let Some((path, source)) = elsewhere(&installed.name) {
+        // Fetched from an OCI reference: only now is its name known.
+        let _ = std::fs::remove_file(&installed.path);
+        bail!(
+            "{spec} is the plugin `{}`, which is already found at {} ({}); removed it again. Remove that one first",
+            installed.name,
+            path.display(),
+            serde_json::to_value(source)?.as_str().unwrap_or("elsewhere")
+        );
+    }
     if cli.json {
         return json_success(&installed);
     }
@@ -64,6 +115,9 @@ pub fn install(cli: &Cli, spec: &str, flag: Option<&str>) -> Result<ExitCode> {
         SignatureStatus::NotRequired => "signature not checked (require_signatures = false)".into(),
     };
     let what = if installed.changed { "installed" } else { "already installed" };
+    if let Some(source) = registry::installed_source(&installed.path, &installed.sha256) {
+        println!("from {source}");
+    }
     println!("{what} {} {} into {} (sha256 {}, {signature})", installed.name, installed.version, installed.path.display(), installed.sha256);
     if project.grants(&installed.name).is_none() {
         let plugin = runtime.load(&installed.path)?;
@@ -132,6 +186,19 @@ pub fn registry(cli: &Cli, command: &RegistryCommand) -> Result<ExitCode> {
                 println!("{public}");
             }
         }
+        RegistryCommand::Push { wasm, reference, key, unsigned, insecure } => {
+            if key.is_some() && *unsigned {
+                bail!("--key and --unsigned contradict each other");
+            }
+            let reference = OciRef::parse(reference)?;
+            let pushed = oci::push(wasm, &reference, key.as_deref(), &runtime()?, &insecure_list(cli, &reference, *insecure)?)?;
+            print_pushed(cli, "pushed", &pushed)?;
+        }
+        RegistryCommand::Sign { reference, key, insecure } => {
+            let reference = OciRef::parse(reference)?;
+            let signed = oci::sign(&reference, key, &runtime()?, &insecure_list(cli, &reference, *insecure)?)?;
+            print_pushed(cli, "signed", &signed)?;
+        }
         RegistryCommand::Publish { registry_dir, file, key, unsigned } => {
             if key.is_some() && *unsigned {
                 bail!("--key and --unsigned contradict each other");
@@ -146,6 +213,100 @@ pub fn registry(cli: &Cli, command: &RegistryCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The registries that may be spoken to over plain HTTP: the project's `[registry]
+/// insecure` (when there is a project), and this one with `--insecure`.
+fn insecure_list(cli: &Cli, reference: &OciRef, flag: bool) -> Result<Vec<String>> {
+    let mut list = super::project(cli, false)?.map(|p| p.registry.insecure).unwrap_or_default();
+    if flag {
+        list.push(reference.registry().to_string());
+    }
+    Ok(list)
+}
+
+fn print_pushed(cli: &Cli, what: &str, pushed: &oci::Pushed) -> Result<()> {
+    if cli.json {
+        return print_json(pushed);
+    }
+    let signed = match (&pushed.signed_by, &pushed.signature_tag) {
+        (Some(key), Some(tag)) => format!("signed by {key}, signature tagged {tag}"),
+        _ => "UNSIGNED".into(),
+    };
+    println!("{what} {} {} as {}
+  sha256 {} ({signed})", pushed.name, pushed.version, pushed.reference, pushed.sha256);
+    Ok(())
+}
+
+/// `plugins inspect oci://…`: what a plugin in a registry asks for, before installing it.
+pub fn inspect_oci(cli: &Cli, text: &str) -> Result<ExitCode> {
+    let project = super::project(cli, false)?;
+    let settings = project.as_ref().map(|p| p.registry.clone()).unwrap_or_default();
+    let remote = oci::inspect(&OciRef::parse(text)?, &settings)?;
+    if cli.json {
+        return json_success(&remote);
+    }
+    let unknown = || "?".to_string();
+    println!(
+        "{} {} — {}",
+        remote.name.clone().unwrap_or_else(unknown),
+        remote.version.clone().unwrap_or_else(unknown),
+        remote.summary.clone().unwrap_or_default()
+    );
+    println!("  reference  {}", remote.reference);
+    println!("  WIT        provisioner:plugin@{}", remote.wit_version.clone().unwrap_or_else(unknown));
+    println!("  sha256     {} ({} bytes)", remote.sha256, remote.size);
+    println!("  signature  {}", remote.signature);
+    let name = remote.name.clone().unwrap_or_default();
+    let grants = project.as_ref().and_then(|p| p.grants(&name).cloned()).unwrap_or_default();
+    match &remote.capabilities {
+        Some(capabilities) => {
+            println!("  asks for (from the annotations; `plugins install` checks them against the component):");
+            for c in capabilities {
+                let mark = match grants.status(c) {
+                    provisioner::capabilities::GrantStatus::Granted => "granted",
+                    provisioner::capabilities::GrantStatus::Partly(_) => "partly ",
+                    provisioner::capabilities::GrantStatus::NotGranted => "not granted",
+                };
+                println!("    {mark:<11}  {:<24} {}", c.to_string(), c.meaning());
+            }
+        }
+        None => println!("  asks for: not annotated (pushed by another tool); `plugins install` shows it from the component"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `plugins sync`: fetch the locked plugins that are missing.
+pub fn sync(cli: &Cli) -> Result<ExitCode> {
+    let project = required_project(cli)?;
+    let runtime = runtime()?;
+    let catalog = catalog(cli, &runtime, Some(&project))?;
+    let synced = sync::sync(&project, &catalog, &runtime)?;
+    if cli.json {
+        return json_success(&synced);
+    }
+    if synced.is_empty() {
+        println!("every plugin in {} is installed", lock::FILE_NAME);
+    }
+    report_synced(cli, &synced);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_synced(cli: &Cli, synced: &[sync::Synced]) {
+    for s in synced {
+        say(cli, &format!("fetched {} {} from {} into {} (sha256 {}, as locked)", s.plugin, s.version, s.from, s.path.display(), s.sha256));
+    }
+}
+
+/// Before a run: fetch the locked plugins that are missing; the catalog to run with
+/// (found again when something was fetched).
+pub fn sync_before_run(cli: &Cli, project: &Project, runtime: &provisioner::runtime::PluginRuntime, found: Catalog) -> Result<Catalog> {
+    let synced = sync::sync(project, &found, runtime)?;
+    if synced.is_empty() {
+        return Ok(found);
+    }
+    report_synced(cli, &synced);
+    catalog(cli, runtime, Some(project))
 }
 
 /// Before a run: hold the plugins and grants to provisioner.lock, and say what

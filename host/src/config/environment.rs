@@ -197,6 +197,10 @@ pub struct RegistrySettings {
     /// turning it off is a deliberate choice in the file.
     #[serde(default = "yes")]
     pub require_signatures: bool,
+    /// OCI registries (`host:port`) spoken to over plain HTTP. Loopback ones always
+    /// are; any other only when listed here.
+    #[serde(default)]
+    pub insecure: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -205,6 +209,6 @@ fn yes() -> bool {
 
 impl Default for RegistrySettings {
     fn default() -> Self {
-        RegistrySettings { url: None, trusted_keys: Vec::new(), require_signatures: true }
+        RegistrySettings { url: None, trusted_keys: Vec::new(), require_signatures: true, insecure: Vec::new() }
     }
 }

@@ -29,6 +29,11 @@ pub struct LockedPlugin {
     /// Where the grants come from: `project-file`, `first-party-default` or `none`.
     pub grants_from: String,
     pub grants: Grants,
+    /// Where it can be fetched again, pinned: `oci://REGISTRY/REPO:TAG@sha256:…`.
+    /// `provisioner run` and `plugins sync` fetch a missing plugin from here (or, without
+    /// it, from `[registry] url` by name and version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// The whole lockfile.
@@ -73,13 +78,16 @@ pub enum Change {
     Digest { plugin: String, locked: String, found: String, path: PathBuf },
     /// Grant lines added (`+`) or removed (`-`), as they would read in provisioner.toml.
     Grants { plugin: String, widened: Vec<String>, narrowed: Vec<String> },
+    /// It now comes from elsewhere (the digest is compared on its own).
+    Source { plugin: String, locked: Option<String>, found: String },
 }
 
 impl Change {
     /// Whether `--locked` refuses it. A plugin no longer used does not run, so its
     /// stale entry is harmless.
     pub fn refused_when_locked(&self) -> bool {
-        !matches!(self, Change::Removed { .. })
+        // A new source of the same bytes changes nothing that runs.
+        !matches!(self, Change::Removed { .. } | Change::Source { .. })
     }
 }
 
@@ -108,6 +116,10 @@ impl std::fmt::Display for Change {
                 }
                 write!(f, "plugin `{plugin}`: grants {}", parts.join("; "))
             }
+            Change::Source { plugin, locked, found } => match locked {
+                Some(locked) => write!(f, "plugin `{plugin}`: now from {found}, the lockfile has {locked}"),
+                None => write!(f, "plugin `{plugin}`: from {found}"),
+            },
         }
     }
 }
@@ -177,6 +189,7 @@ impl Lock {
                     sha256: found.plugin.sha256.clone(),
                     grants_from: grant_source_name(source),
                     grants: normalised(&grants),
+                    source: crate::distribution::registry::installed_source(&found.plugin.path, &found.plugin.sha256),
                 },
             );
         }
@@ -230,6 +243,9 @@ impl Lock {
             if !widened.is_empty() || !narrowed.is_empty() {
                 changes.push(Change::Grants { plugin: name.clone(), widened, narrowed });
             }
+            if let Some(found) = current.source.as_ref().filter(|s| locked.source.as_ref() != Some(*s)) {
+                changes.push(Change::Source { plugin: name.clone(), locked: locked.source.clone(), found: found.clone() });
+            }
         }
         for name in self.plugins.keys().filter(|n| !now.plugins.contains_key(*n)) {
             changes.push(Change::Removed { plugin: name.clone() });
@@ -275,8 +291,15 @@ fn decide(existing: Option<&Lock>, now: &Lock, catalog: &Catalog, locked: bool, 
 /// reviewer has not seen.
 pub fn enforce(project: &Project, catalog: &Catalog, locked: bool) -> Result<Outcome, LockError> {
     let path = path(project);
-    let now = Lock::of(project, catalog);
+    let mut now = Lock::of(project, catalog);
     let existing = Lock::load(&path)?;
+    // A plugin with no recorded source (copied in, say) keeps the one the lock has for
+    // the same bytes, so a fresh clone can still fetch it.
+    for (name, plugin) in now.plugins.iter_mut().filter(|(_, p)| p.source.is_none()) {
+        if let Some(locked) = existing.as_ref().and_then(|l| l.plugins.get(name)).filter(|l| l.sha256 == plugin.sha256) {
+            plugin.source = locked.source.clone();
+        }
+    }
     let (outcome, write) = decide(existing.as_ref(), &now, catalog, locked, &path)?;
     if write {
         now.save(&path)?;
@@ -294,7 +317,7 @@ mod tests {
     use super::*;
 
     fn plugin(sha: &str, grants: Grants) -> LockedPlugin {
-        LockedPlugin { version: "0.1.0".into(), sha256: sha.into(), grants_from: "project-file".into(), grants }
+        LockedPlugin { version: "0.1.0".into(), sha256: sha.into(), grants_from: "project-file".into(), grants, source: None }
     }
 
     fn lock(entries: &[(&str, LockedPlugin)]) -> Lock {
@@ -330,6 +353,13 @@ mod tests {
                 true,
             ),
             (lock(&[("m", plugin("aa", base.clone()))]), lock(&[]), vec!["plugin `m` is locked but no service uses it any more"], false),
+            // Where it comes from is recorded, but the same bytes from elsewhere run the same.
+            (
+                lock(&[("m", plugin("aa", base.clone()))]),
+                lock(&[("m", LockedPlugin { source: Some("oci://r.test/m:1@sha256:ff".into()), ..plugin("aa", base.clone()) })]),
+                vec!["plugin `m`: from oci://r.test/m:1@sha256:ff"],
+                false,
+            ),
         ];
         for (i, (locked, now, expected, refused)) in cases.into_iter().enumerate() {
             let changes = locked.changes(&now, &catalog);
@@ -344,9 +374,11 @@ mod tests {
         let grants = normalised(&Grants { images: vec!["b:*".into(), "a:*".into(), "a:*".into()], publish: vec![2, 1], ..Grants::default() });
         assert_eq!(grants.images, vec!["a:*", "b:*"]);
         assert_eq!(grants.publish, vec![1, 2]);
-        let lock = lock(&[("zeta", plugin("11", grants.clone())), ("alpha", plugin("22", grants))]);
+        let sourced = LockedPlugin { source: Some("oci://r.test/zeta:1@sha256:ab".into()), ..plugin("11", grants.clone()) };
+        let lock = lock(&[("zeta", sourced), ("alpha", plugin("22", grants))]);
         let text = lock.to_toml();
         assert!(text.find("[plugins.alpha]").unwrap() < text.find("[plugins.zeta]").unwrap(), "{text}");
+        assert!(text.contains("source = \"oci://r.test/zeta:1@sha256:ab\"") && text.matches("source =").count() == 1, "{text}");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(FILE_NAME);
         lock.save(&file).unwrap();

@@ -305,6 +305,18 @@ pub fn check_signature(
         Some(path) => location.fetch(path)?,
         None => None,
     };
+    judge_signature(settings, name, version, &entry.sha256, sig_file.as_deref())
+}
+
+/// The one signature policy, whatever the registry: `sig_file` (the `.sig` text, if
+/// the artifact has one) against `[registry] trusted_keys` and `require_signatures`.
+pub fn judge_signature(
+    settings: &RegistrySettings,
+    name: &str,
+    version: &str,
+    sha256: &str,
+    sig_file: Option<&[u8]>,
+) -> Result<SignatureStatus, RegistryError> {
     let trusted = settings.trusted_keys.iter().map(|k| signing::parse_public_key(k)).collect::<Result<Vec<_>, _>>()?;
     match sig_file {
         None if settings.require_signatures => Err(RegistryError::Unsigned { name: name.into(), version: version.into() }),
@@ -320,10 +332,10 @@ pub fn check_signature(
             Ok(SignatureStatus::NotRequired)
         }
         Some(bytes) => {
-            let text = String::from_utf8_lossy(&bytes);
+            let text = String::from_utf8_lossy(bytes);
             // A present but bad signature is refused even when signatures are optional:
             // it means someone tampered with something.
-            signing::verify(&text, &trusted, name, version, &entry.sha256)
+            signing::verify(&text, &trusted, name, version, sha256)
                 .map(SignatureStatus::Trusted)
                 .map_err(|problem| RegistryError::BadSignature { name: name.into(), version: version.into(), problem })
         }
@@ -351,8 +363,33 @@ pub fn install(
     plugins_dir: &Path,
 ) -> Result<Installed, RegistryError> {
     let (name, version) = parse_spec(spec)?;
-    let verified = fetch_verified(location, settings, runtime, &name, version.as_deref())?;
-    let path = plugins_dir.join(format!("{name}.wasm"));
+    let (verified, signature) = fetch_with_signature(location, settings, runtime, &name, version.as_deref())?;
+    place(verified, signature.as_deref(), None, plugins_dir)
+}
+
+/// `fetch_verified`, and the signature that vouched for it (to keep beside it).
+pub fn fetch_with_signature(
+    location: &Location,
+    settings: &RegistrySettings,
+    runtime: &PluginRuntime,
+    name: &str,
+    version: Option<&str>,
+) -> Result<(Verified, Option<Vec<u8>>), RegistryError> {
+    let verified = fetch_verified(location, settings, runtime, name, version)?;
+    let signature = match (&verified.signature, location.index()?.find(location, name, Some(&verified.version))) {
+        (SignatureStatus::Trusted(_), Ok((_, entry))) => match entry.signature.as_deref().map(|f| location.fetch(f)) {
+            Some(Ok(Some(sig))) => Some(sig),
+            _ => None,
+        },
+        _ => None,
+    };
+    Ok((verified, signature))
+}
+
+/// Put a verified plugin into `plugins_dir` as `NAME.wasm`, with its signature (kept
+/// only when it was trusted) and where it came from beside it.
+pub fn place(verified: Verified, signature: Option<&[u8]>, source: Option<&Source>, plugins_dir: &Path) -> Result<Installed, RegistryError> {
+    let path = plugins_dir.join(format!("{}.wasm", verified.name));
     let changed = std::fs::read(&path).map(|old| sha256_hex(&old) != verified.sha256).unwrap_or(true);
     if changed {
         std::fs::create_dir_all(plugins_dir).map_err(io(plugins_dir))?;
@@ -361,18 +398,49 @@ pub fn install(
     // The signature goes beside the plugin, so `plugins list` can say who signed it
     // long after the install, without the registry.
     let sig_path = signature_path(&path);
-    match (&verified.signature, location.index()?.find(location, &name, Some(&verified.version))) {
-        (SignatureStatus::Trusted(_), Ok((_, entry))) => match entry.signature.as_deref().map(|f| location.fetch(f)) {
-            Some(Ok(Some(sig))) => write_atomically(&sig_path, &sig)?,
-            _ => {
-                let _ = std::fs::remove_file(&sig_path);
-            }
-        },
+    match (&verified.signature, signature) {
+        (SignatureStatus::Trusted(_), Some(sig)) => write_atomically(&sig_path, sig)?,
         _ => {
             let _ = std::fs::remove_file(&sig_path);
         }
     }
-    Ok(Installed { name, version: verified.version, sha256: verified.sha256, path, signature: verified.signature, changed })
+    // Where it came from goes beside it too, so the next run can record it in
+    // provisioner.lock and a fresh clone can fetch it again.
+    let source_path = source_path(&path);
+    match source {
+        Some(source) => {
+            let text = serde_json::to_string_pretty(source).map_err(|e| RegistryError::Io { path: source_path.clone(), message: e.to_string() })?;
+            write_atomically(&source_path, format!("{text}\n").as_bytes())?;
+        }
+        None => {
+            let _ = std::fs::remove_file(&source_path);
+        }
+    }
+    Ok(Installed { name: verified.name, version: verified.version, sha256: verified.sha256, path, signature: verified.signature, changed })
+}
+
+/// Where an installed plugin came from, kept beside it as `NAME.wasm.source`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// The reference it was fetched by, pinned: `oci://REGISTRY/REPO:TAG@sha256:…`.
+    pub source: String,
+    /// The sha256 of the `.wasm` it describes: a file replaced since has no source.
+    pub sha256: String,
+    pub version: String,
+}
+
+pub fn source_path(plugin: &Path) -> PathBuf {
+    let mut name = plugin.as_os_str().to_os_string();
+    name.push(".source");
+    PathBuf::from(name)
+}
+
+/// Where the plugin file `plugin` (whose sha256 is `sha256`) came from, if `install`
+/// recorded it and the file is still the one installed.
+pub fn installed_source(plugin: &Path, sha256: &str) -> Option<String> {
+    let bytes = std::fs::read(source_path(plugin)).ok()?;
+    let source: Source = serde_json::from_slice(&bytes).ok()?;
+    (source.sha256 == sha256).then_some(source.source)
 }
 
 /// Where `install` keeps the signature of an installed plugin: `NAME.wasm.sig`.
