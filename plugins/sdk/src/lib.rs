@@ -333,6 +333,29 @@ pub fn parse_config<T: serde::de::DeserializeOwned>(config: &str) -> Result<T, V
     Err(problems)
 }
 
+/// [`parse_config`], then the limits `T`'s derived schema states: a value outside a
+/// `#[schemars(range(min = 16, max = 4096))]` or a `#[schemars(length(min = 1))]` is a
+/// problem too (`memory_mb: must be from 16 to 4096 (it is 8)`), each with its key as
+/// written in provisioner.toml, all of them reported together with serde's. So the
+/// range `plugins inspect` shows is the range `validate` enforces, with no check
+/// written by hand. See the `limits` module for the keywords it reads.
+pub fn parse_config_checked<T: serde::de::DeserializeOwned + JsonSchema>(config: &str) -> Result<T, Vec<ConfigProblem>> {
+    let parsed = parse_config::<T>(config);
+    // Not JSON at all: parse_config has said so.
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(config) else { return parsed };
+    let schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
+    let outside = limits::problems(&schema, &value);
+    match parsed {
+        Ok(config) => no_problems(config, outside),
+        Err(mut problems) => {
+            // A key serde already refused is reported once.
+            let extra: Vec<ConfigProblem> = outside.into_iter().filter(|o| !problems.iter().any(|p| p.key == o.key)).collect();
+            problems.extend(extra);
+            Err(problems)
+        }
+    }
+}
+
 /// The first problem deserializing `value` as `T` meets: the key path (including a
 /// missing or unknown field's own name) and serde's message.
 fn problem_in<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Option<(Vec<String>, String)> {
@@ -728,6 +751,8 @@ impl ContainerInfo {
 
 pub mod wait;
 
+mod limits;
+
 pub mod probe;
 
 pub mod state;
@@ -785,6 +810,46 @@ mod tests {
         assert!(parse_config::<Config>(r#"{"port":5}"#).is_ok());
         let missing = parse_config::<Config>("{}").unwrap_err();
         assert_eq!((missing[0].key.as_str(), missing[0].message.as_str()), ("port", "missing field `port`"));
+    }
+
+    #[derive(Debug, serde::Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Ranged {
+        #[schemars(range(min = 1, max = 65535))]
+        port: u32,
+        #[schemars(length(min = 1, max = 8))]
+        name: Option<String>,
+        #[serde(default)]
+        users: Vec<RangedUser>,
+    }
+
+    #[derive(Debug, serde::Deserialize, JsonSchema)]
+    #[allow(dead_code)]
+    struct RangedUser {
+        #[schemars(range(max = 10))]
+        quota: u8,
+    }
+
+    #[test]
+    fn derived_limits_are_problems_beside_serde_ones() {
+        let problems = parse_config_checked::<Ranged>(r#"{"port":70000,"name":"","colour":1,"users":[{"quota":3},{"quota":11}]}"#).unwrap_err();
+        let found: Vec<(&str, &str)> = problems.iter().map(|p| (p.key.as_str(), p.message.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                ("colour", "unknown field `colour`, expected one of `port`, `name`, `users`"),
+                ("name", "must be from 1 to 8 characters long (it has 0)"),
+                ("port", "must be from 1 to 65535 (it is 70000)"),
+                ("users.1.quota", "must be from 0 to 10 (it is 11)"),
+            ]
+        );
+        assert_eq!(parse_config_checked::<Ranged>(r#"{"port":80,"name":"web"}"#).unwrap().port, 80);
+        // What serde refuses is said once, in serde's words.
+        let problems = parse_config_checked::<Ranged>(r#"{"port":-1}"#).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.starts_with("invalid value: integer `-1`"), "{problems:?}");
+        assert_eq!(parse_config_checked::<Ranged>("not json").unwrap_err().len(), 1);
     }
 
     #[test]
