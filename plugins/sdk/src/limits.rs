@@ -1,6 +1,6 @@
 //! The limits a derived config schema states (`#[schemars(range(…))]`,
 //! `#[schemars(length(…))]`), checked against the config as written: what
-//! [`crate::parse_config_checked`] adds to serde's own checks.
+//! [`parse_config_checked`] adds to serde's own checks.
 //!
 //! Checked: `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` on numbers,
 //! `minLength` / `maxLength` on strings (in characters), `minItems` / `maxItems` on
@@ -11,6 +11,29 @@
 use serde_json::{Map, Number, Value};
 
 use crate::ConfigProblem;
+
+/// [`crate::parse_config`], then the limits `T`'s derived schema states: a value outside a
+/// `#[schemars(range(min = 16, max = 4096))]` or a `#[schemars(length(min = 1))]` is a
+/// problem too (`memory_mb: must be from 16 to 4096 (it is 8)`), each with its key as
+/// written in provisioner.toml, all of them reported together with serde's. So the
+/// range `plugins inspect` shows is the range `validate` enforces, with no check
+/// written by hand. The keywords it reads are in this module's doc.
+pub fn parse_config_checked<T: serde::de::DeserializeOwned + crate::JsonSchema>(config: &str) -> Result<T, Vec<ConfigProblem>> {
+    let parsed = crate::parse_config::<T>(config);
+    // Not JSON at all: parse_config has said so.
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(config) else { return parsed };
+    let schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
+    let outside = problems(&schema, &value);
+    match parsed {
+        Ok(config) => crate::no_problems(config, outside),
+        Err(mut refused) => {
+            // A key serde already refused is reported once.
+            let extra: Vec<ConfigProblem> = outside.into_iter().filter(|o| !refused.iter().any(|p| p.key == o.key)).collect();
+            refused.extend(extra);
+            Err(refused)
+        }
+    }
+}
 
 /// How deep `$ref`s and nesting are followed: a recursive type ends here.
 const MAX_DEPTH: usize = 32;
