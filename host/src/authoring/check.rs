@@ -223,6 +223,21 @@ pub(super) fn project_file(dir: &Path, info: &PluginInfo, project: &Throwaway) -
     Project::load(&file).map_err(|e| e.to_string())
 }
 
+/// `Ok` when no container or volume carries the project's and environment's labels;
+/// else what is still there.
+pub(super) fn nothing_left(engine: &dyn ContainerEngine, project: &str, environment: &str) -> Result<String, String> {
+    let labels = environment_labels(project, environment);
+    let left = engine.list_containers(&labels).map(|c| c.into_iter().map(|c| format!("container {}", c.name)).collect::<Vec<_>>()).and_then(|mut left| {
+        left.extend(engine.list_volumes(&labels)?.into_iter().map(|v| format!("volume {}", v.name)));
+        Ok(left)
+    });
+    match left {
+        Ok(left) if left.is_empty() => Ok(String::new()),
+        Ok(left) => Err(format!("still there: {}", left.join(", "))),
+        Err(e) => Err(format!("cannot list what is left: {e}")),
+    }
+}
+
 /// The service's one report in a summary: its status and what went wrong.
 pub(super) fn verdict(summary: &Summary, want: fn(&Status) -> bool) -> Result<&crate::lifecycle::ServiceReport, String> {
     let report = summary.services.first().ok_or("no service ran")?;
@@ -309,19 +324,7 @@ fn hooks(runtime: &PluginRuntime, plugin: LoadedPlugin, options: &Options, recor
         }
     }
     if needs_engine(&info) {
-        let labels = environment_labels(&project.name, ENVIRONMENT);
-        let left = engine.list_containers(&labels).map(|c| c.into_iter().map(|c| format!("container {}", c.name)).collect::<Vec<_>>()).and_then(|mut left| {
-            left.extend(engine.list_volumes(&labels)?.into_iter().map(|v| format!("volume {}", v.name)));
-            Ok(left)
-        });
-        record(
-            "teardown leaves nothing of the service behind",
-            match left {
-                Ok(left) if left.is_empty() => Ok(String::new()),
-                Ok(left) => Err(format!("still there: {}", left.join(", "))),
-                Err(e) => Err(format!("cannot list what is left: {e}")),
-            },
-        );
+        record("teardown leaves nothing of the service behind", nothing_left(engine.as_ref(), &project.name, ENVIRONMENT));
         // Whatever happened, leave the engine as it was.
         if let Err(e) = stack.sweep(false) {
             tracing::warn!(project = %project.name, "cleaning up after the check: {e}");

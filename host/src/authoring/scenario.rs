@@ -40,7 +40,7 @@ use crate::lifecycle::{Stack, Status, Summary};
 use crate::naming::{self, Scope};
 use crate::runtime::{LoadedPlugin, Output, PluginInfo, PluginRuntime};
 
-use super::check::{needs_engine, project_file, unique_project, verdict, Throwaway};
+use super::check::{needs_engine, nothing_left, project_file, unique_project, verdict, Throwaway};
 
 const ENVIRONMENT: &str = "test";
 /// How long a `tcp` assertion waits to connect, and then for the expected answer.
@@ -667,20 +667,7 @@ impl<'a> Runner<'a> {
         };
         emit(line("teardown", self.act(Action::Teardown)));
         if needs_engine(&self.info) {
-            let labels = naming::environment_labels(&self.project_name, ENVIRONMENT);
-            let left = self.engine.list_containers(&labels).map_err(|e| e.to_string()).and_then(|containers| {
-                let mut left: Vec<String> = containers.into_iter().map(|c| format!("container {}", c.name)).collect();
-                left.extend(self.engine.list_volumes(&labels).map_err(|e| e.to_string())?.into_iter().map(|v| format!("volume {}", v.name)));
-                Ok(left)
-            });
-            emit(line(
-                "nothing is left",
-                match left {
-                    Ok(left) if left.is_empty() => Ok(String::new()),
-                    Ok(left) => Err(format!("still there: {}", left.join(", "))),
-                    Err(e) => Err(format!("cannot list what is left: {e}")),
-                },
-            ));
+            emit(line("nothing is left", nothing_left(self.engine.as_ref(), &self.project_name, ENVIRONMENT)));
         }
     }
 }
