@@ -293,6 +293,9 @@ fn scaffold_builds_and_passes_check() {
     assert!(tested.status.success(), "cargo test in the scaffold:\n{}", support::text(&tested));
     assert!(support::text(&tested).contains("config_defaults_and_typos ... ok"), "{}", support::text(&tested));
 
+    // Issue 18.11: its unit tests run against the SDK's mock host, hooks and all.
+    assert!(support::text(&tested).contains("ready_only_when_the_page_comes_back ... ok"), "{}", support::text(&tested));
+
     let built = support::build_wasm_crate(&dir.join("Cargo.toml")).join("scaffold_probe.wasm");
     assert!(built.is_file(), "{} was not built", built.display());
 
@@ -302,6 +305,12 @@ fn scaffold_builds_and_passes_check() {
     let text = ok(&out);
     assert!(text.contains("9 of 9 checks passed"), "{text}");
     assert!(!text.contains("FAIL"), "{text}");
+
+    // Issue 18.12: its starter scenario passes as written, replace path included.
+    let out = provisioner(&dir, &["plugins", "test", built.to_str().unwrap(), "scenario.toml", "--image", support::busybox_image()]);
+    let text = ok(&out);
+    assert!(text.contains("PASS  step 2 \"a new message replaces the container, same address\": output SCAFFOLD_PROBE_URL unchanged"), "{text}");
+    assert!(!text.contains("FAIL") && !text.contains("SKIP"), "{text}");
 
     // And it fails, saying why, what this host cannot run.
     let out = provisioner(work.path(), &["plugins", "check", support::fixture("future_wit").to_str().unwrap()]);
@@ -424,4 +433,67 @@ fn verify_passes_with_first_party_plugins_beside_registry_ones() {
     let verified = ok(&provisioner(stack.path(), &["plugins", "verify"]));
     assert!(verified.contains("ok   redis") && verified.contains("first-party, from the host's own folder"), "{verified}");
     assert!(verified.contains("ok   memcached") && verified.contains("verified, signed by ed25519:"), "{verified}");
+}
+
+/// Issue 18.12: the Memcached example's scenario against the real engine: a run, the
+/// replace path keeping the address, a config refused for its derived range, teardown
+/// keeping volumes and a run again, each step and assertion on a line of its own; and
+/// a failing assertion fails the command, naming its step and assertion, with the
+/// project torn down all the same.
+#[test]
+fn memcached_scenario_passes_and_a_failing_assertion_says_where() {
+    let image = memcached_image();
+    let wasm = support::example_plugin("memcached");
+    let scenario = support::root().join("examples/plugins/memcached/scenario.toml");
+    let work = tempfile::tempdir().unwrap();
+    let args = ["plugins", "test", wasm.to_str().unwrap(), scenario.to_str().unwrap(), "--image", image];
+    let text = ok(&provisioner(work.path(), &args));
+    for line in [
+        "PASS  step 1 \"first run\": run with config {\"memory_mb\":64}",
+        "PASS  step 1 \"first run\": tcp MEMCACHED_SERVERS answers \"STAT maxbytes 67108864\"",
+        "PASS  step 1 \"first run\": exec memcached -V",
+        "PASS  step 2 \"more memory replaces the container, same address\": output MEMCACHED_SERVERS unchanged",
+        "PASS  step 2 \"more memory replaces the container, same address\": tcp MEMCACHED_SERVERS answers \"STAT maxbytes 134217728\"",
+        "PASS  step 3 \"a value out of range is refused\": run with config {\"memory_mb\":8} fails with",
+        "PASS  step 4 \"teardown keeping volumes\": teardown --keep-volumes",
+        "PASS  step 5 \"back again\": 1 container(s)",
+        "PASS  cleanup: nothing is left",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(line)), "no line starting `{line}` in:\n{text}");
+    }
+    assert!(!text.contains("FAIL") && !text.contains("SKIP"), "{text}");
+
+    // The same under --json: one document, every result passed.
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = provisioner(work.path(), &json_args);
+    ok(&out);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    assert_eq!(report["passed"], true, "{report}");
+    assert!(report["results"].as_array().unwrap().iter().all(|r| r["verdict"] == "pass"), "{report}");
+
+    // A wrong expectation in step 2: the command fails, the line names step and
+    // assertion with what was seen, later steps are skipped, and nothing is left.
+    let failing = work.path().join("failing.toml");
+    let wrong = std::fs::read_to_string(&scenario).unwrap().replace("STAT maxbytes 134217728", "STAT maxbytes 999");
+    std::fs::write(&failing, wrong).unwrap();
+    let out = provisioner(work.path(), &["plugins", "test", wasm.to_str().unwrap(), failing.to_str().unwrap(), "--image", image]);
+    let text = refused(&out);
+    let line = text.lines().find(|l| l.starts_with("FAIL")).unwrap_or_else(|| panic!("no FAIL line in:\n{text}"));
+    assert!(
+        line.starts_with("FAIL  step 2 \"more memory replaces the container, same address\": tcp MEMCACHED_SERVERS answers \"STAT maxbytes 999\""),
+        "{line}"
+    );
+    assert!(line.contains("STAT maxbytes 134217728"), "what it answered instead: {line}");
+    assert!(text.contains("SKIP  step 3 \"a value out of range is refused\": run (step 2 failed)"), "{text}");
+    assert!(text.contains("PASS  cleanup: teardown") && text.contains("PASS  cleanup: nothing is left"), "{text}");
+    let project = text.lines().last().and_then(|l| l.split("(project ").nth(1)).and_then(|r| r.split(',').next()).unwrap_or_else(|| panic!("no project named in:\n{text}"));
+    assert!(support::docker(&["ps", "-aq", "--filter", &format!("label=provisioner.project={project}")]).is_empty(), "containers of {project} left");
+
+    // A scenario that names an output the plugin does not have is refused before
+    // anything starts, naming the file and step.
+    let typo = work.path().join("typo.toml");
+    std::fs::write(&typo, "[[step]]\nexpect.tcp = \"MEMCACHED_SERVER\"\n").unwrap();
+    let text = refused(&provisioner(work.path(), &["plugins", "test", wasm.to_str().unwrap(), typo.to_str().unwrap()]));
+    assert!(text.contains("typo.toml: step 1: expect.tcp: `MEMCACHED_SERVER` is not an output of plugin `memcached`"), "{text}");
 }

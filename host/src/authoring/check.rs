@@ -178,30 +178,43 @@ fn garbage_refused(runtime: &PluginRuntime, plugin: &LoadedPlugin) -> Result<Str
 }
 
 /// Whether the hooks need a container engine: any capability that acts on one.
-fn needs_engine(info: &PluginInfo) -> bool {
+pub(super) fn needs_engine(info: &PluginInfo) -> bool {
     info.capabilities.iter().any(|c| matches!(c, Capability::Image(_) | Capability::Publish(_) | Capability::Volume(_) | Capability::Exec))
 }
 
-fn unique_project() -> String {
+/// A project name no other check or scenario uses: `PREFIX-PID-RANDOM`.
+pub(super) fn unique_project(prefix: &str) -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("check-{}-{:x}", std::process::id(), nanos % 0xfffff)
+    format!("{prefix}-{}-{:x}", std::process::id(), nanos % 0xfffff)
 }
 
-/// The throwaway project: one service of the plugin, everything it declares granted.
-fn project_file(dir: &Path, info: &PluginInfo, options: &Options) -> Result<Project, String> {
+/// What a throwaway project holds: one service of the plugin, everything it declares
+/// granted.
+pub(super) struct Throwaway<'a> {
+    pub project: &'a str,
+    pub environment: &'a str,
+    pub service: &'a str,
+    pub config: &'a serde_json::Value,
+    pub image: Option<&'a str>,
+    pub readiness_timeout_secs: u64,
+}
+
+/// Write the throwaway project's provisioner.toml into `dir` and load it.
+pub(super) fn project_file(dir: &Path, info: &PluginInfo, project: &Throwaway) -> Result<Project, String> {
     let name = &info.name;
-    let config = toml::Value::try_from(&options.config).map_err(|e| format!("--config cannot be a TOML table: {e}"))?;
+    let config = toml::Value::try_from(project.config).map_err(|e| format!("the config cannot be a TOML table: {e}"))?;
     let mut environment = toml::Table::new();
-    environment.insert("readiness_timeout_secs".into(), toml::Value::Integer(options.readiness_timeout_secs as i64));
-    if let Some(image) = &options.image {
-        environment.insert("images".into(), toml::Value::Table(toml::Table::from_iter([(name.clone(), toml::Value::String(image.clone()))])));
+    environment.insert("readiness_timeout_secs".into(), toml::Value::Integer(project.readiness_timeout_secs as i64));
+    if let Some(image) = project.image {
+        let images = toml::Table::from_iter([(project.service.to_string(), toml::Value::String(image.to_string()))]);
+        environment.insert("images".into(), toml::Value::Table(images));
     }
     let service = toml::Table::from_iter([("plugin".to_string(), toml::Value::String(name.clone())), ("config".to_string(), config)]);
     let doc = toml::Table::from_iter([
-        ("project".to_string(), toml::Value::Table(toml::Table::from_iter([("name".to_string(), toml::Value::String(unique_project()))]))),
-        ("environments".to_string(), toml::Value::Table(toml::Table::from_iter([(ENVIRONMENT.to_string(), toml::Value::Table(environment))]))),
-        ("services".to_string(), toml::Value::Table(toml::Table::from_iter([(name.clone(), toml::Value::Table(service))]))),
+        ("project".to_string(), toml::Value::Table(toml::Table::from_iter([("name".to_string(), toml::Value::String(project.project.to_string()))]))),
+        ("environments".to_string(), toml::Value::Table(toml::Table::from_iter([(project.environment.to_string(), toml::Value::Table(environment))]))),
+        ("services".to_string(), toml::Value::Table(toml::Table::from_iter([(project.service.to_string(), toml::Value::Table(service))]))),
     ]);
     let grants = crate::distribution::trust::grants_toml(name, &info.capabilities);
     let text = format!("{}\n{grants}\n", toml::to_string(&doc).map_err(|e| e.to_string())?);
@@ -210,8 +223,23 @@ fn project_file(dir: &Path, info: &PluginInfo, options: &Options) -> Result<Proj
     Project::load(&file).map_err(|e| e.to_string())
 }
 
+/// `Ok` when no container or volume carries the project's and environment's labels;
+/// else what is still there.
+pub(super) fn nothing_left(engine: &dyn ContainerEngine, project: &str, environment: &str) -> Result<String, String> {
+    let labels = environment_labels(project, environment);
+    let left = engine.list_containers(&labels).map(|c| c.into_iter().map(|c| format!("container {}", c.name)).collect::<Vec<_>>()).and_then(|mut left| {
+        left.extend(engine.list_volumes(&labels)?.into_iter().map(|v| format!("volume {}", v.name)));
+        Ok(left)
+    });
+    match left {
+        Ok(left) if left.is_empty() => Ok(String::new()),
+        Ok(left) => Err(format!("still there: {}", left.join(", "))),
+        Err(e) => Err(format!("cannot list what is left: {e}")),
+    }
+}
+
 /// The service's one report in a summary: its status and what went wrong.
-fn verdict(summary: &Summary, want: fn(&Status) -> bool) -> Result<&crate::lifecycle::ServiceReport, String> {
+pub(super) fn verdict(summary: &Summary, want: fn(&Status) -> bool) -> Result<&crate::lifecycle::ServiceReport, String> {
     let report = summary.services.first().ok_or("no service ran")?;
     if let Some(denial) = report.denials.first() {
         return Err(format!("asked for something it did not declare: {}", denial.message));
@@ -246,7 +274,16 @@ fn hooks(runtime: &PluginRuntime, plugin: LoadedPlugin, options: &Options, recor
             return;
         }
     };
-    let project = match project_file(dir.path(), &info, options) {
+    let name = unique_project("check");
+    let throwaway = Throwaway {
+        project: &name,
+        environment: ENVIRONMENT,
+        service: &info.name,
+        config: &options.config,
+        image: options.image.as_deref(),
+        readiness_timeout_secs: options.readiness_timeout_secs,
+    };
+    let project = match project_file(dir.path(), &info, &throwaway) {
         Ok(project) => project,
         Err(e) => {
             record("provision and ready against a real engine", Err(e));
@@ -287,19 +324,7 @@ fn hooks(runtime: &PluginRuntime, plugin: LoadedPlugin, options: &Options, recor
         }
     }
     if needs_engine(&info) {
-        let labels = environment_labels(&project.name, ENVIRONMENT);
-        let left = engine.list_containers(&labels).map(|c| c.into_iter().map(|c| format!("container {}", c.name)).collect::<Vec<_>>()).and_then(|mut left| {
-            left.extend(engine.list_volumes(&labels)?.into_iter().map(|v| format!("volume {}", v.name)));
-            Ok(left)
-        });
-        record(
-            "teardown leaves nothing of the service behind",
-            match left {
-                Ok(left) if left.is_empty() => Ok(String::new()),
-                Ok(left) => Err(format!("still there: {}", left.join(", "))),
-                Err(e) => Err(format!("cannot list what is left: {e}")),
-            },
-        );
+        record("teardown leaves nothing of the service behind", nothing_left(engine.as_ref(), &project.name, ENVIRONMENT));
         // Whatever happened, leave the engine as it was.
         if let Err(e) = stack.sweep(false) {
             tracing::warn!(project = %project.name, "cleaning up after the check: {e}");

@@ -16,6 +16,7 @@ const LIB_RS: &str = include_str!("scaffold/lib.rs.in");
 const README: &str = include_str!("scaffold/README.md.in");
 const CARGO_CONFIG: &str = include_str!("scaffold/config.toml.in");
 const GITIGNORE: &str = include_str!("scaffold/gitignore.in");
+const SCENARIO: &str = include_str!("scaffold/scenario.toml.in");
 
 /// Where the new crate gets the SDK from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,12 +47,15 @@ pub fn default_sdk() -> Option<SdkSource> {
     env.into_iter().chain([built_from]).find(|p| p.join("Cargo.toml").is_file()).and_then(|p| p.canonicalize().ok()).map(SdkSource::Path)
 }
 
-fn sdk_line(sdk: &SdkSource) -> String {
+/// The SDK dependency line; with `features`, e.g. `, features = ["testing"]`.
+fn sdk_line(sdk: &SdkSource, features: &str) -> String {
     match sdk {
         // toml::Value quotes and escapes, whatever the path or URL holds.
-        SdkSource::Path(path) => format!("provisioner-plugin-sdk = {{ path = {} }}", quoted(&path.display().to_string())),
-        SdkSource::Git { url, tag: Some(tag) } => format!("provisioner-plugin-sdk = {{ git = {}, tag = {} }}", quoted(url), quoted(tag)),
-        SdkSource::Git { url, tag: None } => format!("provisioner-plugin-sdk = {{ git = {} }}", quoted(url)),
+        SdkSource::Path(path) => format!("provisioner-plugin-sdk = {{ path = {}{features} }}", quoted(&path.display().to_string())),
+        SdkSource::Git { url, tag: Some(tag) } => {
+            format!("provisioner-plugin-sdk = {{ git = {}, tag = {}{features} }}", quoted(url), quoted(tag))
+        }
+        SdkSource::Git { url, tag: None } => format!("provisioner-plugin-sdk = {{ git = {}{features} }}", quoted(url)),
     }
 }
 
@@ -69,7 +73,8 @@ pub fn files(name: &str, sdk: &SdkSource) -> Result<Vec<(&'static str, String)>,
             .replace("{{name}}", name)
             .replace("{{crate}}", &name.replace('-', "_"))
             .replace("{{env}}", &name.replace('-', "_").to_uppercase())
-            .replace("{{sdk}}", &sdk_line(sdk))
+            .replace("{{sdk}}", &sdk_line(sdk, ""))
+            .replace("{{sdk_testing}}", &sdk_line(sdk, ", features = [\"testing\"]"))
     };
     Ok(vec![
         ("Cargo.toml", fill(CARGO_TOML)),
@@ -77,6 +82,7 @@ pub fn files(name: &str, sdk: &SdkSource) -> Result<Vec<(&'static str, String)>,
         ("README.md", fill(README)),
         (".cargo/config.toml", fill(CARGO_CONFIG)),
         (".gitignore", fill(GITIGNORE)),
+        ("scenario.toml", fill(SCENARIO)),
     ])
 }
 
@@ -115,7 +121,11 @@ mod tests {
         let cargo = &files.iter().find(|(p, _)| *p == "Cargo.toml").unwrap().1;
         assert!(cargo.contains("name = \"my_cache\"") && cargo.contains("tag = \"v0.1.0\""), "{cargo}");
         let lib = &files.iter().find(|(p, _)| *p == "src/lib.rs").unwrap().1;
-        assert!(lib.contains("name: \"my-cache\".into()") && lib.contains("MY_CACHE_URL"), "{lib}");
+        assert!(lib.contains("PluginInfo::new(\"my-cache\"") && lib.contains("MY_CACHE_URL"), "{lib}");
+        // The mock host is a dev-dependency from the same place as the SDK itself.
+        assert!(cargo.contains("[dev-dependencies]\n") && cargo.contains("tag = \"v0.1.0\", features = [\"testing\"] }"), "{cargo}");
+        let scenario = &files.iter().find(|(p, _)| *p == "scenario.toml").unwrap().1;
+        assert!(scenario.contains("MY_CACHE_URL"), "{scenario}");
         assert!(matches!(super::files("Bad", &sdk), Err(ScaffoldError::BadName(_))));
     }
 
@@ -126,6 +136,6 @@ mod tests {
         let sdk = SdkSource::Path("/sdk".into());
         assert!(matches!(create(dir.path(), "p", &sdk), Err(ScaffoldError::Exists(_))));
         let fresh = dir.path().join("p");
-        assert_eq!(create(&fresh, "p", &sdk).unwrap().len(), 5);
+        assert_eq!(create(&fresh, "p", &sdk).unwrap().len(), 6);
     }
 }

@@ -1,11 +1,11 @@
-//! `plugins new` and `plugins check`: the authoring kit's commands.
+//! `plugins new`, `plugins check` and `plugins test`: the authoring kit's commands.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use provisioner::authoring::check;
+use provisioner::authoring::{check, scenario};
 use provisioner::authoring::scaffold::{self, SdkSource};
 
 use super::{json_success, print_json, runtime};
@@ -27,7 +27,10 @@ pub fn new(cli: &Cli, name: &str, dir: Option<&Path>, sdk: Option<&Path>, sdk_gi
         println!("created {}", path.display());
     }
     let wasm = format!("target/wasm32-wasip2/release/{}.wasm", name.replace('-', "_"));
-    println!("\nnext:\n  cd {}\n  cargo test\n  cargo plugin\n  provisioner plugins check {wasm}", dir.display());
+    println!(
+        "\nnext:\n  cd {}\n  cargo test\n  cargo plugin\n  provisioner plugins check {wasm}\n  provisioner plugins test {wasm} scenario.toml",
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -52,4 +55,26 @@ pub fn check(cli: &Cli, file: &Path, config: Option<&str>, image: Option<&str>, 
         println!("\n{} of {} checks passed", results.len() - failed, results.len());
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `plugins test FILE SCENARIO`: the author's scenario, one line per step and assertion.
+pub fn test(cli: &Cli, file: &Path, scenario_file: &Path, image: Option<&str>) -> Result<ExitCode> {
+    let options = scenario::Options { image: image.map(str::to_string) };
+    let json = cli.json;
+    let report = scenario::run(&runtime()?, file, scenario_file, &options, &mut |r| {
+        if !json {
+            println!("{r}");
+        }
+    })?;
+    if json {
+        print_json(&report)?;
+    } else {
+        let failed = report.results.iter().filter(|r| r.verdict != scenario::Verdict::Pass).count();
+        let total = report.results.len();
+        match failed {
+            0 => println!("\nall {total} passed (project {})", report.project),
+            _ => println!("\n{failed} of {total} did not pass (project {}, torn down)", report.project),
+        }
+    }
+    Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -1,5 +1,5 @@
 //! `plugins list|inspect|grant`, and the `plugins` subcommands that live elsewhere
-//! (`install`, `verify` in `registry`; `new`, `check` in `authoring`).
+//! (`install`, `verify` in `registry`; `new`, `check`, `test` in `authoring`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -98,6 +98,16 @@ pub enum PluginsCommand {
         /// How long `ready` may take.
         #[arg(long, value_name = "SECS", default_value_t = DEFAULT_READINESS_TIMEOUT_SECS)]
         readiness_timeout: u64,
+    },
+    /// Run a scenario of steps on a plugin file against a real engine (run with a
+    /// config, check outputs, TCP and commands, change the config, tear down keeping
+    /// volumes, …); exits non-zero if any step or assertion fails. Always tears down.
+    Test {
+        file: PathBuf,
+        scenario: PathBuf,
+        /// Run this image instead of the plugin's default (wins over the scenario's `image`).
+        #[arg(long, value_name = "IMAGE")]
+        image: Option<String>,
     },
 }
 
@@ -215,6 +225,7 @@ pub fn plugins(cli: &Cli, command: &PluginsCommand) -> Result<ExitCode> {
         PluginsCommand::Check { file, config, image, readiness_timeout } => {
             super::authoring::check(cli, file, config.as_deref(), image.as_deref(), *readiness_timeout)
         }
+        PluginsCommand::Test { file, scenario, image } => super::authoring::test(cli, file, scenario, image.as_deref()),
     }
 }
 

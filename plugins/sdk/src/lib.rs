@@ -755,6 +755,11 @@ pub fn teardown(containers: &[&str], volumes: &[&str], keep_volumes: bool) -> Re
     Ok(())
 }
 
+// Last, so that adding it moved no line of the code above (panic locations are part
+// of a plugin's bytes, and the lockfiles pin those).
+mod limits;
+pub use limits::parse_config_checked;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -785,6 +790,46 @@ mod tests {
         assert!(parse_config::<Config>(r#"{"port":5}"#).is_ok());
         let missing = parse_config::<Config>("{}").unwrap_err();
         assert_eq!((missing[0].key.as_str(), missing[0].message.as_str()), ("port", "missing field `port`"));
+    }
+
+    #[derive(Debug, serde::Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Ranged {
+        #[schemars(range(min = 1, max = 65535))]
+        port: u32,
+        #[schemars(length(min = 1, max = 8))]
+        name: Option<String>,
+        #[serde(default)]
+        users: Vec<RangedUser>,
+    }
+
+    #[derive(Debug, serde::Deserialize, JsonSchema)]
+    #[allow(dead_code)]
+    struct RangedUser {
+        #[schemars(range(max = 10))]
+        quota: u8,
+    }
+
+    #[test]
+    fn derived_limits_are_problems_beside_serde_ones() {
+        let problems = parse_config_checked::<Ranged>(r#"{"port":70000,"name":"","colour":1,"users":[{"quota":3},{"quota":11}]}"#).unwrap_err();
+        let found: Vec<(&str, &str)> = problems.iter().map(|p| (p.key.as_str(), p.message.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                ("colour", "unknown field `colour`, expected one of `port`, `name`, `users`"),
+                ("name", "must be from 1 to 8 characters long (it has 0)"),
+                ("port", "must be from 1 to 65535 (it is 70000)"),
+                ("users.1.quota", "must be from 0 to 10 (it is 11)"),
+            ]
+        );
+        assert_eq!(parse_config_checked::<Ranged>(r#"{"port":80,"name":"web"}"#).unwrap().port, 80);
+        // What serde refuses is said once, in serde's words.
+        let problems = parse_config_checked::<Ranged>(r#"{"port":-1}"#).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.starts_with("invalid value: integer `-1`"), "{problems:?}");
+        assert_eq!(parse_config_checked::<Ranged>("not json").unwrap_err().len(), 1);
     }
 
     #[test]

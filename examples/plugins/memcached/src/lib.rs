@@ -18,7 +18,8 @@ const PORT: u16 = 11211;
 const SERVER: &str = "server";
 
 /// The service's `config`; its JSON Schema (for `plugins inspect` and `plugins docs`)
-/// is derived from it, the doc comments becoming descriptions.
+/// is derived from it, the doc comments becoming descriptions, and `validate` enforces
+/// the ranges it states.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
@@ -40,20 +41,6 @@ fn default_memory() -> u32 {
 
 fn default_connections() -> u32 {
     1024
-}
-
-impl Config {
-    fn parse(json: &str) -> Result<Config, Vec<ConfigProblem>> {
-        let config: Config = parse_config(json)?;
-        let mut problems = Vec::new();
-        if !(16..=4096).contains(&config.memory_mb) {
-            problems.push(ConfigProblem::new("memory_mb", format!("{}: use 16 to 4096 (MiB)", config.memory_mb)));
-        }
-        if !(16..=65536).contains(&config.max_connections) {
-            problems.push(ConfigProblem::new("max_connections", format!("{}: use 16 to 65536", config.max_connections)));
-        }
-        no_problems(config, problems)
-    }
 }
 
 fn spec(config: &Config, ctx: &Context) -> ContainerSpec {
@@ -115,11 +102,11 @@ impl Plugin for Memcached {
     }
 
     fn validate(config: String) -> Result<(), Vec<ConfigProblem>> {
-        Config::parse(&config).map(|_| ())
+        parse_config_checked::<Config>(&config).map(|_| ())
     }
 
     fn provision(ctx: Context) -> Result<Vec<Output>, String> {
-        let config = Config::parse(&ctx.config).map_err(config_error)?;
+        let config: Config = parse_config_checked(&ctx.config).map_err(config_error)?;
         progress("ensuring the server container");
         let addr = docker::ensure(&spec(&config, &ctx))?.container()?.host_addr(PORT)?;
         // The usual client setting: a list of host:port. Containers on the project
@@ -182,12 +169,12 @@ mod tests {
     #[test]
     fn an_invalid_config_gives_every_problem() {
         let result = Memcached::validate(json!({"memory_mb": 8, "max_connections": 100000}).to_string());
-        assert_eq!(testing::problem_keys(&result), ["memory_mb", "max_connections"]);
-        assert_eq!(result.unwrap_err()[0].message, "8: use 16 to 4096 (MiB)");
-        let typo = Memcached::validate(json!({"memory": 64, "image": 5}).to_string());
-        assert_eq!(testing::problem_keys(&typo), ["image", "memory"]);
+        assert_eq!(testing::problem_keys(&result), ["max_connections", "memory_mb"]);
+        assert_eq!(result.unwrap_err()[1].message, "must be from 16 to 4096 (it is 8)");
+        let typo = Memcached::validate(json!({"memory": 64, "image": 5, "memory_mb": 9000}).to_string());
+        assert_eq!(testing::problem_keys(&typo), ["image", "memory", "memory_mb"]);
         let err = Memcached::provision(ctx("cache", json!({"memory_mb": 1}))).unwrap_err();
-        assert_eq!(err, "config.memory_mb: 1: use 16 to 4096 (MiB)");
+        assert_eq!(err, "config.memory_mb: must be from 16 to 4096 (it is 1)");
         assert!(MockHost::new().ensured().is_empty());
     }
 
