@@ -127,9 +127,9 @@ fn an_engine_behind_tls_is_reached_as_docker_reaches_it() {
     let toml = format!(
         "[project]\nname = \"{name}\"\n\n\
          [environments.tls]\n{swarm}engine = \"{engine}\"\ntls = {{ cert_path = \"certs\" }}\nimages = {{ cache = \"{REDIS_IMAGE}\" }}\n\n\
-         [environments.docker_env]\n{swarm}\n\
-         [environments.wrong_ca]\n{swarm}engine = \"{engine}\"\ntls = {{ cert_path = \"certs\", ca = \"other-ca.pem\" }}\n\n\
-         [environments.no_key]\n{swarm}engine = \"{engine}\"\ntls = {{ cert_path = \"certs\", key = \"certs/missing.pem\" }}\n\n\
+         [environments.docker-env]\n{swarm}\n\
+         [environments.wrong-ca]\n{swarm}engine = \"{engine}\"\ntls = {{ cert_path = \"certs\", ca = \"other-ca.pem\" }}\n\n\
+         [environments.no-key]\n{swarm}engine = \"{engine}\"\ntls = {{ cert_path = \"certs\", key = \"certs/missing.pem\" }}\n\n\
          [environments.plain]\n{swarm}engine = \"{engine}\"\n\n\
          [services.cache]\nplugin = \"redis\"\n"
     );
@@ -144,33 +144,34 @@ fn an_engine_behind_tls_is_reached_as_docker_reaches_it() {
         command.output().expect("running provisioner")
     };
 
-    // Over TLS from the environment's `tls`: status, then the service up and ready
-    // (its probe forwarded through the engine API), then down.
-    let status = provisioner(&["status", "tls"], &[]);
-    assert!(status.status.success(), "status over TLS:\n{}", text(&status));
+    // Over TLS from the environment's `tls`: the service up and ready (its probe
+    // forwarded through the engine API), and its status.
     let run = provisioner(&["run", "tls"], &[]);
     assert!(run.status.success(), "run over TLS:\n{}", text(&run));
     assert!(text(&run).lines().any(|l| l.starts_with("cache ") && l.contains("ready")), "{}", text(&run));
+    let status = provisioner(&["status", "tls"], &[]);
+    assert!(status.status.success(), "status over TLS:\n{}", text(&status));
+    assert!(text(&status).lines().any(|l| l.starts_with("cache ") && l.contains("running")), "{}", text(&status));
 
     // The same from Docker's own variables, as `docker` itself reads them.
     let certs = project.path().join("certs").display().to_string();
     let vars = [("DOCKER_HOST", engine.clone()), ("DOCKER_TLS_VERIFY", "1".to_string()), ("DOCKER_CERT_PATH", certs)];
-    let status = provisioner(&["status", "docker_env"], &vars);
-    assert!(status.status.success(), "status with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH:\n{}", text(&status));
+    let status = provisioner(&["status", "docker-env"], &vars);
+    assert!(text(&status).lines().any(|l| l.starts_with("cache ")) && !text(&status).contains("error"), "status with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH:\n{}", text(&status));
 
     // A CA that did not sign the engine's certificate: refused, in one line naming the
     // engine, the cause and the file.
-    let refused = provisioner(&["status", "wrong_ca"], &[]);
+    let refused = provisioner(&["status", "wrong-ca"], &[]);
     assert!(!refused.status.success(), "a wrong CA must be refused:\n{}", text(&refused));
     let shown = text(&refused);
     let line = shown.lines().find(|l| l.contains("TLS handshake")).unwrap_or_else(|| panic!("{shown}"));
-    assert!(line.contains(&engine) && line.contains("UnknownIssuer") && line.contains("other-ca.pem") && line.contains("tls.ca of [environments.wrong_ca]"), "{line}");
+    assert!(line.contains(&engine) && line.contains("UnknownIssuer") && line.contains("other-ca.pem") && line.contains("tls.ca of [environments.wrong-ca]"), "{line}");
 
     // A key file that is not there: named, with the setting that named it.
-    let missing = provisioner(&["status", "no_key"], &[]);
+    let missing = provisioner(&["status", "no-key"], &[]);
     let shown = text(&missing);
     assert!(!missing.status.success(), "{shown}");
-    assert!(shown.contains("cannot read the client key") && shown.contains("certs/missing.pem") && shown.contains("tls.key of [environments.no_key]"), "{shown}");
+    assert!(shown.contains("cannot read the client key") && shown.contains("certs/missing.pem") && shown.contains("tls.key of [environments.no-key]"), "{shown}");
 
     // A client without TLS is told the engine expects it.
     let plain = provisioner(&["status", "plain"], &[]);
