@@ -105,8 +105,10 @@ fn start_tls_engine(name: &str, ca: &Authority) -> String {
     // A one-node swarm (the engine is remote: probes go through the engine API), and
     // the service's image, which no registry serves here.
     docker(&["exec", name, "docker", "swarm", "init", "--advertise-addr", &ip]);
-    let save = Command::new("docker").args(["save", REDIS_IMAGE]).stdout(std::process::Stdio::piped()).spawn().expect("docker save");
-    let load = Command::new("docker").args(["exec", "-i", name, "docker", "load", "-q"]).stdin(save.stdout.expect("piped")).output().expect("docker load");
+    let mut save = Command::new("docker").args(["save", REDIS_IMAGE]).stdout(std::process::Stdio::piped()).spawn().expect("docker save");
+    let image = save.stdout.take().expect("piped");
+    let load = Command::new("docker").args(["exec", "-i", name, "docker", "load", "-q"]).stdin(image).output().expect("docker load");
+    assert!(save.wait().is_ok_and(|s| s.success()), "docker save {REDIS_IMAGE} failed");
     assert!(load.status.success(), "loading {REDIS_IMAGE} into the engine: {}", text(&load));
     format!("tcp://{ip}:2376")
 }
