@@ -8,7 +8,9 @@
 //! replicas on several nodes, a ticket round trip, no credential in `docker service
 //! inspect`, scaling and a rolling config change under a steady request loop with no
 //! failed request, a drained node, data kept across `teardown --keep-volumes`, nothing
-//! left on any node after `teardown`, and a second project on the cluster untouched.
+//! left on any node after `teardown`, a second project on the cluster untouched, and
+//! the faults an operator meets (no swarm, no engine, no node fits, no image, a worker
+//! that leaves), each named in one line.
 //!
 //! This sandbox's kernel has no IPVS (so no routing mesh) and its nested engines carry
 //! no IPsec: the environment uses host-mode ports and an unencrypted overlay network.
@@ -423,4 +425,84 @@ fn swarm_faults_name_the_service_the_cause_and_the_fix() {
     project.ok(&["run", "swarm"]);
     project.ok(&["teardown", "swarm"]);
     assert_eq!(cluster.labelled(&project.name), Vec::<String>::new());
+}
+
+/// Put a worker that left back in the swarm, and drop the entry it left behind (a
+/// node that joins again gets a new id), however the test ends.
+struct Rejoin<'a>(&'a Cluster, &'a str);
+
+impl Rejoin<'_> {
+    fn rejoin(&self) -> Result<(), String> {
+        let Rejoin(cluster, node) = *self;
+        let run = |host: &str, args: &[&str]| -> Result<String, String> {
+            let out = Command::new("docker").args(["-H", host]).args(args).output().map_err(|e| e.to_string())?;
+            if !out.status.success() {
+                return Err(format!("docker -H {host} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        };
+        let worker = format!("tcp://{}:2375", cluster.nodes[node]);
+        if run(&worker, &["info", "--format", "{{.Swarm.LocalNodeState}}"])? != "active" {
+            let token = run(&cluster.manager, &["swarm", "join-token", "-q", "worker"])?;
+            run(&worker, &["swarm", "join", "--token", &token, &format!("{}:2377", cluster.nodes["node-1"])])?;
+        }
+        for line in run(&cluster.manager, &["node", "ls", "--format", "{{.ID}} {{.Hostname}} {{.Status}}"])?.lines() {
+            if let [id, host, "Down"] = line.split_whitespace().collect::<Vec<_>>()[..] {
+                if host == node {
+                    run(&cluster.manager, &["node", "rm", id])?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Rejoin<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.rejoin() {
+            eprintln!("could not put {} back in the swarm: {e}; `cargo xtask cluster down && cargo xtask cluster up` rebuilds it", self.1);
+        }
+    }
+}
+
+#[test]
+fn a_worker_that_leaves_stops_only_the_service_whose_volumes_it_holds() {
+    support::require(&["redis"], &["provisioner-offline/redis:7"]);
+    let cluster = Cluster::from_env_file();
+    let _turn = CLUSTER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    const LEAVING: &str = "node-2";
+    let services = "[services.cache]\nplugin = \"redis\"\n\n[services.sessions]\nplugin = \"memcached\"\n\n\
+                    [plugins.memcached.grants]\nimages = [\"memcached:1*\", \"*/memcached:1*\"]\npublish = [11211]\nnet_probe = true\n";
+    let placement = format!("cache = \"node.hostname=={LEAVING}\", sessions = \"node.hostname=={DATA_NODE}\"");
+    let project = Project::new(&cluster, "swarmleave", services, &placement);
+    std::fs::create_dir_all(project.path().join("plugins")).unwrap();
+    std::fs::copy(support::example_plugin("memcached"), project.path().join("plugins/memcached.wasm")).unwrap();
+    project.ok(&["run", "swarm"]);
+    assert_eq!(project.placement_of("cache").iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), [LEAVING]);
+
+    // The worker holding the cache's volume leaves; the manager notices it within
+    // its heartbeats.
+    let rejoin = Rejoin(&cluster, LEAVING);
+    cluster.docker(Some(LEAVING), &["swarm", "leave"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster.docker(None, &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"]).lines().any(|l| l == format!("{LEAVING} Down")) {
+        assert!(Instant::now() < deadline, "the manager still counts {LEAVING} as up");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // The cache cannot run without it: one line with the service, the node and the
+    // fix, not an empty cache elsewhere; the other service is unaffected.
+    let shown = failure(&project, &["run", "swarm"]);
+    let line = shown.lines().find(|l| l.contains("service `cache` cannot run on the swarm")).unwrap_or_else(|| panic!("{shown}"));
+    assert!(line.contains(&format!("its volumes are on {LEAVING}, which is down or has left the swarm")) && line.contains("docker swarm join"), "{line}");
+    assert!(shown.lines().any(|l| l.starts_with("sessions ") && l.contains("ready")), "the other service is unaffected:\n{shown}");
+
+    // Back in the swarm (under a new node id), a rerun converges: the cache follows
+    // its volume back to the node.
+    rejoin.rejoin().unwrap_or_else(|e| panic!("{e}"));
+    project.ok(&["run", "swarm"]);
+    assert_eq!(project.placement_of("cache").iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), [LEAVING]);
+    project.ok(&["teardown", "swarm"]);
+    assert_eq!(cluster.labelled(&project.name), Vec::<String>::new());
+    assert_eq!(cluster.docker(None, &["node", "ls", "-q"]).lines().count(), 3, "the swarm has its three nodes again");
 }

@@ -8,7 +8,7 @@ use anyhow::Result;
 use provisioner::config::{Project, FILE_NAME};
 use provisioner::discovery::Catalog;
 use provisioner::config::{Environment, Target};
-use provisioner::engine::{Docker, Unavailable};
+use provisioner::engine::{Docker, EngineAddress, EngineError, Unavailable};
 use provisioner::realise::{Containers, Realiser, Swarm, SwarmSettings};
 use provisioner::lifecycle::{Action, Stack};
 use provisioner::outcome;
@@ -33,31 +33,36 @@ pub(super) struct Session {
     overrides: Overrides,
 }
 
+/// The environment's engine and how to reach it (`engine` or `DOCKER_HOST`, TLS
+/// settings), or why that cannot be used.
+fn engine_address(project: &Project, name: &str, env: &Environment) -> Result<Option<EngineAddress>, EngineError> {
+    env.engine_address(name, project.root(), &|key| std::env::var(key).ok()).map_err(|e| EngineError::Failed(e.to_string()))
+}
+
+fn swarm_settings(env: &Environment) -> SwarmSettings {
+    SwarmSettings { routing: env.routing, placement: env.placement.clone(), encrypted_network: env.encrypted_network }
+}
+
+/// A swarm manager's address is not guessed.
+fn no_manager() -> EngineError {
+    EngineError::Failed("target = \"swarm\" needs a manager's address: set `engine` in the environment or DOCKER_HOST".into())
+}
+
 /// The environment's target (one Docker engine or a swarm), or one that says why it
 /// cannot be reached: plugins are loaded and configs checked first, so an engine that
 /// is down is reported last.
-fn realiser(env: &Environment) -> (Arc<dyn Realiser>, Option<String>) {
-    let address = env.engine.clone().or_else(|| std::env::var("DOCKER_HOST").ok().filter(|a| !a.is_empty()));
-    let connected = match env.target {
+fn realiser(project: &Project, name: &str, env: &Environment) -> (Arc<dyn Realiser>, Option<String>) {
+    let connected = engine_address(project, name, env).and_then(|address| match env.target {
         Target::Docker => match &address {
-            Some(address) => Docker::connect_to(address),
+            Some(address) => Docker::connect_with(address),
             None => Docker::connect(),
         }
         .map(|docker| Arc::new(Containers::new(Arc::new(docker))) as Arc<dyn Realiser>),
-        Target::Swarm => {
-            let settings = SwarmSettings {
-                routing: env.routing,
-                placement: env.placement.clone(),
-                encrypted_network: env.encrypted_network,
-            };
-            match &address {
-                Some(address) => Swarm::connect(address, settings).map(|swarm| Arc::new(swarm) as Arc<dyn Realiser>),
-                None => Err(provisioner::engine::EngineError::Failed(
-                    "target = \"swarm\" needs a manager's address: set `engine` in the environment or DOCKER_HOST".into(),
-                )),
-            }
-        }
-    };
+        Target::Swarm => match &address {
+            Some(address) => Swarm::connect(address, swarm_settings(env)).map(|swarm| Arc::new(swarm) as Arc<dyn Realiser>),
+            None => Err(no_manager()),
+        },
+    });
     match connected {
         Ok(realiser) => (realiser, None),
         Err(error) => {
@@ -75,7 +80,7 @@ impl Session {
         let overrides = Overrides::apply(&mut project, &state);
         let runtime = runtime()?;
         let catalog = catalog(cli, &runtime, Some(&project))?;
-        let (realiser, engine_error) = realiser(&project.environment(env)?);
+        let (realiser, engine_error) = realiser(&project, env, &project.environment(env)?);
         Ok(Session { project, runtime, catalog, realiser, engine_error, overrides })
     }
 
@@ -106,7 +111,7 @@ impl Session {
             eprintln!("warning: {error:#}; the plugins' teardown hooks are skipped, their resources are removed by label");
             provisioner::discovery::Catalog { plugins: Default::default(), broken: Vec::new() }
         });
-        let (realiser, engine_error) = realiser(&project.environment(env)?);
+        let (realiser, engine_error) = realiser(&project, env, &project.environment(env)?);
         if let Some(error) = engine_error {
             anyhow::bail!("{error}");
         }
@@ -305,24 +310,14 @@ pub fn logs(cli: &Cli, env: &str, services: &[String], follow: bool, since: Opti
     let project = required_project(cli)?;
     let environment = project.environment(env)?;
     let since = since.map(provisioner::logs::parse_duration).transpose().map_err(|e| anyhow::anyhow!("--since {e}"))?;
-    let address = environment.engine.clone().or_else(|| std::env::var("DOCKER_HOST").ok().filter(|a| !a.is_empty()));
+    let address = engine_address(&project, env, &environment)?;
     let engine: Arc<dyn provisioner::engine::ContainerEngine> = match environment.target {
         Target::Docker => Arc::new(match &address {
-            Some(address) => Docker::connect_to(address),
+            Some(address) => Docker::connect_with(address),
             None => Docker::connect(),
         }?),
         // Every node's engine: a task's log is on the node that runs it.
-        Target::Swarm => {
-            let Some(address) = &address else {
-                anyhow::bail!("target = \"swarm\" needs a manager's address: set `engine` in the environment or DOCKER_HOST");
-            };
-            let settings = SwarmSettings {
-                routing: environment.routing,
-                placement: environment.placement.clone(),
-                encrypted_network: environment.encrypted_network,
-            };
-            Swarm::connect(address, settings)?.log_engine()?
-        }
+        Target::Swarm => Swarm::connect(address.as_ref().ok_or_else(no_manager)?, swarm_settings(&environment))?.log_engine()?,
     };
     let stdout = std::io::stdout();
     let colour = !cli.json && stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::engine::tls::{self, EngineAddress, TlsError, TlsFile, TlsFiles};
 use crate::limits::HookLimits;
 use crate::policy::ContainerDefaults;
 
@@ -56,6 +58,25 @@ pub struct Environment {
     /// default; off only where the nodes' kernels cannot (nested test engines).
     #[serde(default = "yes")]
     pub encrypted_network: bool,
+    /// The engine is behind TLS, verified both ways as `docker --tlsverify` does; the
+    /// files as Docker names them. Without it, Docker's own `DOCKER_TLS_VERIFY` and
+    /// `DOCKER_CERT_PATH` decide.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+}
+
+/// `tls` of an environment: `{ cert_path = "…" }` (a folder with `ca.pem`,
+/// `cert.pem` and `key.pem`, as `DOCKER_CERT_PATH`), or the files one by one (`ca`,
+/// `cert`, `key`, as `--tlscacert`, `--tlscert`, `--tlskey`); a file not named is
+/// taken from `cert_path`, else from `DOCKER_CERT_PATH` or `~/.docker`. Relative paths
+/// are from the folder of provisioner.toml; `~/` is the home folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    pub cert_path: Option<PathBuf>,
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
 }
 
 /// `target` of an environment.
@@ -96,6 +117,7 @@ impl Default for Environment {
             routing: mesh(),
             placement: BTreeMap::new(),
             encrypted_network: true,
+            tls: None,
         }
     }
 }
@@ -172,6 +194,50 @@ impl ResourceDefaults {
 }
 
 impl Environment {
+    /// The engine this environment runs on and how to reach it: `engine`, else
+    /// `DOCKER_HOST`; over TLS when `tls` says so, else when Docker's own variables do.
+    /// `None` when neither names an engine (the local socket, for a `docker` target).
+    /// `name` is the environment's, `root` the folder of provisioner.toml, `var` reads
+    /// a process environment variable.
+    pub fn engine_address(&self, name: &str, root: &Path, var: &dyn Fn(&str) -> Option<String>) -> Result<Option<EngineAddress>, TlsError> {
+        let address = self.engine.clone().or_else(|| var("DOCKER_HOST").filter(|a| !a.is_empty()));
+        let setting = |key: &str| format!("tls.{key} of [environments.{name}]");
+        let Some(settings) = &self.tls else {
+            return match address {
+                Some(address) => Ok(Some(EngineAddress { tls: tls::from_docker_env(&address, var)?, address })),
+                None => Ok(None),
+            };
+        };
+        let address = match address {
+            Some(address) if tls::is_tcp(&address) => address,
+            other => {
+                return Err(TlsError::NotTcp {
+                    address: other.unwrap_or_else(|| "(none: no `engine` nor DOCKER_HOST, so the local socket)".into()),
+                    named_by: format!("`tls` of [environments.{name}]"),
+                })
+            }
+        };
+        let home = |path: &Path| -> PathBuf {
+            match (path.strip_prefix("~"), var("HOME")) {
+                (Ok(rest), Some(home)) => Path::new(&home).join(rest),
+                _ => root.join(path),
+            }
+        };
+        let folder = match &settings.cert_path {
+            Some(path) => Some((home(path), setting("cert_path"))),
+            None => tls::default_folder(var),
+        };
+        let file = |explicit: &Option<PathBuf>, key: &str, default: &str| -> Result<TlsFile, TlsError> {
+            match (explicit, &folder) {
+                (Some(path), _) => Ok(TlsFile { path: home(path), named_by: setting(key) }),
+                (None, Some((dir, named_by))) => Ok(TlsFile { path: dir.join(default), named_by: named_by.clone() }),
+                (None, None) => Err(TlsError::NoFolder { named_by: format!("`tls` of [environments.{name}]") }),
+            }
+        };
+        let files = TlsFiles { ca: file(&settings.ca, "ca", "ca.pem")?, cert: file(&settings.cert, "cert", "cert.pem")?, key: file(&settings.key, "key", "key.pem")? };
+        Ok(Some(EngineAddress { address, tls: Some(files) }))
+    }
+
     pub fn container_defaults(&self) -> ContainerDefaults {
         ContainerDefaults {
             bind_address: self.bind_address,

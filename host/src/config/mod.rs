@@ -14,7 +14,7 @@ use crate::runtime::is_valid_name;
 mod environment;
 mod spans;
 
-pub use environment::{Environment, RegistrySettings, ResourceDefaults, Target};
+pub use environment::{Environment, RegistrySettings, ResourceDefaults, Target, TlsSettings};
 
 pub use spans::{clip, join_key};
 use spans::*;

@@ -218,3 +218,43 @@ fn a_swarm_environment_reads_its_settings_and_names_a_wrong_placement() {
     let err = parse(&format!("{base}target = \"kubernetes\"\n")).unwrap_err();
     assert!(err.to_string().contains("target"), "{err}");
 }
+
+#[test]
+fn an_environment_names_its_engine_s_tls_files_as_docker_does() {
+    let base = "[project]\nname = \"x\"\n[services.db]\nplugin = \"postgres\"\n[environments.prod]\ntarget = \"swarm\"\nengine = \"tcp://10.0.0.5:2376\"\n";
+    let root = Path::new("/srv/app");
+    let vars = |pairs: &'static [(&'static str, &'static str)]| move |key: &str| pairs.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string());
+    let address = |toml: &str, var: &dyn Fn(&str) -> Option<String>| {
+        parse(&format!("{base}{toml}")).unwrap().environment("prod").unwrap().engine_address("prod", root, var)
+    };
+
+    // A folder, as DOCKER_CERT_PATH: relative to provisioner.toml, `~/` at home.
+    let got = address("tls = { cert_path = \"certs\" }\n", &vars(&[("HOME", "/home/me")])).unwrap().unwrap();
+    assert_eq!(got.address, "tcp://10.0.0.5:2376");
+    let files = got.tls.expect("TLS");
+    assert_eq!(files.ca.path, Path::new("/srv/app/certs/ca.pem"));
+    assert_eq!(files.key.path, Path::new("/srv/app/certs/key.pem"));
+    assert_eq!(files.key.named_by, "tls.cert_path of [environments.prod]");
+    let files = address("tls = { cert_path = \"~/.docker/prod\", key = \"/secure/key.pem\" }\n", &vars(&[("HOME", "/home/me")])).unwrap().unwrap().tls.unwrap();
+    assert_eq!(files.cert.path, Path::new("/home/me/.docker/prod/cert.pem"));
+    assert_eq!((files.key.path.as_path(), files.key.named_by.as_str()), (Path::new("/secure/key.pem"), "tls.key of [environments.prod]"));
+
+    // Without `tls`, Docker's own variables decide, as for `docker`.
+    let env_tls = vars(&[("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", "/certs")]);
+    let files = address("", &env_tls).unwrap().unwrap().tls.expect("DOCKER_TLS_VERIFY turns TLS on");
+    assert_eq!(files.ca.path, Path::new("/certs/ca.pem"));
+    assert_eq!(address("", &vars(&[])).unwrap().unwrap().tls, None);
+
+    // `tls` on an engine that is not TCP is a mistake, named.
+    let err = parse("[project]\nname = \"x\"\n[environments.prod]\nengine = \"unix:///var/run/docker.sock\"\ntls = { cert_path = \"certs\" }\n")
+        .unwrap()
+        .environment("prod")
+        .unwrap()
+        .engine_address("prod", root, &vars(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`tls` of [environments.prod]") && err.contains("unix:///var/run/docker.sock") && err.contains("tcp://"), "{err}");
+
+    let err = parse(&format!("{base}tls = {{ ca_file = \"x\" }}\n")).unwrap_err();
+    assert!(err.to_string().contains("ca_file"), "{err}");
+}

@@ -81,6 +81,8 @@ pub struct ServiceDetails {
     /// `updating`, `completed`, `rollback_completed`, `paused`, …, if it was updated.
     pub update_state: Option<String>,
     pub update_message: Option<String>,
+    /// Its placement constraints (`node.id==…` for one pinned to its volumes' node).
+    pub constraints: Vec<String>,
     /// (container port, published port).
     pub published: Vec<(u16, u16)>,
 }

@@ -7,10 +7,12 @@ pub mod cluster;
 mod docker;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
+pub mod tls;
 mod unavailable;
 
 pub use cluster::ClusterEngine;
 pub use docker::Docker;
+pub use tls::{EngineAddress, TlsFiles};
 pub use unavailable::Unavailable;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -178,6 +178,7 @@ fn service_spec(request: &ServiceRequest) -> ServiceSpec {
 fn service_details(service: bollard::models::Service) -> ServiceDetails {
     let spec = service.spec.unwrap_or_default();
     let endpoint = spec.endpoint_spec.clone();
+    let constraints = spec.task_template.as_ref().and_then(|t| t.placement.as_ref()).and_then(|p| p.constraints.clone()).unwrap_or_default();
     let replicas = spec.mode.and_then(|m| m.replicated).and_then(|r| r.replicas).unwrap_or(0);
     ServiceDetails {
         id: service.id.unwrap_or_default(),
@@ -187,6 +188,7 @@ fn service_details(service: bollard::models::Service) -> ServiceDetails {
         replicas: u64::try_from(replicas).unwrap_or(0),
         update_state: service.update_status.as_ref().and_then(|u| u.state.as_ref()).map(lower),
         update_message: service.update_status.and_then(|u| u.message),
+        constraints,
         published: endpoint
             .and_then(|e| e.ports)
             .unwrap_or_default()

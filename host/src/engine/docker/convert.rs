@@ -321,6 +321,51 @@ pub(super) fn files_tar(entries: &[(&str, &[u8], u32)], (uid, gid): (u64, u64)) 
     archive.into_inner()
 }
 
+/// An error and each of its causes, once each: bollard's and hyper's own text
+/// ("client error (Connect)") hides the reason a connection failed, which is in the
+/// chain ("invalid peer certificate: UnknownIssuer").
+pub(super) fn causes(err: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(err);
+    while let Some(error) = next {
+        let text = error.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = error.source();
+    }
+    parts.join(": ")
+}
+
+/// Whether a failed connection failed in the TLS handshake (rather than, say, a
+/// refused TCP connection).
+pub(super) fn is_tls_failure(causes: &str) -> bool {
+    ["certificate", "handshake", "alert", "tls", "TLS", "InvalidContentType", "corrupt message"].iter().any(|word| causes.contains(word))
+}
+
+/// A failed TLS handshake as one line: the engine, the cause, and the file to look at.
+pub(super) fn tls_failure(address: &str, tls: &TlsFiles, causes: &str) -> String {
+    let (ca, cert) = (&tls.ca, &tls.cert);
+    let fix = if causes.contains("UnknownIssuer") || causes.contains("BadSignature") || causes.contains("invalid peer certificate") {
+        if causes.contains("NotValidForName") {
+            "the engine's certificate does not name the host in this address: reach it by a name or IP its certificate lists (subjectAltName)".to_string()
+        } else {
+            format!("the engine's certificate is not signed by the CA in {} ({}): use the CA that signed it (the engine's --tlscacert)", ca.path.display(), ca.named_by)
+        }
+    } else if causes.contains("alert") {
+        format!(
+            "the engine refused this client's certificate {} ({}): it must be signed by the CA the engine trusts (its --tlscacert)",
+            cert.path.display(),
+            cert.named_by
+        )
+    } else if causes.contains("InvalidContentType") || causes.contains("corrupt message") {
+        "the engine does not speak TLS on this port: drop `tls` (and DOCKER_TLS_VERIFY) or use its TLS port (2376 by convention)".to_string()
+    } else {
+        format!("check the files named by {}", ca.named_by)
+    };
+    format!("TLS handshake with the Docker engine at {address} failed: {causes}; {fix}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

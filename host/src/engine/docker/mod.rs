@@ -36,6 +36,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Exec output and logs end up in plugin memory; a runaway command must not take
 /// the host down with it.
 const OUTPUT_CAP: usize = 16 << 20;
+/// bollard's own default for every request's read and write.
+const CLIENT_TIMEOUT_SECS: u64 = 120;
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 /// The exec stream can close a moment before the engine records the exit code.
 const EXEC_EXIT_WAIT: Duration = Duration::from_secs(10);
@@ -44,6 +46,8 @@ pub struct Docker {
     runtime: Runtime,
     client: bollard::Docker,
     address: String,
+    /// The TLS files it was reached with, if any.
+    tls: Option<TlsFiles>,
     /// Engines older than API 1.44 happily create a second network with a name that
     /// is already taken, so concurrent `ensure_network` calls from this process take
     /// turns instead of relying on a 409.
@@ -171,7 +175,8 @@ impl Docker {
         }
     }
 
-    /// Connect to `DOCKER_HOST`, or to the default local socket when it is unset.
+    /// Connect to `DOCKER_HOST`, or to the default local socket when it is unset; over
+    /// TLS when Docker's own variables say so (`DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`).
     pub fn connect() -> Result<Docker, EngineError> {
         let address =
             std::env::var("DOCKER_HOST").ok().filter(|a| !a.is_empty()).unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
@@ -179,8 +184,16 @@ impl Docker {
     }
 
     /// Connect to the engine at `address` (`unix://…`, `tcp://…`, `http://…`) and
-    /// check that it answers.
+    /// check that it answers; over TLS when Docker's own variables say so.
     pub fn connect_to(address: &str) -> Result<Docker, EngineError> {
+        let tls = super::tls::from_docker_env(address, &|key| std::env::var(key).ok()).map_err(|e| EngineError::Failed(e.to_string()))?;
+        Docker::connect_with(&EngineAddress { address: address.to_string(), tls })
+    }
+
+    /// Connect to an engine, over TLS (verified both ways, as `docker --tlsverify`)
+    /// when it names the files, and check that it answers.
+    pub fn connect_with(engine: &EngineAddress) -> Result<Docker, EngineError> {
+        let address = engine.address.as_str();
         let unreachable = |reason: &dyn Display| {
             EngineError::Failed(format!("cannot reach the Docker engine at {address}: is dockerd running? ({reason})"))
         };
@@ -190,8 +203,20 @@ impl Docker {
             .enable_all()
             .build()
             .map_err(|e| EngineError::Failed(format!("cannot start the Docker client's runtime: {e}")))?;
+        let client = match &engine.tls {
+            Some(tls) => {
+                tls.check().map_err(|e| EngineError::Failed(e.to_string()))?;
+                let (key, cert, ca) = (&tls.key.path, &tls.cert.path, &tls.ca.path);
+                bollard::Docker::connect_with_ssl(address, key, cert, ca, CLIENT_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+                    .map_err(|e| EngineError::Failed(format!("cannot set up TLS to the Docker engine at {address}: {}", causes(&e))))?
+            }
+            // Plain TCP, whatever bollard would make of DOCKER_TLS_VERIFY: `tls` decided.
+            None if address.starts_with("tcp://") || address.starts_with("http://") => {
+                bollard::Docker::connect_with_http(address, CLIENT_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION).map_err(|e| unreachable(&e))?
+            }
+            None => bollard::Docker::connect_with_host(address).map_err(|e| unreachable(&e))?,
+        };
         let client = runtime.block_on(async {
-            let client = bollard::Docker::connect_with_host(address).map_err(|e| unreachable(&e))?;
             let handshake = async {
                 client.ping().await?;
                 // bollard speaks the newest API by default and older engines refuse
@@ -200,11 +225,24 @@ impl Docker {
             };
             match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
                 Ok(Ok(client)) => Ok(client),
-                Ok(Err(e)) => Err(unreachable(&e)),
+                Ok(Err(e)) => Err(match &engine.tls {
+                    Some(tls) if is_tls_failure(&causes(&e)) => EngineError::Failed(tls_failure(address, tls, &causes(&e))),
+                    None if message_of(&e).contains("HTTP request to an HTTPS server") => EngineError::Failed(format!(
+                        "the Docker engine at {address} expects TLS: set `tls` in the environment (`tls = {{ cert_path = \"…\" }}`) \
+                         or DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH, as for `docker --tlsverify`"
+                    )),
+                    _ => unreachable(&causes(&e)),
+                }),
                 Err(_) => Err(unreachable(&format_args!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))),
             }
         })?;
-        Ok(Docker { runtime, client, address: address.to_string(), network_lock: Mutex::new(()) })
+        Ok(Docker { runtime, client, address: address.to_string(), tls: engine.tls.clone(), network_lock: Mutex::new(()) })
+    }
+
+    /// How this engine was reached, for connecting to its peers the same way (the
+    /// nodes of a swarm).
+    pub fn engine_address(&self) -> EngineAddress {
+        EngineAddress { address: self.address.clone(), tls: self.tls.clone() }
     }
 
     async fn container_details(&self, id_or_name: &str) -> Result<Option<ContainerDetails>, EngineError> {

@@ -17,16 +17,27 @@
 //! - `exec`, `write-file` and logs go to the engine of the node running the task.
 //!
 //! See `docs/targets.md`.
+//!
+//! Here: the swarm, its nodes and the realiser; `request` turns a workload into a
+//! service request, `placement` chooses the node of a stateful service, `forward` is
+//! the port-forward, `logs` the nodes' engines as one for `provisioner logs`.
+
+mod forward;
+mod logs;
+mod placement;
+mod request;
+
+use request::object_labels;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::reconcile::{Operation, Outcome};
 use super::{Deployment, Observer, Phase, Realiser};
-use crate::engine::cluster::{ClusterEngine, MountedFile, NodeDetails, Routing, ServiceDetails, ServiceRequest, TaskDetails};
-use crate::engine::{ContainerDetails, ContainerEngine, ContainerRequest, Docker, EngineError, ExecRequest, ExecResult, State};
+use crate::engine::cluster::{ClusterEngine, NodeDetails, Routing, ServiceDetails, TaskDetails};
+use crate::engine::{ContainerDetails, ContainerEngine, Docker, EngineAddress, EngineError, ExecRequest, ExecResult, State};
 use crate::naming::{self, Scope, LABEL_PORTS, LABEL_REPLICATED, LABEL_SPEC_HASH, LABEL_TARGET_HASH, LABEL_WORKLOAD};
 use crate::policy::Workload;
 
@@ -39,11 +50,6 @@ const POLL: Duration = Duration::from_millis(250);
 /// How long the sweep waits for removed services' containers to go before it removes
 /// their network, volumes and secrets.
 const SWEEP_WAIT: Duration = Duration::from_secs(90);
-/// Where a task's files and secret env are mounted from Docker configs and secrets,
-/// for a wrapper to copy into place (and read into the environment) before it runs
-/// the image's own command: mounts are read-only, and an entrypoint that takes
-/// ownership of its files (RabbitMQ's, PostgreSQL's) must be able to.
-const STAGING_DIR: &str = "/run/provisioner";
 
 /// `[environments.X]` settings of a Swarm target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,23 +60,12 @@ pub struct SwarmSettings {
     /// Encrypt the project network's traffic between nodes.
     pub encrypted_network: bool,
 }
-
-/// The loopback addresses that stand for tasks, and the listeners on them.
-#[derive(Default)]
-struct Routes {
-    /// Task id → its address.
-    by_task: HashMap<String, Ipv4Addr>,
-    /// Address → (node id, container id).
-    targets: HashMap<Ipv4Addr, (String, String)>,
-    listening: BTreeSet<SocketAddr>,
-}
-
 pub struct Swarm {
     manager: Arc<Docker>,
     settings: SwarmSettings,
     /// Node engines by node id, connected on first use.
     nodes: Mutex<HashMap<String, Arc<Docker>>>,
-    routes: Arc<Mutex<Routes>>,
+    routes: Arc<Mutex<forward::Routes>>,
     /// Held while a service's volume node is chosen and its first volume made.
     choosing: Mutex<()>,
 }
@@ -78,16 +73,6 @@ pub struct Swarm {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
-
-fn short_digest(bytes: &[u8]) -> String {
-    crate::digest::sha256_hex(bytes)[..12].to_string()
-}
-
-/// `'…'` for a POSIX shell.
-fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "'\\''"))
-}
-
 fn task_state(task: &TaskDetails) -> State {
     match task.state.as_str() {
         "running" | "starting" => State::Running,
@@ -99,26 +84,29 @@ fn task_state(task: &TaskDetails) -> State {
 
 impl Swarm {
     /// Connect to a swarm manager and check that it is one.
-    pub fn connect(address: &str, settings: SwarmSettings) -> Result<Swarm, EngineError> {
-        let manager = Docker::connect_to(address)?;
+    pub fn connect(engine: &EngineAddress, settings: SwarmSettings) -> Result<Swarm, EngineError> {
+        let manager = Docker::connect_with(engine)?;
         manager.check_manager()?;
         Ok(Swarm { manager: Arc::new(manager), settings, nodes: Mutex::new(HashMap::new()), routes: Arc::default(), choosing: Mutex::new(()) })
     }
 
     /// The engine of a node, for exec, files, logs, forwards and volumes: reached at
-    /// the node's swarm address with the manager's scheme and port.
+    /// the node's swarm address with the manager's scheme, port and TLS files (a
+    /// cluster's CA signs every node's certificate, as Docker's guide sets it up).
     fn node_engine(&self, node: &NodeDetails) -> Result<Arc<Docker>, EngineError> {
         if let Some(engine) = lock(&self.nodes).get(&node.id) {
             return Ok(engine.clone());
         }
         let manager = ClusterEngine::describe(self.manager.as_ref());
         let (scheme, rest) = manager.split_once("://").unwrap_or(("tcp", manager.as_str()));
-        let port = rest.rsplit_once(':').map(|(_, p)| p).unwrap_or("2375");
+        let tls = self.manager.engine_address().tls;
+        // Docker's conventions when the manager's address names no port.
+        let port = rest.rsplit_once(':').map(|(_, p)| p).unwrap_or(if tls.is_some() { "2376" } else { "2375" });
         let engine = if node.manager && (node.address.is_empty() || node.address == "0.0.0.0") {
             self.manager.clone()
         } else {
             let address = format!("{scheme}://{}:{port}", node.address);
-            Arc::new(Docker::connect_to(&address).map_err(|e| {
+            Arc::new(Docker::connect_with(&EngineAddress { address: address.clone(), tls }).map_err(|e| {
                 EngineError::Failed(format!(
                     "node {} ({address}): {e}; exec, files, logs, volumes and readiness probes need each node's engine API reachable from this machine",
                     node.hostname
@@ -145,20 +133,6 @@ impl Swarm {
             all.push((node, engine));
         }
         Ok(all)
-    }
-
-    /// The loopback address standing for a task.
-    fn route_address(&self, task: &TaskDetails) -> Ipv4Addr {
-        let mut routes = lock(&self.routes);
-        let next = u32::try_from(routes.by_task.len()).unwrap_or(0) + 1;
-        let address = *routes.by_task.entry(task.id.clone()).or_insert_with(|| {
-            let [_, _, b, c] = next.to_be_bytes();
-            Ipv4Addr::new(127, 77, b, c)
-        });
-        if let Some(container) = &task.container_id {
-            routes.targets.insert(address, (task.node_id.clone(), container.clone()));
-        }
-        address
     }
 
     /// The service's workloads as they run: (service, its live tasks).
@@ -259,156 +233,6 @@ impl Swarm {
         Err(EngineError::NotFound(format!("running container `{short}` of service `{}`", scope.service)))
     }
 
-    /// The node that holds the service's volumes (or should): where one of them is,
-    /// else, among the ready, active nodes its placement allows, the one with the
-    /// fewest of the environment's volumes. Services choose one at a time, so that
-    /// stateful services started together spread over the nodes.
-    /// With `create`, the volume of that short name is made there before the next
-    /// service chooses.
-    fn volume_node(&self, scope: &Scope, create: Option<&str>) -> Result<(NodeDetails, Arc<Docker>), EngineError> {
-        let _turn = lock(&self.choosing);
-        let made = |node: NodeDetails, engine: Arc<Docker>| -> Result<(NodeDetails, Arc<Docker>), EngineError> {
-            if let Some(short) = create {
-                let name = naming::engine_name(scope, short);
-                match engine.inspect_volume(&name)? {
-                    Some(v) if naming::owned_by(&v.labels, scope) => {}
-                    Some(_) => return Err(EngineError::Conflict(format!("volume {name} exists and belongs to something else"))),
-                    None => engine.create_volume(&name, &naming::service_labels(scope))?,
-                }
-            }
-            Ok((node, engine))
-        };
-        let engines = self.node_engines()?;
-        for (node, engine) in &engines {
-            if !engine.list_volumes(&naming::service_labels(scope))?.is_empty() {
-                return made(node.clone(), engine.clone());
-            }
-        }
-        let placement = self.settings.placement.get(&scope.service);
-        let mut best: Option<(usize, &(NodeDetails, Arc<Docker>))> = None;
-        for candidate in engines.iter().filter(|(n, _)| n.availability == "active" && placement.is_none_or(|p| satisfies(n, p))) {
-            let count = candidate.1.list_volumes(&naming::environment_labels(&scope.project, &scope.environment))?.len();
-            if best.is_none_or(|(fewest, _)| count < fewest) {
-                best = Some((count, candidate));
-            }
-        }
-        let (node, engine) = best.map(|(_, c)| c.clone()).ok_or_else(|| {
-            EngineError::Failed(match placement {
-                Some(p) => format!("no ready, active node of the swarm satisfies the placement `{p}` of service `{}`", scope.service),
-                None => "no node of the swarm is ready and active (`docker node ls`)".into(),
-            })
-        })?;
-        made(node, engine)
-    }
-
-    /// The service request for a workload, after making the secrets and configs it
-    /// mounts (their names are returned with it).
-    fn request(&self, scope: &Scope, workload: &Workload) -> Result<(ServiceRequest, Vec<String>), EngineError> {
-        let first: &ContainerRequest =
-            workload.instances.first().ok_or_else(|| EngineError::Failed(format!("workload `{}` has no instances", workload.name)))?;
-        let name = naming::engine_name(scope, &workload.name);
-        let object_labels = object_labels(scope, &workload.name);
-        let mut objects = Vec::new();
-        let mut files = Vec::new();
-        let (secret_env, env): (Vec<_>, Vec<_>) = first.env.iter().cloned().partition(|(k, _)| first.secrets.contains(k));
-        let (mut entrypoint, mut command) = (first.entrypoint.clone(), first.command.clone());
-        if !secret_env.is_empty() || !first.files.is_empty() {
-            let image = self.manager.image_command(&first.image).map_err(|e| match e {
-                EngineError::NotFound(_) | EngineError::Failed(_) => EngineError::Failed(format!(
-                    "service `{}`: the swarm cannot pull {} ({}): push it to the registry its nodes pull from \
-                     (`mirror`; `cargo xtask images --push REGISTRY` for the offline images) or set the service's image in \
-                     [environments.NAME.images]",
-                    scope.service,
-                    first.image,
-                    pull_cause(&e.to_string())
-                )),
-                other => other,
-            })?;
-            let user = first.user.clone().unwrap_or_default();
-            let runs_as = if user.is_empty() { image.user.clone() } else { user };
-            let root = runs_as.is_empty() || runs_as == "root" || runs_as == "0" || runs_as.starts_with("0:") || runs_as.starts_with("root:");
-            // Root reads a 0400 file; any other user gets it readable, inside its own
-            // task only.
-            let staged_mode = if root { 0o400 } else { 0o444 };
-            let mut stage = |contents: &[u8], secret: bool, target: String| -> Result<(), EngineError> {
-                let object = naming::object_name(&name, &short_digest(&[target.as_bytes(), b"\0", contents].concat()));
-                let source_id = self.manager.ensure_object(secret, &object, contents, &object_labels)?;
-                files.push(MountedFile { source: object.clone(), source_id, secret, target, uid: "0".into(), mode: staged_mode });
-                objects.push(object);
-                Ok(())
-            };
-            let mut script = Vec::new();
-            for (i, (path, contents, mode)) in first.files.iter().enumerate() {
-                let staged = format!("{STAGING_DIR}/file-{i}");
-                stage(contents, first.secrets.contains(path), staged.clone())?;
-                let folder = path.rsplit_once('/').map(|(f, _)| f).filter(|f| !f.is_empty()).unwrap_or("/");
-                let (path, folder) = (shell_quote(path), shell_quote(folder));
-                script.push(format!("mkdir -p {folder} && rm -f {path} && cp {staged} {path} && chmod {mode:o} {path}"));
-            }
-            if !secret_env.is_empty() {
-                let contents: String = secret_env.iter().map(|(k, v)| format!("{k}={}\n", shell_quote(v))).collect();
-                let staged = format!("{STAGING_DIR}/env");
-                stage(contents.as_bytes(), true, staged.clone())?;
-                script.push(format!("set -a && . {staged} && set +a"));
-            }
-            script.push("exec \"$@\"".into());
-            let (own_entrypoint, own_command) = match (entrypoint.take(), command.take()) {
-                // An entrypoint of one's own drops the image's command, as in Docker.
-                (Some(e), c) => (e, c.unwrap_or_default()),
-                (None, c) => (image.entrypoint, c.unwrap_or(image.cmd)),
-            };
-            entrypoint = Some(vec!["/bin/sh".into(), "-c".into(), script.join(" && "), "provisioner-files".into()]);
-            command = Some(own_entrypoint.into_iter().chain(own_command).collect());
-        }
-        let published: Vec<(u16, u16)> =
-            first.ports.iter().filter(|(_, _, host)| *host != 0).map(|(container, _, host)| (*container, *host)).collect();
-        let mut labels = first.labels.clone();
-        let ports: Vec<String> = first.ports.iter().map(|(c, _, _)| c.to_string()).collect();
-        labels.insert(LABEL_PORTS.into(), ports.join(","));
-        labels.insert(LABEL_REPLICATED.into(), workload.replicated.to_string());
-        let mut constraints = Vec::new();
-        if let Some(constraint) = self.settings.placement.get(&scope.service) {
-            constraints.push(constraint.clone());
-        }
-        if !workload.replicated && !first.volumes.is_empty() {
-            let (node, _) = self.volume_node(scope, None)?;
-            constraints.push(format!("node.id=={}", node.id));
-        }
-        labels.insert(LABEL_TARGET_HASH.into(), self.target_hash(scope, first));
-        let request = ServiceRequest {
-            name,
-            labels,
-            image: first.image.clone(),
-            entrypoint,
-            command,
-            env,
-            user: first.user.clone(),
-            health: first.health.clone(),
-            memory_bytes: first.memory_bytes,
-            nano_cpus: first.nano_cpus,
-            pids: first.pids,
-            stop_timeout_secs: first.stop_timeout_secs,
-            network: first.network.clone(),
-            aliases: first.aliases.clone(),
-            volumes: first.volumes.clone(),
-            files,
-            published,
-            routing: self.settings.routing,
-            replicas: u64::try_from(workload.instances.len()).unwrap_or(0),
-            start_first: workload.replicated,
-            constraints,
-        };
-        Ok((request, objects))
-    }
-
-    /// A fingerprint of what this target adds to a workload's request: its placement,
-    /// the routing and the ports it publishes. (The node a volume pins a service to
-    /// follows from the volume, which stays put.)
-    fn target_hash(&self, scope: &Scope, first: &ContainerRequest) -> String {
-        let published: Vec<(u16, u16)> = first.ports.iter().filter(|(_, _, h)| *h != 0).map(|(c, _, h)| (*c, *h)).collect();
-        short_digest(format!("{:?} {:?} {published:?}", self.settings.placement.get(&scope.service), self.settings.routing).as_bytes())
-    }
-
     /// Wait until every slot runs the current spec, or say why it does not; the
     /// service and its live tasks as they then are.
     fn converge(
@@ -438,6 +262,13 @@ impl Swarm {
             let running = tasks.iter().filter(|t| t.running()).count() as u64;
             if !updating && running == replicas && tasks.len() as u64 == replicas {
                 return Ok((service, tasks));
+            }
+            // A task that waits for the node holding its volumes, which is down, gone
+            // or drained, waits in vain: said at once, with the node.
+            if running < replicas && placement::pinned_node(&service).is_some() {
+                if let Some(away) = placement::node_away(&scope.service, &service, &self.manager.nodes()?) {
+                    return Err(away);
+                }
             }
             for task in tasks.iter().filter(|t| !t.running()) {
                 let Some(error) = &task.error else { continue };
@@ -494,71 +325,6 @@ impl Swarm {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-
-    fn serve_route(&self, addr: SocketAddr) -> Result<(), EngineError> {
-        let IpAddr::V4(ip) = addr.ip() else { return Ok(()) };
-        {
-            let routes = lock(&self.routes);
-            if routes.listening.contains(&addr) || !routes.targets.contains_key(&ip) {
-                return Ok(());
-            }
-        }
-        let listener = TcpListener::bind(addr).map_err(|e| EngineError::Failed(format!("port-forward on {addr}: {e}")))?;
-        lock(&self.routes).listening.insert(addr);
-        let routes = self.routes.clone();
-        let nodes = self.manager.nodes()?;
-        let mut engines = HashMap::new();
-        for node in &nodes {
-            if let Ok(engine) = self.node_engine(node) {
-                engines.insert(node.id.clone(), engine);
-            }
-        }
-        let engines = Arc::new(engines);
-        std::thread::Builder::new()
-            .name(format!("forward-{addr}"))
-            .spawn(move || {
-                for stream in listener.incoming().flatten() {
-                    let target = lock(&routes).targets.get(&ip).cloned();
-                    let Some((node, container)) = target else { continue };
-                    let Some(engine) = engines.get(&node).cloned() else { continue };
-                    let _ = std::thread::Builder::new().name(format!("forward-{addr}-conn")).spawn(move || {
-                        if let Err(e) = engine.forward(&container, addr.port(), stream) {
-                            tracing::debug!(%addr, "port-forward: {e}");
-                        }
-                    });
-                }
-            })
-            .map_err(|e| EngineError::Failed(format!("port-forward on {addr}: {e}")))?;
-        Ok(())
-    }
-}
-
-/// The labels of a workload's secrets and configs.
-fn object_labels(scope: &Scope, workload: &str) -> BTreeMap<String, String> {
-    naming::workload_labels(scope, workload)
-}
-
-/// Whether `node` satisfies a placement constraint of the forms Swarm's docs show
-/// (`node.id`, `node.hostname`, `node.role`, `node.labels.KEY`, with `==` or `!=`).
-/// Any other form is left to the engine: it counts as satisfied here.
-fn satisfies(node: &NodeDetails, constraint: &str) -> bool {
-    let (key, wanted, equal) = match constraint.split_once("!=") {
-        Some((k, v)) => (k.trim(), v.trim(), false),
-        None => match constraint.split_once("==") {
-            Some((k, v)) => (k.trim(), v.trim(), true),
-            None => return true,
-        },
-    };
-    let actual = match key {
-        "node.id" => Some(node.id.as_str()),
-        "node.hostname" => Some(node.hostname.as_str()),
-        "node.role" => Some(if node.manager { "manager" } else { "worker" }),
-        _ => match key.strip_prefix("node.labels.") {
-            Some(label) => node.labels.get(label).map(String::as_str),
-            None => return true,
-        },
-    };
-    (actual == Some(wanted)) == equal
 }
 
 /// Whether a service made from `old` labels differs from the request with `new` ones:
@@ -567,13 +333,11 @@ fn changed(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> bo
     [LABEL_SPEC_HASH, LABEL_TARGET_HASH].iter().any(|key| old.get(*key) != new.get(*key))
 }
 
-/// The registry's own words from a failed pull (`manifest unknown`), not the whole story.
-fn pull_cause(error: &str) -> String {
-    let inner = error.split_once(" could not be pulled (").map(|(_, rest)| rest).unwrap_or(error);
-    let inner = inner.split_once("). ").map(|(cause, _)| cause).unwrap_or(inner);
-    inner.rsplit(": ").next().unwrap_or(inner).trim_end_matches(')').to_string()
+/// The same placement constraints, in any order: a service whose volumes' node came
+/// back under a new id is updated to follow it.
+fn same_constraints(old: &[String], new: &[String]) -> bool {
+    old.iter().collect::<BTreeSet<_>>() == new.iter().collect::<BTreeSet<_>>()
 }
-
 /// A task's error as one line: the service, the cause, the fix.
 fn task_error(service: &str, error: &str, node: &str) -> String {
     let fix = if error.contains("No such image") || error.contains("pull access denied") || error.contains("manifest unknown") {
@@ -589,7 +353,6 @@ fn task_error(service: &str, error: &str, node: &str) -> String {
     };
     format!("service `{service}` cannot run on the swarm: {error} (on {node}); {fix}")
 }
-
 impl Realiser for Swarm {
     fn describe(&self) -> String {
         format!("the swarm managed at {}", ClusterEngine::describe(self.manager.as_ref()))
@@ -664,7 +427,13 @@ impl Realiser for Swarm {
             let unchanged = naming::owned_by(&service.labels, scope)
                 && service.labels.get(LABEL_SPEC_HASH) == first.labels.get(LABEL_SPEC_HASH)
                 && service.labels.get(LABEL_TARGET_HASH) == Some(&self.target_hash(scope, first))
-                && service.replicas == replicas;
+                && service.replicas == replicas
+                // Pinned to a node that is still there: a node that left and joined
+                // again holds the volumes under a new id, and the service follows.
+                && match placement::pinned_node(&service) {
+                    None => true,
+                    Some(id) => self.manager.nodes()?.iter().any(|n| n.id == id && n.ready),
+                };
             if unchanged {
                 observer.phase(Phase::Create, created.elapsed());
                 let started = Instant::now();
@@ -685,7 +454,7 @@ impl Realiser for Swarm {
                 self.manager.create_service(&request)?;
                 Outcome::Created
             }
-            Some(s) if changed(&s.labels, &request.labels) => {
+            Some(s) if changed(&s.labels, &request.labels) || !same_constraints(&s.constraints, &request.constraints) => {
                 observer.note(&format!("rolling update of {}", request.name));
                 self.manager.update_service(s.version, &request)?;
                 Outcome::Recreated
@@ -853,51 +622,9 @@ impl Realiser for Swarm {
         Err(EngineError::NotFound(format!("container {name} of {project}-{environment}")))
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secret_values_are_quoted_for_the_shell() {
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's"), "'it'\\''s'");
-        assert_eq!(shell_quote("$HOME`x`"), "'$HOME`x`'");
-    }
-
-    #[test]
-    fn a_pull_failure_is_told_by_its_cause() {
-        let error = "image registry:5000/x/redis:missing is not on this machine and could not be pulled (manifest for registry:5000/x/redis:missing not found: manifest unknown: manifest unknown). Supply it with an image override";
-        assert_eq!(pull_cause(error), "manifest unknown");
-    }
-
-    #[test]
-    fn placement_constraints_are_read_as_swarm_reads_them() {
-        let node = NodeDetails {
-            id: "abc".into(),
-            hostname: "node-2".into(),
-            address: "10.0.0.2".into(),
-            ready: true,
-            availability: "active".into(),
-            labels: BTreeMap::from([("disk".to_string(), "ssd".to_string())]),
-            manager: false,
-        };
-        let cases = [
-            ("node.hostname==node-2", true),
-            ("node.hostname == node-3", false),
-            ("node.hostname!=node-3", true),
-            ("node.role==worker", true),
-            ("node.role==manager", false),
-            ("node.labels.disk==ssd", true),
-            ("node.labels.disk!=ssd", false),
-            ("node.labels.zone==a", false),
-            ("node.id==abc", true),
-            ("engine.labels.os==linux", true),
-        ];
-        for (constraint, expected) in cases {
-            assert_eq!(satisfies(&node, constraint), expected, "{constraint}");
-        }
-    }
 
     #[test]
     fn a_task_error_names_the_service_the_cause_and_the_fix() {
@@ -906,121 +633,5 @@ mod tests {
         assert!(message.contains("on node-2") && message.contains("mirror"), "{message}");
         let message = task_error("db", "no suitable node (scheduling constraints not satisfied on 3 nodes)", "no node");
         assert!(message.contains("placement"), "{message}");
-    }
-}
-
-/// The containers of a swarm's tasks, on every node, as one read-only engine for
-/// `provisioner logs`: each is listed under its instance's name (`…-db-server`,
-/// `…-backend-app-2`), the one of its slot that runs (or ran last) only.
-pub struct NodeLogs {
-    engines: Vec<Arc<Docker>>,
-    /// Instance name → (engine index, container id).
-    names: Mutex<HashMap<String, (usize, String)>>,
-}
-
-impl Swarm {
-    /// The swarm's nodes as one engine for reading logs.
-    pub fn log_engine(&self) -> Result<Arc<dyn ContainerEngine>, EngineError> {
-        let engines = self.node_engines()?.into_iter().map(|(_, engine)| engine).collect();
-        Ok(Arc::new(NodeLogs { engines, names: Mutex::new(HashMap::new()) }))
-    }
-}
-
-impl NodeLogs {
-    fn located(&self, name: &str) -> Result<(Arc<Docker>, String), EngineError> {
-        let names = lock(&self.names);
-        let (index, id) = names.get(name).ok_or_else(|| EngineError::NotFound(format!("container {name}")))?;
-        Ok((self.engines[*index].clone(), id.clone()))
-    }
-
-    fn read_only() -> EngineError {
-        EngineError::Failed("the swarm's node engines are read here for logs only".into())
-    }
-}
-
-impl ContainerEngine for NodeLogs {
-    fn describe(&self) -> String {
-        format!("{} swarm node engine(s)", self.engines.len())
-    }
-
-    fn list_containers(&self, labels: &BTreeMap<String, String>) -> Result<Vec<ContainerDetails>, EngineError> {
-        let mut chosen: BTreeMap<String, (usize, ContainerDetails)> = BTreeMap::new();
-        for (index, engine) in self.engines.iter().enumerate() {
-            for mut details in engine.list_containers(labels)? {
-                // `<service>.<slot>.<task id>`, or `<service>.<node id>.<task id>`.
-                let Some((service, rest)) = details.name.split_once('.') else { continue };
-                let replicated = details.labels.get(LABEL_REPLICATED).is_some_and(|v| v == "true");
-                let slot = rest.split('.').next().unwrap_or("");
-                let name = if replicated { format!("{service}-{slot}") } else { service.to_string() };
-                let id = details.id.clone();
-                details.name = name.clone();
-                let better = chosen.get(&name).is_none_or(|(_, c)| c.state != State::Running && details.state == State::Running);
-                if better {
-                    chosen.insert(name.clone(), (index, details));
-                    lock(&self.names).insert(name, (index, id));
-                }
-            }
-        }
-        Ok(chosen.into_values().map(|(_, details)| details).collect())
-    }
-
-    fn logs(&self, name: &str, lines: u32) -> Result<String, EngineError> {
-        let (engine, id) = self.located(name)?;
-        engine.logs(&id, lines)
-    }
-
-    fn stream_logs(&self, name: &str, options: &crate::engine::LogOptions, line: &mut dyn FnMut(crate::engine::LogLine) -> bool) -> Result<(), EngineError> {
-        let (engine, id) = self.located(name)?;
-        engine.stream_logs(&id, options, line)
-    }
-
-    fn ensure_network(&self, _: &str, _: &BTreeMap<String, String>) -> Result<(), EngineError> {
-        Err(Self::read_only())
-    }
-    fn remove_network(&self, _: &str) -> Result<(), EngineError> {
-        Err(Self::read_only())
-    }
-    fn inspect_volume(&self, _: &str) -> Result<Option<crate::engine::VolumeDetails>, EngineError> {
-        Err(Self::read_only())
-    }
-    fn create_volume(&self, _: &str, _: &BTreeMap<String, String>) -> Result<(), EngineError> {
-        Err(Self::read_only())
-    }
-    fn remove_volume(&self, _: &str) -> Result<(), EngineError> {
-        Err(Self::read_only())
-    }
-    fn list_volumes(&self, _: &BTreeMap<String, String>) -> Result<Vec<crate::engine::VolumeDetails>, EngineError> {
-        Err(Self::read_only())
-    }
-    fn ensure_image(&self, _: &str, _: &mut dyn FnMut(&str)) -> Result<(), EngineError> {
-        Err(Self::read_only())
-    }
-    fn create_container(&self, _: &ContainerRequest) -> Result<String, EngineError> {
-        Err(Self::read_only())
-    }
-    fn start_container(&self, _: &str) -> Result<(), EngineError> {
-        Err(Self::read_only())
-    }
-    fn stop_container(&self, _: &str, _: u32) -> Result<(), EngineError> {
-        Err(Self::read_only())
-    }
-    fn remove_container(&self, _: &str) -> Result<(), EngineError> {
-        Err(Self::read_only())
-    }
-    fn rename_container(&self, _: &str, _: &str) -> Result<(), EngineError> {
-        Err(Self::read_only())
-    }
-    fn inspect_container(&self, name: &str) -> Result<Option<ContainerDetails>, EngineError> {
-        let (engine, id) = self.located(name)?;
-        Ok(engine.inspect_container(&id)?.map(|mut d| {
-            d.name = name.to_string();
-            d
-        }))
-    }
-    fn exec(&self, _: &str, _: &ExecRequest) -> Result<ExecResult, EngineError> {
-        Err(Self::read_only())
-    }
-    fn write_file(&self, _: &str, _: &str, _: &[u8], _: u32) -> Result<(), EngineError> {
-        Err(Self::read_only())
     }
 }
