@@ -24,7 +24,7 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const POSTGRES: &str = r#"
@@ -43,32 +43,41 @@ config = { buckets = ["attachments"] }
 /// sampled every 20 ms), and the time the restore hook itself took when it is a restore
 /// (the rest is checking the archive and the closing `run`).
 fn provisioner(stack: &support::Stack, args: &[&str]) -> (Duration, u64) {
+    // Into files, not pipes: the output is read only at the end, and a pipe nobody
+    // reads stops the process once it is full (progress lines add up over 1,000 objects).
+    let (stdout, stderr) = (tempfile::tempfile().expect("stdout file"), tempfile::tempfile().expect("stderr file"));
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_provisioner"))
         .args(args)
         .current_dir(stack.path())
         .env_remove("CI")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(stdout.try_clone().expect("stdout file"))
+        .stderr(stderr.try_clone().expect("stderr file"))
         .spawn()
         .expect("starting provisioner");
     let status_file = format!("/proc/{}/status", child.id());
     let mut peak_kib = 0u64;
-    loop {
+    let status = loop {
         if let Ok(status) = std::fs::read_to_string(&status_file) {
             if let Some(kib) = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok()) {
                 peak_kib = peak_kib.max(kib);
             }
         }
-        if child.try_wait().expect("waiting for provisioner").is_some() {
-            break;
+        if let Some(status) = child.try_wait().expect("waiting for provisioner") {
+            break status;
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
     let took = started.elapsed();
-    let out = child.wait_with_output().expect("provisioner output");
-    assert!(out.status.success(), "provisioner {args:?}:\n{}", support::text(&out));
-    for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with("restored ") || l.starts_with("checked every part")) {
+    let read = |mut file: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut text = String::new();
+        file.seek(std::io::SeekFrom::Start(0)).and_then(|_| file.read_to_string(&mut text)).expect("reading the output");
+        text
+    };
+    let (out, err) = (read(stdout), read(stderr));
+    assert!(status.success(), "provisioner {args:?}:\n{out}\n{err}");
+    for line in out.lines().filter(|l| l.starts_with("restored ") || l.starts_with("checked every part")) {
         println!("  ({line} of Q's {:.2} s)", took.as_secs_f64());
     }
     (took, peak_kib * 1024)
