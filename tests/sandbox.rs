@@ -320,7 +320,11 @@ fn the_second_load_is_a_cache_hit_and_a_tampered_entry_is_rebuilt() {
     assert_eq!(second.sha256, first.sha256);
 
     // Flip one byte of the compiled code: the entry must be rebuilt, not trusted.
-    let entries: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    let entries: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     let mut bytes = std::fs::read(&entries[0]).unwrap();
     let middle = bytes.len() / 2;
@@ -345,15 +349,18 @@ fn another_plugins_cache_entry_under_this_key_is_rebuilt_not_loaded() {
     // stored before that check, so it has a key to copy over.
     let refused = rt.load(&support::fixture("future_wit")).err().expect("refused");
     assert!(matches!(refused, LoadError::UnsupportedWit { .. }), "{refused}");
-    let entry = |sha: &str| {
+    // An entry is its compiled code and its header: copy both.
+    let entry = |sha: &str, extension: &str| {
         std::fs::read_dir(cache.path())
             .unwrap()
             .map(|e| e.unwrap().path())
-            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(sha))
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(sha) && p.extension().is_some_and(|x| x == extension))
             .expect("cache entry")
     };
     let future_sha = provisioner::runtime::cache::sha256_hex(&std::fs::read(support::fixture("future_wit")).unwrap());
-    std::fs::copy(entry(&good.sha256), entry(&future_sha)).unwrap();
+    for extension in ["cwasm", "check"] {
+        std::fs::copy(entry(&good.sha256, extension), entry(&future_sha, extension)).unwrap();
+    }
     // Loading misbehave's code under future_wit's name would succeed: it must not.
     let again = rt.load(&support::fixture("future_wit")).err().expect("still refused: its own code was compiled");
     assert!(matches!(again, LoadError::UnsupportedWit { ref found, .. } if found == "0.9.0"), "{again}");

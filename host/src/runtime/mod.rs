@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
 
@@ -67,7 +67,7 @@ impl std::fmt::Display for Hook {
 }
 
 /// What a plugin says about itself in `describe`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginInfo {
     pub name: String,
     pub version: String,
@@ -277,11 +277,25 @@ impl PluginRuntime {
                 backup: None,
             },
         };
-        let label = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let info = self
-            .describe(&plugin, &label)
-            .map_err(|failure| LoadError::Describe { path: path_buf.clone(), failure: Box::new(failure) })?;
-        check_info(&info).map_err(|problem| LoadError::BadInfo { path: path_buf, problem })?;
+        // Only beside a hit: a new or rebuilt entry is described afresh. Checked again
+        // as if the plugin had just answered, which costs nothing.
+        let cached = matches!(plugin.cache, CacheOutcome::Hit)
+            .then(|| self.cache.load_info::<PluginInfo>(&self.engine, &plugin.sha256))
+            .flatten()
+            .filter(|info| check_info(info).is_ok());
+        let described = cached.is_some();
+        let info = match cached {
+            Some(info) => info,
+            None => {
+                let label = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let info = self
+                    .describe(&plugin, &label)
+                    .map_err(|failure| LoadError::Describe { path: path_buf.clone(), failure: Box::new(failure) })?;
+                check_info(&info).map_err(|problem| LoadError::BadInfo { path: path_buf, problem })?;
+                self.cache.store_info(&self.engine, &plugin.sha256, &info);
+                info
+            }
+        };
         tracing::debug!(
             plugin = %path.display(),
             cache = ?plugin.cache,
@@ -289,6 +303,7 @@ impl PluginRuntime {
             cache_us = (compiled - hashed).as_micros() as u64,
             link_us = (linked - compiled).as_micros() as u64,
             describe_us = (started.elapsed() - linked).as_micros() as u64,
+            describe_cached = described,
             "plugin loaded"
         );
         plugin.info = info;
