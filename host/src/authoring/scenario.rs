@@ -39,6 +39,7 @@ use crate::engine::{ContainerEngine, Docker, ExecRequest, Unavailable};
 use crate::lifecycle::{Stack, Status, Summary};
 use crate::naming::{self, Scope};
 use crate::runtime::{LoadedPlugin, Output, PluginInfo, PluginRuntime};
+use crate::text::mask_secrets;
 
 use super::check::{needs_engine, nothing_left, project_file, unique_project, verdict, Throwaway};
 
@@ -482,7 +483,7 @@ impl<'a> Runner<'a> {
                             (Verdict::Fail, why)
                         }
                     };
-                    emit(line(mask(&check, &secrets), verdict, mask(&detail, &secrets)));
+                    emit(line(mask_secrets(&check, &secrets), verdict, mask_secrets(&detail, &secrets)));
                 }
             }
             if !ok {
@@ -712,10 +713,6 @@ fn tcp_check(value: &str, tcp: &Tcp) -> Result<String, String> {
         let shown = crate::text::printable(text.trim(), 200, false);
         Err(format!("{addr} answered: {}", if shown.is_empty() { "nothing".into() } else { shown }))
     }
-}
-
-fn mask(text: &str, secrets: &[String]) -> String {
-    secrets.iter().fold(text.to_string(), |text, secret| text.replace(secret.as_str(), "***"))
 }
 
 #[cfg(test)]
