@@ -7,12 +7,15 @@
 //! machine spent during A (the floor A cannot beat on this many cores).
 //! Needs what `cargo xtask test` prepares; run it with `cargo xtask bench`.
 
+mod common;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::median;
 
 const RUNS: usize = 3;
 
@@ -72,11 +75,6 @@ fn machine_busy() -> Option<Duration> {
     let busy: u64 = fields.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v).sum();
     let ticks = Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u64>().ok()).unwrap_or(100);
     Some(Duration::from_secs_f64(busy as f64 / ticks as f64))
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn s(d: Duration) -> String {

@@ -5,6 +5,7 @@
 //! `tests/images/registry`) started here and removed at the end.
 //! `cargo xtask bench` (or `cargo bench -p provisioner --bench oci_install`).
 
+mod common;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
@@ -18,14 +19,7 @@ use provisioner::runtime::cache::ComponentCache;
 use provisioner::runtime::limits::HookLimits;
 use provisioner::runtime::PluginRuntime;
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
+use common::{median, ms};
 
 fn runtime(cache: &std::path::Path) -> PluginRuntime {
     PluginRuntime::new(ComponentCache::new(cache), HookLimits::default()).expect("runtime")

@@ -3,11 +3,12 @@
 //! Each number is a median over repeated runs in this process; each is printed next
 //! to the baseline it is compared with, measured in the same run.
 
+mod common;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use provisioner::capabilities::{Effective, Grants};
 use provisioner::runtime::cache::ComponentCache;
@@ -15,14 +16,7 @@ use provisioner::runtime::limits::HookLimits;
 use provisioner::runtime::state::{Scope, ServiceHost};
 use provisioner::runtime::{HookContext, PluginRuntime};
 
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
-}
+use common::{median, ms};
 
 fn main() {
     let wasm = support::fixture("misbehave");

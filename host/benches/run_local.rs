@@ -4,12 +4,15 @@
 //! Needs what `cargo xtask test` prepares (Docker, the offline images, the plugins);
 //! run it with `cargo xtask bench`.
 
+mod common;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::{median, whole_ms};
 
 const RUNS: usize = 3;
 
@@ -19,20 +22,6 @@ fn provisioner(dir: &Path, args: &[&str]) -> (Duration, serde_json::Value) {
     let elapsed = started.elapsed();
     assert!(out.status.success(), "provisioner {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (elapsed, serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn median_u(mut v: Vec<u64>) -> u64 {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.0} ms", d.as_secs_f64() * 1e3)
 }
 
 fn main() {
@@ -65,10 +54,10 @@ fn main() {
     }
     let (cold, warm, down) = (median(cold), median(warm), median(down));
     println!("run local, PostgreSQL + Redis, median of {RUNS} (whole command, wall clock):");
-    println!("  cold run (new volumes):    {}", ms(cold));
+    println!("  cold run (new volumes):    {}", whole_ms(cold));
     for (service, (provision, ready)) in per_service {
-        println!("    {service:<6} provision {} ms, ready {} ms", median_u(provision), median_u(ready));
+        println!("    {service:<6} provision {} ms, ready {} ms", median(provision), median(ready));
     }
-    println!("  warm run (nothing to do):  {}   (target <= 150 ms; warm / cold = {:.3})", ms(warm), warm.as_secs_f64() / cold.as_secs_f64());
-    println!("  teardown:                  {}   (target <= 2 s)", ms(down));
+    println!("  warm run (nothing to do):  {}   (target <= 150 ms; warm / cold = {:.3})", whole_ms(warm), warm.as_secs_f64() / cold.as_secs_f64());
+    println!("  teardown:                  {}   (target <= 2 s)", whole_ms(down));
 }

@@ -7,12 +7,15 @@
 //! W: a warm no-op `provisioner run swarm` (everything up and unchanged).
 //! Prints P/D and W. Run it with `cargo xtask bench`.
 
+mod common;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::median;
 
 const RUNS: usize = 3;
 const DATA_NODE: &str = "node-3";
@@ -106,11 +109,6 @@ fn stack_cold(cluster: &Cluster, port: u16) -> Duration {
     env(&mut down);
     ok(&mut down);
     took
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -7,12 +7,15 @@
 //!    (examples/ticketing/compose, driven by compose_up.sh).
 //! Prints P/D. Needs what `cargo xtask test` prepares; run it with `cargo xtask bench`.
 
+mod common;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::median;
 
 const RUNS: usize = 3;
 
@@ -56,11 +59,6 @@ fn compose_cold() -> Duration {
     let took = started.elapsed();
     ok(Command::new("bash").arg(&script).args(["down", &name]));
     took
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -223,13 +223,7 @@ struct Printer<'a> {
 
 impl Printer<'_> {
     fn print(&self, out: &mut dyn Write, source: &Source, line: &LogLine) -> std::io::Result<()> {
-        let mut text = line.text.clone();
-        for secret in self.masks {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), "***");
-            }
-        }
-        let text = crate::text::printable(&text, crate::text::MAX_SHOWN, false);
+        let text = crate::text::printable(&crate::text::mask_secrets(&line.text, self.masks), crate::text::MAX_SHOWN, false);
         if self.options.json {
             let json = JsonLine {
                 service: &source.service,

@@ -24,6 +24,25 @@ pub fn printable(text: &str, max: usize, multiline: bool) -> String {
     out
 }
 
+/// What stands in a secret's place wherever a secret is masked.
+pub const SECRET_PLACEHOLDER: &str = "***";
+
+/// `text` with every occurrence of each of `secrets`, in the order given, replaced by
+/// [`SECRET_PLACEHOLDER`]. Empty secrets are skipped: replacing "" would put the
+/// placeholder between every character. A caller with secrets that contain one
+/// another passes the longest first, so that the longer is masked whole.
+pub fn mask_secrets<S: AsRef<str>>(text: &str, secrets: impl IntoIterator<Item = S>) -> String {
+    let mut text = text.to_string();
+    for secret in secrets {
+        let secret = secret.as_ref();
+        // `contains` first: most text holds no secret, and `replace` always copies.
+        if !secret.is_empty() && text.contains(secret) {
+            text = text.replace(secret, SECRET_PLACEHOLDER);
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,6 +54,14 @@ mod tests {
         assert_eq!(printable("a\nb", 100, false), "a?b");
         let long = printable(&"x".repeat(10_000), 10, false);
         assert_eq!(long, format!("{}… (9990 more bytes not shown)", "x".repeat(10)));
+    }
+
+    #[test]
+    fn secrets_are_masked_in_order_and_empty_ones_skipped() {
+        assert_eq!(mask_secrets("user=app pass=s3cret s3cret", ["s3cret", ""]), "user=app pass=*** ***");
+        assert_eq!(mask_secrets("abcd", ["abcd", "bc"]), "***");
+        assert_eq!(mask_secrets("abcd", ["bc", "abcd"]), "a***d");
+        assert_eq!(mask_secrets("nothing here", Vec::<String>::new()), "nothing here");
     }
 }
 

@@ -167,11 +167,7 @@ impl HostCalls {
     /// `text` with every secret this hook has seen replaced by `***`, without control
     /// characters (newlines kept when `multiline`), cut to `max` bytes.
     pub fn mask(&self, text: &str, max: usize, multiline: bool) -> String {
-        let mut text = text.to_string();
-        for secret in &self.secret_values {
-            text = text.replace(secret.as_str(), "***");
-        }
-        crate::text::printable(&text, max, multiline)
+        crate::text::printable(&crate::text::mask_secrets(text, &self.secret_values), max, multiline)
     }
 
     /// Whether a log message of `bytes` still fits the call's log budget; the first

@@ -403,13 +403,10 @@ impl Stack<'_> {
     /// What a plugin or a container said, fit for the terminal: the service's secrets
     /// masked, control characters replaced, cut to a readable length.
     fn mask(&self, p: &Prepared, text: &str) -> String {
-        let mut text = text.to_string();
-        if let Some(Ok(secrets)) = p.host.secrets_dir.as_ref().map(|dir| SecretFile::new(dir, &p.service.name).read_all()) {
-            for value in secrets.values().filter(|v| !v.is_empty()) {
-                text = text.replace(value.as_str(), "***");
-            }
-        }
-        crate::text::printable(&text, crate::text::MAX_SHOWN, true)
+        // An unreadable secrets file masks nothing rather than hiding the text: what a
+        // plugin said is what explains the failure being shown.
+        let secrets = p.host.secrets_dir.as_ref().and_then(|dir| SecretFile::new(dir, &p.service.name).read_all().ok()).unwrap_or_default();
+        crate::text::printable(&crate::text::mask_secrets(text, secrets.values()), crate::text::MAX_SHOWN, true)
     }
 
     /// What the engine knows and a plugin cannot say: which of the service's containers
