@@ -3,7 +3,7 @@
 //! `--json` unless asked.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,10 @@ impl Progress {
     pub fn report(&self, service: &str, message: &str) {
         match self {
             Progress::Quiet => {}
-            Progress::Plain { started } => eprintln!("[{:>6.1}s] {service}: {message}", started.elapsed().as_secs_f64()),
+            // Progress is advice: a closed stderr (`… 2>&1 | head`) must not stop the run.
+            Progress::Plain { started } => {
+                let _ = writeln!(std::io::stderr(), "[{:>6.1}s] {service}: {message}", started.elapsed().as_secs_f64());
+            }
             Progress::Live { bars, lines } => {
                 let mut lines = lines.lock().unwrap_or_else(|e| e.into_inner());
                 let bar = lines.entry(service.to_string()).or_insert_with(|| {

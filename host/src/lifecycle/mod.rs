@@ -189,7 +189,7 @@ impl Stack<'_> {
         let (env, prepared) = self.prepare()?;
         let deps = |name: &str| prepared[name].service.depends_on.clone();
         let outputs_suffice = |name: &str| prepared[name].service.wait_for == WaitFor::Outputs;
-        let mut results = schedule(prepared.keys().cloned().collect(), deps, outputs_suffice, |name, inputs, gate| {
+        let mut results = schedule(Hook::Provision, prepared.keys().cloned().collect(), deps, outputs_suffice, |name, inputs, gate| {
             self.bring_up(&env, &prepared[name], inputs, gate, started)
         });
         for report in results.iter_mut().filter(|r| r.plugin.is_empty()) {
@@ -304,7 +304,7 @@ impl Stack<'_> {
         let (env, prepared) = self.prepare_services(false)?;
         let dependents = |name: &str| self.project.dependents(name);
         let budget_ends = started + TEARDOWN_BUDGET;
-        let mut results = schedule(prepared.keys().cloned().collect(), dependents, |_| false, |name, _, _| {
+        let mut results = schedule(Hook::Teardown, prepared.keys().cloned().collect(), dependents, |_| false, |name, _, _| {
             let p = &prepared[name];
             let started = Instant::now();
             let left = budget_ends.saturating_duration_since(started);
@@ -335,6 +335,9 @@ impl Stack<'_> {
                 ..ServiceReport::new(&p.service.name, &p.service.plugin, status)
             }
         });
+        for report in results.iter_mut().filter(|r| r.plugin.is_empty()) {
+            report.plugin = prepared[&report.service].service.plugin.clone();
+        }
         for service in self.project.services.values().filter(|s| !prepared.contains_key(&s.name)) {
             let message = format!(
                 "plugin `{}` is not found, so its teardown hook did not run; its resources are removed by label",

@@ -7,9 +7,10 @@
 //! can boot while they do. Such a service reads how they fare through its [`Gate`].
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Condvar, Mutex};
 
-use super::{ServiceReport, Status};
+use super::{Hook, ServiceReport, Status};
 use crate::runtime::Output;
 
 /// Where every service stands, shared by all the threads.
@@ -65,7 +66,10 @@ pub fn did_not_succeed(failed: &[String]) -> String {
 
 /// Run `work` for every name once its prerequisites (`after`) allow: finished, or
 /// provisioned when `outputs_suffice(name)`. `work` gets the prerequisites' outputs.
+/// A `work` that panics is reported as failed in `hook`: the services waiting for it
+/// must hear that it ended, or they would wait for ever.
 pub fn schedule(
+    hook: Hook,
     names: Vec<String>,
     after: impl Fn(&str) -> Vec<String> + Sync,
     outputs_suffice: impl Fn(&str) -> bool + Sync,
@@ -106,7 +110,15 @@ pub fn schedule(
                         })
                         .collect();
                     drop(seen);
-                    work(name, &inputs, &gate)
+                    std::panic::catch_unwind(AssertUnwindSafe(|| work(name, &inputs, &gate))).unwrap_or_else(|panic| {
+                        let what = panic
+                            .downcast_ref::<String>()
+                            .map(String::as_str)
+                            .or_else(|| panic.downcast_ref::<&str>().copied())
+                            .unwrap_or("no message");
+                        let message = format!("provisioner itself failed while handling this service ({what}); this is a bug, please report it");
+                        ServiceReport::new(name, "", Status::Failed { hook, message, log_tail: String::new() })
+                    })
                 } else {
                     drop(seen);
                     // The plugin name is filled in by the caller, which knows it.
@@ -124,7 +136,6 @@ pub fn schedule(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lifecycle::Hook;
 
     fn report(name: &str, status: Status) -> ServiceReport {
         let outputs = vec![Output { name: "URL".into(), value: format!("{name}://x"), secret: false, network_value: None }];
@@ -146,6 +157,7 @@ mod tests {
         ]);
         let finished = Mutex::new(Vec::new());
         let results = schedule(
+            Hook::Provision,
             vec!["a".into(), "b".into(), "c".into(), "d".into()],
             |n| deps[n].clone(),
             |_| false,
@@ -175,6 +187,7 @@ mod tests {
             let app_started_while_db_ran = Mutex::new(false);
             let db_running = Mutex::new(true);
             let results = schedule(
+                Hook::Provision,
                 vec!["db".into(), "app".into()],
                 deps,
                 |n| n == "app",
@@ -202,5 +215,24 @@ mod tests {
                 false => assert!(matches!(&app.status, Status::Skipped { because } if because.contains("`db`"))),
             }
         }
+    }
+
+    #[test]
+    fn a_panicking_service_fails_and_its_dependents_are_skipped_not_stuck() {
+        let deps = |n: &str| if n == "app" { vec!["db".to_string()] } else { vec![] };
+        let results = schedule(Hook::Teardown, vec!["db".into(), "app".into(), "other".into()], deps, |_| false, |n, _, _| {
+            if n == "db" {
+                panic!("stderr closed");
+            }
+            report(n, Status::Ready)
+        });
+        let status: HashMap<_, _> = results.iter().map(|r| (r.service.as_str(), &r.status)).collect();
+        assert!(
+            matches!(status["db"], Status::Failed { hook: Hook::Teardown, message, .. } if message.contains("stderr closed") && message.contains("a bug")),
+            "{:?}",
+            status["db"]
+        );
+        assert!(matches!(status["app"], Status::Skipped { because } if because.contains("`db`")));
+        assert!(matches!(status["other"], Status::Ready));
     }
 }
