@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::capabilities::{first_party, Grants};
 use crate::config::Project;
-use crate::runtime::{LoadedPlugin, PluginRuntime};
+use crate::runtime::{LoadError, LoadedPlugin, PluginRuntime};
 
 /// Environment variable with extra plugin folders.
 pub const PATH_VAR: &str = "PROVISIONER_PLUGIN_PATH";
@@ -115,6 +115,43 @@ pub enum GrantSource {
     None,
 }
 
+/// Load `files` side by side on every core (a cached load is mostly hashing and
+/// mapping, which parallelise), each result beside its file, in the given order.
+fn load_all(runtime: &PluginRuntime, files: Vec<PathBuf>) -> Vec<(PathBuf, Result<LoadedPlugin, LoadError>)> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len());
+    if workers <= 1 {
+        return files.into_iter().map(|path| (path.clone(), runtime.load(&path))).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, Result<LoadedPlugin, LoadError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(path) = files.get(index) else { break mine };
+                        mine.push((index, runtime.load(path)));
+                    }
+                })
+            })
+            .collect();
+        // A loader that panicked (a bug) lost its files; they are loaded again below,
+        // where the panic surfaces as it would have without threads.
+        handles.into_iter().filter_map(|h| h.join().ok()).flatten().collect()
+    });
+    results.sort_by_key(|(index, _)| *index);
+    let mut results = results.into_iter().peekable();
+    files
+        .iter()
+        .enumerate()
+        .map(|(index, path)| match results.next_if(|(i, _)| *i == index) {
+            Some((_, loaded)) => (path.clone(), loaded),
+            None => (path.clone(), runtime.load(path)),
+        })
+        .collect()
+}
+
 impl Catalog {
     /// Load every `*.wasm` in `dirs`. A file that fails to load is listed as broken;
     /// two plugins with one name stop discovery.
@@ -127,8 +164,8 @@ impl Catalog {
                 .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
                 .collect();
             files.sort();
-            for path in files {
-                match runtime.load(&path) {
+            for (path, loaded) in load_all(runtime, files) {
+                match loaded {
                     Ok(plugin) => {
                         let name = plugin.info.name.clone();
                         if let Some(existing) = catalog.plugins.get(&name) {
