@@ -46,6 +46,19 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     write_atomic(path, bytes, PRIVATE_FILE, Parent::Create)
 }
 
+/// `write_private`, unless `path` already holds exactly `bytes` with mode 0600: a
+/// run that changed nothing leaves `.env` and the state untouched, so a dev server
+/// watching `.env` is not restarted by every `run`. Whether it wrote.
+pub fn write_private_if_changed(path: &Path, bytes: &[u8]) -> Result<bool, WriteError> {
+    use std::os::unix::fs::PermissionsExt;
+    let same = fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64 && m.permissions().mode() & 0o777 == PRIVATE_FILE)
+        && fs::read(path).is_ok_and(|held| held == bytes);
+    if same {
+        return Ok(false);
+    }
+    write_private(path, bytes).map(|()| true)
+}
+
 /// Like `write_private`, and the folder is made 0700 too (secrets, state).
 pub fn write_private_in_private_dir(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     write_atomic(path, bytes, PRIVATE_FILE, Parent::Private)
@@ -108,6 +121,24 @@ pub fn set_mode(path: &Path, mode: u32) -> Result<(), WriteError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unchanged_contents_are_not_rewritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        assert!(write_private_if_changed(&path, b"A=1\n").unwrap(), "a new file is written");
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+        let first = inode(&path);
+        assert!(!write_private_if_changed(&path, b"A=1\n").unwrap(), "the same contents are left alone");
+        assert_eq!(inode(&path), first, "not replaced");
+        assert!(write_private_if_changed(&path, b"A=2\n").unwrap(), "new contents are written");
+        assert_eq!(fs::read(&path).unwrap(), b"A=2\n");
+        // The same contents with a looser mode are written again, which fixes the mode.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(write_private_if_changed(&path, b"A=2\n").unwrap());
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, PRIVATE_FILE);
+    }
+
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 

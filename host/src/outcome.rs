@@ -9,7 +9,7 @@ use anyhow::Context;
 
 use crate::config::Project;
 use crate::discovery::Catalog;
-use crate::fsutil::write_private;
+use crate::fsutil::write_private_if_changed;
 use crate::lifecycle::{Status, Summary};
 use crate::runtime::Output;
 use crate::state::{dotenv, ignore_in_git, Scaled, ServiceState, State, DOTENV_HEADER};
@@ -73,14 +73,20 @@ pub fn save_run(
     catalog: &Catalog,
     scale: &BTreeMap<String, Scaled>,
     summary: &Summary,
-) -> anyhow::Result<PathBuf> {
+) -> anyhow::Result<DotEnv> {
     let sha256 = |plugin: &str| catalog.plugins.get(plugin).map(|f| f.plugin.sha256.clone());
     let recorded = record(&project.name, environment, scale, summary, sha256);
     recorded.state.save(&project.state_dir(environment))?;
     let path = dotenv_path(project, environment);
-    write_private(&path, dotenv(&recorded.outputs).as_bytes())?;
+    let changed = write_private_if_changed(&path, dotenv(&recorded.outputs).as_bytes())?;
     ignore_in_git(project.root())?;
-    Ok(path)
+    Ok(DotEnv { path, changed })
+}
+
+/// The app's `.env` after a run, and whether the run changed it.
+pub struct DotEnv {
+    pub path: PathBuf,
+    pub changed: bool,
 }
 
 /// After `teardown`: nothing is left, so neither are services or scale overrides in

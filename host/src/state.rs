@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{create_private_dir, write_private};
+use crate::fsutil::{create_private_dir, write_private_if_changed};
 use crate::runtime::Output;
 
 /// One service as the last run left it.
@@ -78,9 +78,11 @@ impl State {
         }
     }
 
-    /// Write atomically: a crash leaves the old file or the new one, never half.
+    /// Write atomically: a crash leaves the old file or the new one, never half. The
+    /// same state is not written again.
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
-        Ok(write_private(&Self::path(dir), serde_json::to_string_pretty(self)?.as_bytes())?)
+        write_private_if_changed(&Self::path(dir), serde_json::to_string_pretty(self)?.as_bytes())?;
+        Ok(())
     }
 }
 

@@ -182,7 +182,10 @@ pub(super) fn bring_up(cli: &Cli, session: &Session, env: &str, timings: bool) -
         }
         println!("{summary}");
         if let (Ok(dotenv), true) = (&saved, summary.succeeded()) {
-            println!("wrote {}", dotenv.display());
+            match dotenv.changed {
+                true => println!("wrote {}", dotenv.path.display()),
+                false => println!("{} is up to date", dotenv.path.display()),
+            }
         }
     }
     // The timings report, kept for the last run; a failure to write it is only said.
