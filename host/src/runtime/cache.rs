@@ -20,11 +20,12 @@
 //! compared with the wasm being loaded (32 bytes, no extra hashing) and covered by
 //! the checksum. An entry bound to other wasm is recompiled and overwritten.
 //!
-//! Layout: `KEY.cwasm` is the payload exactly as wasmtime wrote it, so it is mapped
-//! into memory in place rather than copied; `KEY.check` is its header: `MAGIC` (16) |
-//! wasm sha256 (32) | payload length (8, little-endian) | xxh3-128(wasm sha256 ‖
-//! payload) (16). The payload is written first, so a crash between the two leaves a
-//! header that does not match, and the entry is rebuilt.
+//! Layout (`KEY` ends in the layout's version, `v4`): `KEY.cwasm` is the payload
+//! exactly as wasmtime wrote it, so it is mapped into memory in place rather than
+//! copied; `KEY.check` is its header: `MAGIC` (16) | wasm sha256 (32) | payload length
+//! (8, little-endian) | xxh3-128(wasm sha256 ‖ payload) (16). The payload is written
+//! first, so a crash between the two leaves a header that does not match, and the entry
+//! is rebuilt.
 //!
 //! Beside them, `KEY.info.json` keeps what the plugin's `describe` answered, bound to
 //! the same wasm digest and to this host's version: `describe` is a pure function of
@@ -45,6 +46,8 @@ use wasmtime::Engine;
 /// Version 2 added the wasm binding; version 4 moved the header to its own file and
 /// the checksum to xxh3. An entry of an older version is simply rebuilt.
 const MAGIC: &[u8; 16] = b"provisioner-cw4\n";
+/// In the entries' file names.
+const LAYOUT: &str = "v4";
 const CHECKSUM: usize = 16;
 const HEADER: usize = MAGIC.len() + 32 + 8 + CHECKSUM;
 
@@ -100,12 +103,14 @@ impl ComponentCache {
         &self.dir
     }
 
-    /// Where the entry for this wasm lives.
+    /// Where the entry for this wasm lives. The layout's version is in the name, so a
+    /// host of another layout sharing the folder keeps its own entries instead of
+    /// rejecting and overwriting these (and these then theirs) on every load.
     pub fn entry_path(&self, engine: &Engine, wasm_sha256: &str) -> PathBuf {
         let mut hasher = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_key = hex::encode(hasher.0.finalize());
-        self.dir.join(format!("{wasm_sha256}-{}.cwasm", &engine_key[..16]))
+        self.dir.join(format!("{wasm_sha256}-{}.{LAYOUT}.cwasm", &engine_key[..16]))
     }
 
     /// `wasm_sha256` is the hex sha256 of `wasm`, as the caller computed it for its
