@@ -48,7 +48,7 @@ pub use host_log::Level;
 /// [`PluginInfo::config`] its schema; `use provisioner_plugin_sdk::*;` is all a plugin
 /// needs (the derive finds `schemars` through this re-export).
 pub use schemars::{self, JsonSchema};
-pub use provisioner::plugin::types::{BackupReport, Capability, ConfigProblem, Context, KeyValue, Output, Readiness};
+pub use provisioner::plugin::types::{BackupReport, Capability, ConfigProblem, Context, KeyValue, MetricsEndpoint, Output, Readiness};
 
 /// A plugin: the hooks the host calls (see the WIT's `hooks` interface). Implement it
 /// and export the type with [`export_plugin!`].
@@ -99,6 +99,27 @@ pub trait Plugin {
         let _ = ctx;
         Err("this plugin has no backup support".into())
     }
+
+    /// The metrics endpoints the service serves while the environment is monitored
+    /// (`ctx.monitored`): the WIT's `plugin-info.metrics`. Default: none. Build each
+    /// with [`MetricsEndpoint::new`].
+    fn metrics() -> Vec<MetricsEndpoint> {
+        Vec::new()
+    }
+
+    /// What the user should know about the service now, one line each, for
+    /// `provisioner status` (WIT 0.2's `notices`). Default: nothing.
+    fn notices(ctx: Context) -> Result<Vec<String>, String> {
+        let _ = ctx;
+        Ok(Vec::new())
+    }
+}
+
+impl MetricsEndpoint {
+    /// `port` and `path` of the service's container `container` (its short name).
+    pub fn new(container: &str, port: u16, path: &str) -> Self {
+        MetricsEndpoint { container: container.into(), port, path: path.into() }
+    }
 }
 
 /// Export `T`, a [`Plugin`], as the component's `hooks`: `export_plugin!(MyPlugin);`
@@ -135,6 +156,9 @@ macro_rules! export_plugin {
             fn restore(ctx: $crate::Context) -> ::std::result::Result<(), ::std::string::String> {
                 <$ty as $crate::Plugin>::restore(ctx)
             }
+            fn notices(ctx: $crate::Context) -> ::std::result::Result<::std::vec::Vec<::std::string::String>, ::std::string::String> {
+                <$ty as $crate::Plugin>::notices(ctx)
+            }
         }
 
         $crate::__export_plugin_guest!(__provisioner_plugin_export);
@@ -147,7 +171,7 @@ pub mod __private {
     pub use crate::exports::provisioner::plugin::hooks::Guest;
     pub use crate::provisioner::plugin::types::PluginInfo as WitPluginInfo;
 
-    /// `T::describe()` with `T::BACKUP`, as the WIT's `plugin-info`.
+    /// `T::describe()` with `T::BACKUP` and `T::metrics()`, as the WIT's `plugin-info`.
     pub fn describe<T: crate::Plugin>() -> WitPluginInfo {
         let info = T::describe();
         WitPluginInfo {
@@ -160,6 +184,7 @@ pub mod __private {
             outputs: info.outputs,
             defaults: info.defaults,
             backup: T::BACKUP.map(str::to_string),
+            metrics: T::metrics(),
         }
     }
 }
@@ -227,6 +252,18 @@ pub mod archive {
     pub use crate::testing::imports::archive::*;
     pub use crate::Error;
     pub use crate::{ExecOptions, ExecOutput};
+}
+
+/// The `monitoring` interface (WIT 0.2): where the environment's other services serve
+/// metrics, for a collector holding `scrape-targets`.
+pub mod monitoring {
+    #[cfg(not(all(feature = "testing", not(target_arch = "wasm32"))))]
+    pub use crate::provisioner::plugin::monitoring::*;
+    #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+    pub use crate::provisioner::plugin::monitoring::ScrapeTarget;
+    #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+    pub use crate::testing::imports::monitoring::*;
+    pub use crate::Error;
 }
 
 /// The `log` interface: messages and the progress line.
@@ -501,6 +538,11 @@ impl PluginInfo {
     }
 
     /// Its own generated secrets.
+    /// `scrape-targets`: read where the other services serve metrics (a collector).
+    pub fn scrape_targets(self) -> Self {
+        self.capability(Capability::ScrapeTargets)
+    }
+
     pub fn secrets(self) -> Self {
         self.capability(Capability::Secrets)
     }

@@ -44,6 +44,7 @@ mod clock;
 mod docker;
 mod exec;
 mod log;
+mod monitoring;
 mod secrets;
 mod state;
 
@@ -70,6 +71,7 @@ struct State {
     logs_of: BTreeMap<String, String>,
     signals: Vec<(String, String)>,
     secrets: BTreeMap<String, String>,
+    scrape_targets: Vec<crate::monitoring::ScrapeTarget>,
     log: Vec<(Level, String)>,
     progress: Vec<String>,
     failures: Vec<(String, Option<String>, Error)>,
@@ -121,6 +123,7 @@ pub fn ctx(service: &str, config: serde_json::Value) -> Context {
         config: config.to_string(),
         replicas: 1,
         image_override: None,
+        monitored: false,
     }
 }
 
@@ -231,6 +234,7 @@ pub mod imports {
     pub use super::clock::imports as clock;
     pub use super::docker::imports as docker;
     pub use super::log::imports as log;
+    pub use super::monitoring::imports as monitoring;
     pub use super::secrets::imports as secrets;
     pub use super::state::imports as state;
 
@@ -259,6 +263,7 @@ pub mod imports {
         let _ = [wit::archive::parts, archive::parts];
         let _ = [wit::archive::load_exec, archive::load_exec];
         let _ = [wit::archive::read, archive::read];
+        let _ = [wit::monitoring::scrape_targets, monitoring::scrape_targets];
         let _ = [wit::log::log, log::log];
         let _ = [wit::log::progress, log::progress];
     }

@@ -1,0 +1,35 @@
+//! Monitoring: the scrape targets a test sets (the WIT `monitoring` interface).
+
+use super::MockHost;
+use crate::monitoring::ScrapeTarget;
+
+impl MockHost {
+    /// Set what `monitoring::scrape_targets` answers: (service, plugin, address, path) each.
+    pub fn set_scrape_targets(&self, targets: &[(&str, &str, &str, &str)]) -> &Self {
+        let targets = targets
+            .iter()
+            .map(|(service, plugin, address, path)| ScrapeTarget {
+                service: service.to_string(),
+                plugin: plugin.to_string(),
+                address: address.to_string(),
+                path: path.to_string(),
+            })
+            .collect();
+        self.with(|s| s.scrape_targets = targets);
+        self
+    }
+}
+
+pub mod imports {
+    use crate::monitoring::ScrapeTarget;
+    use crate::testing::with;
+    use crate::{Capability, Error};
+
+    pub fn scrape_targets() -> Result<Vec<ScrapeTarget>, Error> {
+        with(|s| {
+            s.failure("scrape-targets", "")?;
+            s.allows(|c| matches!(c, Capability::ScrapeTargets), "scrape-targets".to_string())?;
+            Ok(s.scrape_targets.clone())
+        })
+    }
+}
