@@ -14,20 +14,36 @@ fn grants(images: &[&str], publish: &[u16], volumes: &[&str], exec: bool) -> Gra
         net_probe: true,
         state_files: true,
         secrets: true,
+        scrape_targets: false,
     }
 }
 
 /// The default grants of a first-party plugin, or `None` for any other name.
 pub fn default_grants(plugin: &str) -> Option<Grants> {
     Some(match plugin {
-        "postgres" => grants(&["postgres:*", "*/postgres:*"], &[5432], &["data"], true),
-        "redis" => grants(&["redis:*", "*/redis:*"], &[6379], &["data"], true),
+        // Each data plugin also runs its exporter while the environment is monitored.
+        "postgres" => grants(
+            &["postgres:*", "*/postgres:*", "prometheuscommunity/postgres-exporter:*", "*/postgres-exporter:*"],
+            &[5432],
+            &["data"],
+            true,
+        ),
+        "redis" => grants(&["redis:*", "*/redis:*", "oliver006/redis_exporter:*", "*/redis-exporter:*"], &[6379], &["data"], true),
         "s3" => grants(&["dxflrs/garage:*", "*/garage:*", "garage:*"], &[3900, 3903], &["data", "meta"], true),
         "rabbitmq" => grants(&["rabbitmq:*", "*/rabbitmq:*"], &[5672, 15672], &["data"], true),
         // The app's own images are the user's choice; the container invariants still
         // apply to whatever they are.
         "container" => grants(&["*"], &[], &["*"], true),
         "loadbalancer" => grants(&["nginx:*", "*/nginx:*"], &[80], &[], true),
+        "prometheus" => Grants {
+            scrape_targets: true,
+            ..grants(
+                &["prom/prometheus:*", "*/prometheus:*", "prom/alertmanager:*", "*/alertmanager:*"],
+                &[9090],
+                &["data", "alerts"],
+                false,
+            )
+        },
         _ => return None,
     })
 }

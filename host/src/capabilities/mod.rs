@@ -11,6 +11,7 @@ pub mod docker;
 pub mod files;
 pub mod first_party;
 pub mod log;
+pub mod monitoring;
 pub mod net;
 pub mod secrets;
 pub mod service;
@@ -31,6 +32,8 @@ pub enum Capability {
     NetProbe,
     StateFiles,
     Secrets,
+    /// Read where the environment's other services serve metrics (WIT 0.2).
+    ScrapeTargets,
 }
 
 impl Capability {
@@ -44,6 +47,9 @@ impl Capability {
             Capability::NetProbe => "open TCP connections to its own published ports and its own containers".into(),
             Capability::StateFiles => "read and write its own state folder".into(),
             Capability::Secrets => "generate and read its own secrets".into(),
+            Capability::ScrapeTargets => {
+                "read where the environment's other services serve metrics (and start after them)".into()
+            }
         }
     }
 
@@ -57,6 +63,7 @@ impl Capability {
             Capability::NetProbe => "net_probe = true".into(),
             Capability::StateFiles => "state_files = true".into(),
             Capability::Secrets => "secrets = true".into(),
+            Capability::ScrapeTargets => "scrape_targets = true".into(),
         }
     }
 }
@@ -71,6 +78,7 @@ impl std::fmt::Display for Capability {
             Capability::NetProbe => f.write_str("net-probe"),
             Capability::StateFiles => f.write_str("state-files"),
             Capability::Secrets => f.write_str("secrets"),
+            Capability::ScrapeTargets => f.write_str("scrape-targets"),
         }
     }
 }
@@ -96,6 +104,10 @@ pub struct Grants {
     pub state_files: bool,
     #[serde(default)]
     pub secrets: bool,
+    /// Skipped when false, so lockfiles written before WIT 0.2's monitoring read and
+    /// write unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub scrape_targets: bool,
 }
 
 /// How much of a declared capability the grants cover.
@@ -125,6 +137,7 @@ impl Grants {
                 Capability::NetProbe => grants.net_probe = true,
                 Capability::StateFiles => grants.state_files = true,
                 Capability::Secrets => grants.secrets = true,
+                Capability::ScrapeTargets => grants.scrape_targets = true,
             }
         }
         grants
@@ -151,6 +164,7 @@ impl Grants {
             Capability::NetProbe => flag(self.net_probe),
             Capability::StateFiles => flag(self.state_files),
             Capability::Secrets => flag(self.secrets),
+            Capability::ScrapeTargets => flag(self.scrape_targets),
         }
     }
 }
@@ -275,6 +289,16 @@ impl Effective {
 
     pub fn check_secrets(&self, name: &str) -> Result<(), Refusal> {
         self.check_flag(Capability::Secrets, "secrets", self.grants.secrets, name)
+    }
+
+    pub fn check_scrape_targets(&self) -> Result<(), Refusal> {
+        self.check_flag(Capability::ScrapeTargets, "scrape-targets", self.grants.scrape_targets, "the environment's metrics endpoints")
+    }
+
+    /// Whether the plugin collects the environment's metrics: its service starts after
+    /// every other one and the others are told to serve theirs.
+    pub fn collects_metrics(&self) -> bool {
+        self.declared.contains(&Capability::ScrapeTargets) && self.grants.scrape_targets
     }
 
     pub fn allows_net_probe(&self) -> bool {

@@ -42,6 +42,8 @@ pub struct ServiceHost {
     pub totals: Arc<crate::totals::Totals>,
     /// The backup being written or read, during `backup` and `restore` only.
     pub archive: Option<Arc<super::archive::ArchiveSession>>,
+    /// The other services' metrics endpoints, for a plugin holding `scrape-targets`.
+    pub scrape_targets: Arc<Vec<super::monitoring::ScrapeTarget>>,
 }
 
 impl ServiceHost {
@@ -61,6 +63,7 @@ impl ServiceHost {
             limits,
             totals: Arc::default(),
             archive: None,
+            scrape_targets: Arc::default(),
         }
     }
 

@@ -250,6 +250,9 @@ pub fn status(cli: &Cli, env: &str) -> Result<ExitCode> {
             if let Some(reason) = &s.reason {
                 println!("  {reason}");
             }
+            for notice in &s.notices {
+                println!("  ! {notice}");
+            }
         }
     }
     if let Some(incomplete) = provisioner::lifecycle::IncompleteRestore::read(&session.project.state_dir(env)) {

@@ -166,6 +166,7 @@ fn grant_items(grants: &Grants) -> BTreeSet<String> {
         (grants.net_probe, "net_probe"),
         (grants.state_files, "state_files"),
         (grants.secrets, "secrets"),
+        (grants.scrape_targets, "scrape_targets"),
     ] {
         if on {
             items.insert(name.to_string());

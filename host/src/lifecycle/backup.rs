@@ -121,7 +121,7 @@ impl Stack<'_> {
                 manifest.skipped.push(Skipped { service: name, reason });
                 continue;
             }
-            let ctx = self.context(&env, &p.service, &p.service.config);
+            let ctx = self.context(&env, p, &p.service.config);
             self.check_ready(p, &ctx)?;
             let session = Arc::new(
                 ArchiveSession::backup(&parts_dir.join(&name)).map_err(|e| service_error(&name, format!("cannot create its parts folder: {e}")))?,
@@ -179,7 +179,7 @@ impl Stack<'_> {
             if !has_backup_hooks(&p.plugin.info.wit_version) || p.plugin.info.backup.is_none() {
                 return Err(service_error(name, format!("plugin `{}` {} has no restore", p.plugin.info.name, p.plugin.info.version)));
             }
-            let ctx = self.context(&env, &p.service, &p.service.config);
+            let ctx = self.context(&env, p, &p.service.config);
             self.check_ready(p, &ctx)?;
             checked.push((p, ctx, *backup));
         }

@@ -18,6 +18,10 @@ pub struct ServiceStatus {
     pub ready: bool,
     /// Why not, when not ready.
     pub reason: Option<String>,
+    /// What the plugin says the user should know now (its `notices` hook, asked once
+    /// the service is ready), e.g. the alerts a collector sees firing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,7 +97,7 @@ impl Stack<'_> {
                                 node: c.node,
                             })
                             .collect::<Vec<_>>();
-                        let ctx = self.context(env, &p.service, &p.service.config);
+                        let ctx = self.context(env, p, &p.service.config);
                         let (ready, reason) = if containers.is_empty() {
                             (false, Some("not provisioned".to_string()))
                         } else {
@@ -105,13 +109,33 @@ impl Stack<'_> {
                                 Err(failure) => (false, Some(self.mask(p, &failure.to_string()))),
                             }
                         };
-                        ServiceStatus { service: p.service.name.clone(), plugin: p.service.plugin.clone(), containers, ready, reason }
+                        let notices = if ready { self.notices(p, &ctx) } else { Vec::new() };
+                        ServiceStatus {
+                            service: p.service.name.clone(),
+                            plugin: p.service.plugin.clone(),
+                            containers,
+                            ready,
+                            reason,
+                            notices,
+                        }
                     })
                 })
                 .collect();
             handles.into_iter().filter_map(|h| h.join().ok()).collect()
         });
         Ok(statuses)
+    }
+
+    /// A ready service's notices, masked; a failed call is one notice saying so.
+    fn notices(&self, p: &super::Prepared, ctx: &crate::runtime::HookContext) -> Vec<String> {
+        let answer = match self.runtime.notices(&p.plugin, p.host.clone(), ctx) {
+            Ok(call) => call.value,
+            Err(failure) => Err(failure.to_string()),
+        };
+        match answer {
+            Ok(notices) => notices.iter().map(|n| self.mask(p, n)).collect(),
+            Err(message) => vec![format!("its plugin could not say what is going on: {}", self.mask(p, &message))],
+        }
     }
 
     /// What `run` would create, change or remove. Reads the engine; changes nothing.
@@ -125,7 +149,7 @@ impl Stack<'_> {
             let name = &p.service.name;
             let mine: Vec<&ContainerDetails> =
                 existing.iter().filter(|c| naming::service_of(&c.labels) == Some(name.as_str())).collect();
-            let hash = config_hash(&p.plugin.sha256, &self.context(&env, &p.service, &p.service.config));
+            let hash = config_hash(&p.plugin.sha256, &self.context(&env, p, &p.service.config));
             let record = state.services.get(name);
             let item = |action, detail: String, operations| PlanItem { service: name.clone(), action, detail, operations };
             let item = match record {

@@ -89,6 +89,34 @@ struct Prepared {
     service: Service,
     plugin: Arc<LoadedPlugin>,
     host: Arc<ServiceHost>,
+    /// The plugin collects the environment's metrics (`scrape-targets`, granted).
+    collector: bool,
+    /// A service of the environment collects metrics: this one serves its own.
+    monitored: bool,
+}
+
+/// What `name` waits for: its `depends_on`, and for a collector of metrics every
+/// service that is not one (their endpoints must exist before it is configured).
+fn prerequisites(prepared: &BTreeMap<String, Prepared>, name: &str) -> Vec<String> {
+    let p = &prepared[name];
+    let mut deps = p.service.depends_on.clone();
+    if p.collector {
+        let others: Vec<String> =
+            prepared.values().filter(|o| !o.collector && !deps.contains(&o.service.name)).map(|o| o.service.name.clone()).collect();
+        deps.extend(others);
+    }
+    deps
+}
+
+/// Who waits for `name`: the inverse of [`prerequisites`], for teardown.
+fn dependents(project: &Project, prepared: &BTreeMap<String, Prepared>, name: &str) -> Vec<String> {
+    let mut dependents = project.dependents(name);
+    if prepared.get(name).is_some_and(|p| !p.collector) {
+        let collectors: Vec<String> =
+            prepared.values().filter(|o| o.collector && !dependents.contains(&o.service.name)).map(|o| o.service.name.clone()).collect();
+        dependents.extend(collectors);
+    }
+    dependents
 }
 
 impl Stack<'_> {
@@ -157,16 +185,37 @@ impl Stack<'_> {
                 limits: env.limits,
                 totals: totals.clone(),
                 archive: None,
+                scrape_targets: Arc::default(),
             };
-            prepared.insert(service.name.clone(), Prepared { service: service.clone(), plugin, host: Arc::new(host) });
+            let collector = host.effective.collects_metrics();
+            prepared.insert(service.name.clone(), Prepared { service: service.clone(), plugin, host: Arc::new(host), collector, monitored: false });
         }
         if !problems.is_empty() {
             return Err(PreflightError::InvalidConfig(problems));
         }
+        Self::monitor(&mut prepared);
         Ok((env, prepared))
     }
 
-    fn context(&self, env: &Environment, service: &Service, config: &serde_json::Value) -> HookContext {
+    /// With a collector of metrics in the environment, tell every service it is
+    /// monitored and give each collector the others' endpoints.
+    fn monitor(prepared: &mut BTreeMap<String, Prepared>) {
+        if !prepared.values().any(|p| p.collector) {
+            return;
+        }
+        let targets = Arc::new(crate::capabilities::monitoring::targets(
+            prepared.values().filter(|p| !p.collector).map(|p| (&p.host.scope, p.plugin.info.metrics.as_slice())),
+        ));
+        for p in prepared.values_mut() {
+            p.monitored = true;
+            if p.collector {
+                p.host = Arc::new(ServiceHost { scrape_targets: targets.clone(), ..(*p.host).clone() });
+            }
+        }
+    }
+
+    fn context(&self, env: &Environment, p: &Prepared, config: &serde_json::Value) -> HookContext {
+        let service = &p.service;
         HookContext {
             project: self.project.name.clone(),
             environment: self.environment.to_string(),
@@ -174,6 +223,7 @@ impl Stack<'_> {
             config_json: config.to_string(),
             replicas: service.replicas,
             image_override: env.images.get(&service.name).cloned(),
+            monitored: p.monitored,
         }
     }
 
@@ -187,7 +237,7 @@ impl Stack<'_> {
     pub fn run(&self) -> Result<Summary, PreflightError> {
         let started = Instant::now();
         let (env, prepared) = self.prepare()?;
-        let deps = |name: &str| prepared[name].service.depends_on.clone();
+        let deps = |name: &str| prerequisites(&prepared, name);
         let outputs_suffice = |name: &str| prepared[name].service.wait_for == WaitFor::Outputs;
         let mut results = schedule(Hook::Provision, prepared.keys().cloned().collect(), deps, outputs_suffice, |name, inputs, gate| {
             self.bring_up(&env, &prepared[name], inputs, gate, started)
@@ -196,7 +246,7 @@ impl Stack<'_> {
             // Skipped services never reached their plugin; name it anyway.
             report.plugin = prepared[&report.service].service.plugin.clone();
         }
-        let critical_path = critical_path(&results, |name| prepared[name].service.depends_on.clone());
+        let critical_path = critical_path(&results, |name| prerequisites(&prepared, name));
         Ok(Summary {
             environment: self.environment.to_string(),
             services: results,
@@ -230,8 +280,8 @@ impl Stack<'_> {
                 return report;
             }
         };
-        let ctx = self.context(env, &p.service, &config);
-        report.config_hash = config_hash(&p.plugin.sha256, &self.context(env, &p.service, &p.service.config));
+        let ctx = self.context(env, p, &config);
+        report.config_hash = config_hash(&p.plugin.sha256, &self.context(env, p, &p.service.config));
 
         self.note(&p.host, "provisioning");
         match settle(&mut report, self.runtime.provision(&p.plugin, p.host.clone(), &ctx)) {
@@ -302,7 +352,7 @@ impl Stack<'_> {
         // plugin's validate may be the broken part), and a service whose plugin is
         // missing is reported and left to the sweep, which removes by label.
         let (env, prepared) = self.prepare_services(false)?;
-        let dependents = |name: &str| self.project.dependents(name);
+        let dependents = |name: &str| dependents(self.project, &prepared, name);
         let budget_ends = started + TEARDOWN_BUDGET;
         let mut results = schedule(Hook::Teardown, prepared.keys().cloned().collect(), dependents, |_| false, |name, _, _| {
             let p = &prepared[name];
@@ -315,7 +365,7 @@ impl Stack<'_> {
                 );
                 return ServiceReport::new(&p.service.name, &p.service.plugin, Status::Skipped { because });
             }
-            let ctx = self.context(&env, &p.service, &p.service.config);
+            let ctx = self.context(&env, p, &p.service.config);
             self.note(&p.host, "tearing down");
             let (status, denials) = match self.runtime.teardown(&p.plugin, p.host.clone(), &ctx, keep_volumes, left) {
                 Ok(call) => match call.value {
@@ -378,7 +428,7 @@ impl Stack<'_> {
             };
             return Ok(HookReport { result, trace: Vec::new(), denials: Vec::new(), stderr_tail: String::new(), elapsed_ms: 0 });
         }
-        let ctx = self.context(&env, &p.service, &p.service.config);
+        let ctx = self.context(&env, p, &p.service.config);
         let report = |call: Result<crate::runtime::HookCall<Result<String, String>>, HookFailure>| match call {
             Ok(call) => Ok(HookReport {
                 result: call.value.map(|v| self.mask(p, &v)).map_err(|e| self.mask(p, &e)),

@@ -49,6 +49,7 @@ pub enum Hook {
     Backup,
     DataSummary,
     Restore,
+    Notices,
 }
 
 impl std::fmt::Display for Hook {
@@ -62,6 +63,7 @@ impl std::fmt::Display for Hook {
             Hook::Backup => "backup",
             Hook::DataSummary => "data-summary",
             Hook::Restore => "restore",
+            Hook::Notices => "notices",
         })
     }
 }
@@ -80,6 +82,10 @@ pub struct PluginInfo {
     /// How `backup` saves the service's data; none when there is nothing to back up
     /// (or the plugin is built against WIT 0.1).
     pub backup: Option<String>,
+    /// The metrics endpoints the service serves while the environment is monitored
+    /// (WIT 0.2; none before).
+    #[serde(default)]
+    pub metrics: Vec<crate::capabilities::monitoring::MetricsEndpoint>,
 }
 
 /// A plugin ready to be called: compiled, linked and described.
@@ -275,6 +281,7 @@ impl PluginRuntime {
                 outputs: Vec::new(),
                 defaults: Vec::new(),
                 backup: None,
+                metrics: Vec::new(),
             },
         };
         // Only beside a hit: a new or rebuilt entry is described afresh. Checked again
@@ -516,6 +523,11 @@ impl PluginRuntime {
         let (limits, context) = (Self::archive_limits(&host), context.clone());
         self.call(plugin, host, Hook::Restore, limits, move |pre, store| pre.restore(store, &context))
     }
+
+    /// `notices`: what the user should know about the service now, for `status`.
+    pub fn notices(&self, plugin: &LoadedPlugin, host: Arc<ServiceHost>, context: &HookContext) -> Result<HookCall<Result<Vec<String>, String>>, HookFailure> {
+        self.service_hook(plugin, host, Hook::Notices, context, |pre, store, ctx| pre.notices(store, ctx))
+    }
 }
 
 /// How long a `backup` or `restore` hook may take at least.
@@ -530,6 +542,8 @@ pub struct HookContext {
     pub config_json: String,
     pub replicas: u32,
     pub image_override: Option<String>,
+    /// A service of the environment collects metrics (WIT 0.2's `context.monitored`).
+    pub monitored: bool,
 }
 
 /// A value a service hands to the application.

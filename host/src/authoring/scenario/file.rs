@@ -267,6 +267,7 @@ mod tests {
             outputs: vec!["MEMCACHED_SERVERS".into()],
             defaults: Vec::new(),
             backup: None,
+            metrics: Vec::new(),
         };
         let path = Path::new("scenario.toml");
         let scenario = parse("[[step]]\n[[step]]\nexpect.tcp = \"SERVERS\"\n").unwrap();

@@ -6,7 +6,9 @@
 //! the same shape, so one body serves both.
 
 macro_rules! edge {
-    ({ $($docker_extra:tt)* }) => {
+    // `context` and `capabilities`: the fields of `context` a later version adds (named
+    // as in `HookContext`) and its new variants of `capability`, as match arms.
+    ({ $($docker_extra:tt)* } $(, context: { $($context_extra:ident),* }, capabilities: { $($capability_extra:tt)* })?) => {
         use wasmtime::component::{HasSelf, InstancePre, Linker};
         use wasmtime::Store;
 
@@ -256,6 +258,7 @@ macro_rules! edge {
                 config: ctx.config_json.clone(),
                 replicas: ctx.replicas,
                 image_override: ctx.image_override.clone(),
+                $($($context_extra: ctx.$context_extra.clone(),)*)?
             }
         }
 
@@ -332,12 +335,14 @@ macro_rules! edge {
                         C::NetProbe => crate::capabilities::Capability::NetProbe,
                         C::StateFiles => crate::capabilities::Capability::StateFiles,
                         C::Secrets => crate::capabilities::Capability::Secrets,
+                        $($($capability_extra)*)?
                     })
                     .collect(),
                 config_schema: info.config_schema,
                 outputs: info.outputs,
                 defaults: info.defaults.into_iter().map(|kv| (kv.key, kv.value)).collect(),
                 backup,
+                metrics: Vec::new(),
             }
         }
     };

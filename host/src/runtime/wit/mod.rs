@@ -119,6 +119,14 @@ impl PluginPre {
             PluginPre::V0_2(pre) => pre.restore(store, ctx),
         }
     }
+
+    /// `notices`: nothing to say from a 0.1 plugin, which has no such hook.
+    pub fn notices(&self, store: &mut Store<HookState>, ctx: &HookContext) -> wasmtime::Result<Result<Vec<String>, String>> {
+        match self {
+            PluginPre::V0_1(_) => Ok(Ok(Vec::new())),
+            PluginPre::V0_2(pre) => pre.notices(store, ctx),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,15 @@
 //! `provisioner:plugin@0.2.0` (`wit/v0.2.0`): the shared [`edge`](super::edge) plus
 //! what 0.2 adds: `docker.signal`, the `archive` interface, `plugin-info.backup` and
-//! the `backup`, `data-summary` and `restore` hooks.
+//! the `backup`, `data-summary` and `restore` hooks; for monitoring,
+//! `plugin-info.metrics`, `context.monitored`, the `scrape-targets` capability with the
+//! `monitoring` interface, and the `notices` hook.
 
 wasmtime::component::bindgen!({
     path: "../wit/v0.2.0",
     world: "service-plugin",
 });
 
-use self::provisioner::plugin::{archive, docker, log, secrets, types};
+use self::provisioner::plugin::{archive, docker, log, monitoring, secrets, types};
 
 super::edge::edge!({
     fn signal(&mut self, name: String, signal: String) -> Result<()> {
@@ -15,12 +17,17 @@ super::edge::edge!({
         self.calls.trace(|| format!("docker.signal {name} {signal}"), &result, |()| "ok".into());
         Ok(result?)
     }
-});
+}, context: { monitored }, capabilities: { C::ScrapeTargets => crate::capabilities::Capability::ScrapeTargets, });
 
 impl From<types::PluginInfo> for PluginInfo {
     fn from(info: types::PluginInfo) -> Self {
         let backup = info.backup.clone();
-        plugin_info(info, backup)
+        let metrics = info
+            .metrics
+            .iter()
+            .map(|m| crate::capabilities::monitoring::MetricsEndpoint { container: m.container.clone(), port: m.port, path: m.path.clone() })
+            .collect();
+        PluginInfo { metrics, ..plugin_info(info, backup) }
     }
 }
 
@@ -72,6 +79,17 @@ impl archive::Host for HookState {
     }
 }
 
+impl monitoring::Host for HookState {
+    fn scrape_targets(&mut self) -> Result<Vec<monitoring::ScrapeTarget>> {
+        let result = self.calls.scrape_targets();
+        self.calls.trace(|| "monitoring.scrape-targets".into(), &result, |t| format!("{} target(s)", t.len()));
+        Ok(result?
+            .into_iter()
+            .map(|t| monitoring::ScrapeTarget { service: t.service, plugin: t.plugin, address: t.address, path: t.path })
+            .collect())
+    }
+}
+
 /// What a `backup` hook reported: the method and its notes.
 pub type BackupReport = (String, Vec<String>);
 
@@ -90,5 +108,10 @@ impl Pre {
     pub fn restore(&self, store: &mut Store<HookState>, ctx: &HookContext) -> wasmtime::Result<std::result::Result<(), String>> {
         let plugin = self.instantiate(store)?;
         plugin.provisioner_plugin_hooks().call_restore(store, &context(ctx))
+    }
+
+    pub fn notices(&self, store: &mut Store<HookState>, ctx: &HookContext) -> wasmtime::Result<std::result::Result<Vec<String>, String>> {
+        let plugin = self.instantiate(store)?;
+        plugin.provisioner_plugin_hooks().call_notices(store, &context(ctx))
     }
 }
