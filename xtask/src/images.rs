@@ -12,11 +12,16 @@
 //! | `provisioner-offline/garage:2.5.0`  | `images/garage`: drop-in for upstream `dxflrs/garage:v2.5.0`, the binary built from crates.io |
 //! | `provisioner-offline/nginx:1.22`    | `images/nginx`: drop-in for upstream `nginx` (nginx 1.22) |
 //! | `provisioner-offline/memcached:1.6` | `images/memcached`: drop-in for upstream `memcached:1.6` (the third-party plugin example's) |
+//! | `provisioner-offline/prometheus:2`  | `images/prometheus`: drop-in for upstream `prom/prometheus` (Prometheus 2.42, its classic web UI) |
+//! | `provisioner-offline/alertmanager:0.25` | `images/alertmanager`: drop-in for upstream `prom/alertmanager` (Alertmanager 0.25, no web UI) |
+//! | `provisioner-offline/postgres-exporter:0.11` | `images/postgres-exporter`: drop-in for upstream `prometheuscommunity/postgres-exporter` (0.11) |
+//! | `provisioner-offline/redis-exporter:1.45` | `images/redis-exporter`: drop-in for upstream `oliver006/redis_exporter` (1.45) |
+//! | `provisioner-offline/nginx-exporter:0.11` | `images/nginx-exporter`: drop-in for upstream `nginx/nginx-prometheus-exporter` (0.11) |
 //! | `provisioner-example/ticketing-backend:dev` | `examples/ticketing/backend`: the example app |
 //!
 //! The plugins name these tags explicitly (their grants match `*/postgres:*`, `*/redis:*`, `*/rabbitmq:*`, `*/garage:*`, `*/nginx:*`).
 //! The base holds the packages of the later images too (RabbitMQ, nginx, Python with its
-//! clients), so debootstrap runs once; each image's Dockerfile starts
+//! clients, Prometheus and its exporters), so debootstrap runs once; each image's Dockerfile starts
 //! `FROM provisioner-offline/base:bookworm` and needs no network.
 //!
 //! An image is rebuilt only when its recipe changed: the base carries a label listing its
@@ -51,6 +56,11 @@ const PACKAGES: &[&str] = &[
     "python3-redis",
     "python3-pika",
     "python3-boto3",
+    "prometheus",                   // 2.42, its classic web UI on Debian's libjs-* packages
+    "prometheus-alertmanager",      // 0.25
+    "prometheus-postgres-exporter", // 0.11
+    "prometheus-redis-exporter",    // 1.45
+    "prometheus-nginx-exporter",    // 0.11
 ];
 
 /// (build context relative to the repository root, tag)
@@ -61,6 +71,11 @@ const IMAGES: &[(&str, &str)] = &[
     ("images/garage", "provisioner-offline/garage:2.5.0"),
     ("images/nginx", "provisioner-offline/nginx:1.22"),
     ("images/memcached", "provisioner-offline/memcached:1.6"),
+    ("images/prometheus", "provisioner-offline/prometheus:2"),
+    ("images/alertmanager", "provisioner-offline/alertmanager:0.25"),
+    ("images/postgres-exporter", "provisioner-offline/postgres-exporter:0.11"),
+    ("images/redis-exporter", "provisioner-offline/redis-exporter:1.45"),
+    ("images/nginx-exporter", "provisioner-offline/nginx-exporter:0.11"),
     ("examples/ticketing/backend", "provisioner-example/ticketing-backend:dev"),
 ];
 
@@ -291,7 +306,9 @@ fn debootstrap(rootfs: &Path, mirror: &str) -> Result<()> {
 }
 
 /// Drop what the image does not need: apt's downloads and lists (apt-get update restores
-/// the lists) and the cluster postgresql's postinst creates (images initialise their own).
+/// the lists), the cluster postgresql's postinst creates (images initialise their own) and
+/// libjs-moment-timezone's 212 MB of per-release time zone JSON (Prometheus's web UI, its
+/// only user, loads moment-timezone-with-data.min.js, which holds the data it needs).
 fn clean_rootfs(rootfs: &Path) -> Result<()> {
     for dir in ["var/cache/apt/archives", "var/lib/apt/lists"] {
         let Ok(entries) = std::fs::read_dir(rootfs.join(dir)) else { continue };
@@ -311,7 +328,7 @@ fn clean_rootfs(rootfs: &Path) -> Result<()> {
             }
         }
     }
-    for dir in ["etc/postgresql/15", "var/lib/postgresql/15"] {
+    for dir in ["etc/postgresql/15", "var/lib/postgresql/15", "usr/share/javascript/moment-timezone/data"] {
         let path = rootfs.join(dir);
         if path.exists() {
             std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
