@@ -11,6 +11,12 @@
 //! so the target's credentials stay as they are. If `pg_restore` cannot read the dump,
 //! nothing is committed.
 //!
+//! Monitoring: while the environment is monitored (`ctx.monitored`), a role `monitor`
+//! (LOGIN, a member of `pg_monitor` and of nothing else, no connection to the app's
+//! database) and a sidecar `exporter` (postgres_exporter on port 9187, as nobody, limited)
+//! that logs in as it with the password from a private file. When not monitored, the
+//! sidecar is removed and the role dropped.
+//!
 //! Works with the upstream `postgres` image (the default, `postgres:16`) and with the
 //! offline image `cargo xtask images` builds from Debian packages.
 
@@ -25,6 +31,19 @@ const DEFAULT_IMAGE: &str = "postgres:16";
 const PORT: u16 = 5432;
 const SERVER: &str = "server";
 const SETUP_MARKER: &str = "setup";
+/// The metrics sidecar's short name.
+const EXPORTER: &str = "exporter";
+const EXPORTER_PORT: u16 = 9187;
+/// The sidecar's image when the server's is not from the offline set.
+const UPSTREAM_EXPORTER_IMAGE: &str = "prometheuscommunity/postgres-exporter:v0.11.1";
+/// The offline set's exporter (Debian's 0.11.1), beside its `postgres:15`.
+const OFFLINE_EXPORTER_IMAGE: &str = "postgres-exporter:0.11";
+/// The monitoring-only role the exporter logs in as.
+const MONITOR: &str = "monitor";
+/// Where the exporter reads the role's password (`DATA_SOURCE_PASS_FILE`).
+const EXPORTER_PASSWORD_FILE: &str = "/etc/postgres_exporter.password";
+/// nobody: the images' own user, and the owner of the password file.
+const NOBODY: &str = "65534:65534";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +55,9 @@ struct Config {
     user: String,
     /// Image to run instead of `postgres:16` (an environment's image override wins).
     image: Option<String>,
+    /// The metrics sidecar's image (default: the offline set's when the server runs
+    /// from it, else `prometheuscommunity/postgres-exporter:v0.11.1`).
+    exporter_image: Option<String>,
 }
 
 fn default_user() -> String {
@@ -58,8 +80,14 @@ impl Config {
                 problems.push(ConfigProblem::new("database", format!("`{db}`: use lower-case letters, digits and _, starting with a letter or _")));
             }
         }
-        if !is_identifier(&config.user) || config.user == "postgres" {
-            problems.push(ConfigProblem::new("user", format!("`{}`: use lower-case letters, digits and _ (and not `postgres`, the admin)", config.user)));
+        if !is_identifier(&config.user) || config.user == "postgres" || config.user == MONITOR {
+            problems.push(ConfigProblem::new(
+                "user",
+                format!("`{}`: use lower-case letters, digits and _ (and not `postgres`, the admin, or `monitor`, the metrics role)", config.user),
+            ));
+        }
+        if config.exporter_image.as_deref().is_some_and(|i| i.trim().is_empty()) {
+            problems.push(ConfigProblem::new("exporter_image", "name an image, e.g. `prometheuscommunity/postgres-exporter:v0.11.1`"));
         }
         no_problems(config, problems)
     }
@@ -74,12 +102,20 @@ struct Credentials {
     app: String,
 }
 
+fn monitor_password() -> Result<String, String> {
+    Ok(secrets::get_or_create("monitor-password", 32)?)
+}
+
 fn credentials() -> Result<Credentials, String> {
     Ok(Credentials { admin: secrets::get_or_create("admin-password", 32)?, app: secrets::get_or_create("app-password", 32)? })
 }
 
+fn server_image(config: &Config, ctx: &Context) -> String {
+    image(ctx, config.image.as_deref().unwrap_or(DEFAULT_IMAGE))
+}
+
 fn spec(config: &Config, ctx: &Context, creds: &Credentials) -> ContainerSpec {
-    let mut spec = ContainerSpec::new(SERVER, &image(ctx, config.image.as_deref().unwrap_or(DEFAULT_IMAGE)));
+    let mut spec = ContainerSpec::new(SERVER, &server_image(config, ctx));
     spec.env = vec![
         EnvVar::plain("POSTGRES_USER", "postgres"),
         EnvVar::secret("POSTGRES_PASSWORD", creds.admin.clone()),
@@ -105,6 +141,75 @@ REVOKE ALL ON DATABASE {database} FROM PUBLIC;
 ALTER SCHEMA public OWNER TO {user};
 "#
     )
+}
+
+/// The exporter's image: `exporter_image` when set; else, when the server runs from the
+/// offline set (`[REGISTRY/]provisioner-offline/postgres:15`), that set's exporter from
+/// the same place; else upstream's.
+fn exporter_image(configured: Option<&str>, server_image: &str) -> String {
+    if let Some(image) = configured {
+        return image.to_string();
+    }
+    match server_image.rsplit_once('/') {
+        Some((prefix, _)) if prefix == "provisioner-offline" || prefix.ends_with("/provisioner-offline") => {
+            format!("{prefix}/{OFFLINE_EXPORTER_IMAGE}")
+        }
+        _ => UPSTREAM_EXPORTER_IMAGE.to_string(),
+    }
+}
+
+/// The sidecar serving the server's statistics on port 9187: postgres_exporter logged
+/// in as `monitor` to the `postgres` database (never the app's) over the project
+/// network. The password is a private file owned by nobody, the user it runs as; the
+/// environment names the file, not the password.
+fn exporter_spec(image: &str, server_engine_name: &str, monitor_password: &str) -> ContainerSpec {
+    let mut spec = ContainerSpec::new(EXPORTER, image);
+    spec.env = vec![
+        EnvVar::plain("DATA_SOURCE_URI", format!("{server_engine_name}:{PORT}/postgres?sslmode=disable")),
+        EnvVar::plain("DATA_SOURCE_USER", MONITOR),
+        EnvVar::plain("DATA_SOURCE_PASS_FILE", EXPORTER_PASSWORD_FILE),
+        // One scheduler thread is plenty for a scrape now and then.
+        EnvVar::plain("GOMAXPROCS", "1"),
+    ];
+    spec.files = vec![ContainerFile::secret(EXPORTER_PASSWORD_FILE, monitor_password, 0o600)];
+    spec.user = Some(NOBODY.into());
+    // Reached on the project network only: nothing published.
+    spec.resources = Some(Resources { memory_mb: Some(64), cpu_millis: Some(250), pids: Some(64) });
+    spec.stop_timeout_ms = Some(2000);
+    spec
+}
+
+/// SQL (appended to `setup_sql`, so connected to the app's database) that makes the
+/// monitoring role exist with only `pg_monitor`'s rights: LOGIN, nothing else, a member
+/// of `pg_monitor` and of no other role; a few connections at most. It cannot connect to
+/// the app's database (`setup_sql` revokes CONNECT from PUBLIC there), and neither it nor
+/// anyone but the owner may create in either database's `public` schema (already so on
+/// PostgreSQL 15 and later). Idempotent.
+fn monitor_sql(database: &str, password: &str) -> String {
+    format!(
+        r#"REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+\c postgres
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+SELECT 'CREATE ROLE {MONITOR} LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{MONITOR}')\gexec
+ALTER ROLE {MONITOR} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT 3 PASSWORD '{password}';
+REVOKE ALL ON DATABASE {database} FROM {MONITOR};
+GRANT pg_monitor TO {MONITOR};
+DO $$
+DECLARE g name;
+BEGIN
+  FOR g IN SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+           WHERE m.member = '{MONITOR}'::regrole AND r.rolname <> 'pg_monitor' LOOP
+    EXECUTE format('REVOKE %I FROM {MONITOR}', g);
+  END LOOP;
+END $$;
+"#
+    )
+}
+
+/// SQL (appended to `setup_sql`) that drops the monitoring role when the environment is
+/// no longer monitored. It owns nothing and holds no grants but its membership.
+fn unmonitor_sql() -> String {
+    format!("\\c postgres\nDROP ROLE IF EXISTS {MONITOR};\n")
 }
 
 /// What the admin tools in the server run with: as the `postgres` OS user (the local
@@ -172,10 +277,17 @@ impl Plugin for Postgres {
     fn describe() -> PluginInfo {
         PluginInfo::new("postgres", env!("CARGO_PKG_VERSION"), "PostgreSQL with a least-privilege app role owning the app's database")
             .image_and_mirrors("postgres:*")
+            // The metrics sidecar: upstream's, and any registry's or the offline set's.
+            .image_and_mirrors("prometheuscommunity/postgres-exporter:*")
             .publish(PORT).volume("data").exec().net_probe().state_files().secrets()
-            .schema(r#"{"type":"object","additionalProperties":false,"properties":{"database":{"type":"string"},"user":{"type":"string","default":"app"},"image":{"type":"string"}}}"#)
+            .schema(r#"{"type":"object","additionalProperties":false,"properties":{"database":{"type":"string"},"user":{"type":"string","default":"app"},"image":{"type":"string"},"exporter_image":{"type":"string"}}}"#)
             .outputs(&["DATABASE_URL"])
             .default("image", DEFAULT_IMAGE)
+            .default("exporter_image", UPSTREAM_EXPORTER_IMAGE)
+    }
+
+    fn metrics() -> Vec<MetricsEndpoint> {
+        vec![MetricsEndpoint::new(EXPORTER, EXPORTER_PORT, "/metrics")]
     }
 
     fn validate(config: String) -> Result<(), Vec<ConfigProblem>> {
@@ -189,10 +301,19 @@ impl Plugin for Postgres {
         progress("ensuring the server container");
         let deployment = docker::ensure(&spec(&config, &ctx, &creds))?;
         let server = deployment.container()?;
+        let monitor = if ctx.monitored { Some(monitor_password()?) } else { None };
+        if monitor.is_none() {
+            // Before its role goes; nothing to do when it was never started.
+            gone_is_fine(docker::remove(EXPORTER))?;
+        }
 
         // Skipped when nothing changed since it last succeeded: a warm run then costs
-        // one inspect and one readiness probe.
-        let marker = format!("{}:{database}:{}:{}", server.id, config.user, wire::digest(&creds.app));
+        // one inspect and one readiness probe. (Unmonitored, the key is what it was
+        // before monitoring existed, so an upgrade does not redo the setup.)
+        let mut marker = format!("{}:{database}:{}:{}", server.id, config.user, wire::digest(&creds.app));
+        if let Some(password) = &monitor {
+            marker.push_str(&format!(":{MONITOR}:{}", wire::digest(password)));
+        }
         state::once(SETUP_MARKER, &marker, &deployment, || {
             progress("waiting for the server to accept connections");
             // Over TCP: the image's first-start initialisation runs a temporary server
@@ -202,7 +323,12 @@ impl Plugin for Postgres {
             // costs the engine CPU taken from the services booting alongside.
             wait::until_port_up(server, PORT, Duration::from_secs(120), wire::accepts_logins)?;
             progress(&format!("creating role {} and database {database}", config.user));
-            let out = exec(&["psql", "-X", "-q", "-U", "postgres", "-d", "postgres", "-f", "-"], Some(setup_sql(&database, &config.user, &creds.app)))?;
+            let mut sql = setup_sql(&database, &config.user, &creds.app);
+            sql.push_str(&match &monitor {
+                Some(password) => monitor_sql(&database, password),
+                None => unmonitor_sql(),
+            });
+            let out = exec(&["psql", "-X", "-q", "-U", "postgres", "-d", "postgres", "-f", "-"], Some(sql))?;
             if !out.success() {
                 return Err(format!("setting up role and database failed: {}", out.stderr_text().trim()));
             }
@@ -210,6 +336,12 @@ impl Plugin for Postgres {
         })?;
         // After the wait: a server that exits at once publishes nothing, and the wait says why.
         let addr = server.host_addr(PORT)?;
+
+        if let Some(password) = &monitor {
+            progress("ensuring the metrics exporter");
+            let image = exporter_image(config.exporter_image.as_deref(), &server_image(&config, &ctx));
+            docker::ensure(&exporter_spec(&image, &server.engine_name, password))?;
+        }
 
         let url = format!("postgres://{}:{}@{addr}/{database}", config.user, creds.app);
         let in_network = format!("postgres://{}:{}@{}:{PORT}/{database}", config.user, creds.app, ctx.service);
@@ -224,7 +356,7 @@ impl Plugin for Postgres {
 
     fn teardown(_ctx: Context, keep_volumes: bool) -> Result<(), String> {
         state::remove(SETUP_MARKER);
-        teardown(&[SERVER], &["data"], keep_volumes)
+        teardown(&[EXPORTER, SERVER], &["data"], keep_volumes)
     }
 
     fn backup(ctx: Context) -> Result<BackupReport, String> {
@@ -297,6 +429,135 @@ mod tests {
         assert_eq!(summary(0, 0), None);
         assert_eq!(summary(1, 1).as_deref(), Some("1 table, 1 row"));
         assert_eq!(summary(2, 10000).as_deref(), Some("2 tables, 10000 rows"));
+    }
+
+    use provisioner_plugin_sdk::testing::{ctx, MockHost};
+    use serde_json::json;
+
+    /// PostgreSQL's AuthenticationOk: enough for `accepts_logins`.
+    const AUTH_OK: &[u8] = b"R\0\0\0\x08\0\0\0\0";
+
+    fn mock() -> MockHost {
+        let mock = MockHost::for_plugin::<Postgres>();
+        mock.serve(SERVER, PORT, |_| AUTH_OK.to_vec());
+        mock
+    }
+
+    fn monitored(image: Option<&str>) -> Context {
+        let mut ctx = ctx("db", json!({"database": "shop"}));
+        ctx.monitored = true;
+        ctx.image_override = image.map(str::to_string);
+        ctx
+    }
+
+    /// The SQL of the last psql run in the server.
+    fn last_sql(mock: &MockHost) -> String {
+        let exec = mock.execs().into_iter().rev().find(|e| e.container == SERVER).expect("no exec in the server");
+        String::from_utf8(exec.options.stdin.unwrap()).unwrap()
+    }
+
+    #[test]
+    fn monitored_provision_runs_the_exporter_with_the_password_in_a_private_file_only() {
+        let mock = mock();
+        Postgres::provision(monitored(Some("provisioner-offline/postgres:15"))).unwrap();
+        let password = mock.secret("monitor-password").unwrap();
+        let spec = mock.spec(EXPORTER);
+        assert_eq!(spec.image, "provisioner-offline/postgres-exporter:0.11");
+        let engine = mock.container(SERVER).unwrap().engine_name;
+        assert_eq!(
+            spec.env.iter().map(|e| (e.name.as_str(), e.value.as_str(), e.secret)).collect::<Vec<_>>(),
+            [
+                ("DATA_SOURCE_URI", format!("{engine}:5432/postgres?sslmode=disable").as_str(), false),
+                ("DATA_SOURCE_USER", "monitor", false),
+                ("DATA_SOURCE_PASS_FILE", EXPORTER_PASSWORD_FILE, false),
+                ("GOMAXPROCS", "1", false),
+            ]
+        );
+        assert_eq!(spec.files.len(), 1);
+        let file = &spec.files[0];
+        assert_eq!((file.path.as_str(), file.contents.as_slice(), file.mode, file.secret), (EXPORTER_PASSWORD_FILE, password.as_bytes(), 0o600, true));
+        assert_eq!(spec.user.as_deref(), Some("65534:65534"));
+        let limits = spec.resources.expect("limits");
+        assert!(limits.memory_mb.is_some() && limits.cpu_millis.is_some() && limits.pids.is_some());
+        assert!(spec.ports.is_empty() && spec.mounts.is_empty(), "nothing published, no volume");
+        let everywhere = format!("{:?} {:?} {:?}", spec.env, spec.command, spec.entrypoint);
+        assert!(!everywhere.contains(&password), "the password is only in the file");
+        // Not in the server's spec either.
+        assert!(!format!("{:?}", mock.spec(SERVER)).contains(&password));
+
+        // The role: created with the password (over stdin, not argv), pg_monitor only.
+        let exec = mock.execs().into_iter().find(|e| e.container == SERVER).unwrap();
+        assert!(!exec.command.concat().contains(&password) && !format!("{:?}", exec.options.env).contains(&password));
+        let sql = last_sql(&mock);
+        let role_sql = &sql[sql.find("\\c postgres").expect("monitor section")..];
+        assert!(role_sql.contains(&format!("ALTER ROLE monitor WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT CONNECTION LIMIT 3 PASSWORD '{password}';")));
+        let grants: Vec<&str> = role_sql.lines().filter(|l| l.starts_with("GRANT")).collect();
+        assert_eq!(grants, ["GRANT pg_monitor TO monitor;"], "nothing but pg_monitor");
+        assert!(role_sql.contains("REVOKE ALL ON DATABASE shop FROM monitor;"));
+        assert!(sql.contains("REVOKE ALL ON DATABASE shop FROM PUBLIC;"), "no CONNECT on the app's database for other roles");
+        assert!(sql.matches("REVOKE CREATE ON SCHEMA public FROM PUBLIC;").count() == 2, "in the app's database and in postgres");
+        assert!(!sql.contains("DROP ROLE"));
+
+        // Idempotent: a second run changes nothing and runs no SQL.
+        let execs = mock.execs().len();
+        Postgres::provision(monitored(Some("provisioner-offline/postgres:15"))).unwrap();
+        assert_eq!(mock.execs().len(), execs, "a warm run skips the setup");
+        assert_eq!(format!("{:?}", mock.spec(EXPORTER)), format!("{spec:?}"));
+        assert!(mock.removed().is_empty());
+    }
+
+    #[test]
+    fn unmonitored_provision_removes_the_exporter_and_drops_the_role() {
+        let mock = mock();
+        Postgres::provision(monitored(None)).unwrap();
+        assert_eq!(mock.spec(EXPORTER).image, UPSTREAM_EXPORTER_IMAGE);
+        assert!(mock.containers().contains(&EXPORTER.to_string()));
+
+        let mut ctx = monitored(None);
+        ctx.monitored = false;
+        Postgres::provision(ctx.clone()).unwrap();
+        assert_eq!(mock.removed(), [EXPORTER]);
+        assert_eq!(mock.containers(), [SERVER]);
+        let sql = last_sql(&mock);
+        assert!(sql.ends_with("\\c postgres\nDROP ROLE IF EXISTS monitor;\n"), "{sql}");
+        assert!(!sql.contains("CREATE ROLE monitor"));
+
+        // Again: the exporter already gone is fine, and the setup is not redone.
+        let execs = mock.execs().len();
+        Postgres::provision(ctx).unwrap();
+        assert_eq!(mock.execs().len(), execs);
+        assert_eq!(mock.containers(), [SERVER]);
+    }
+
+    #[test]
+    fn never_monitored_keeps_the_setup_as_it_was() {
+        let mock = mock();
+        let ctx = ctx("db", json!({}));
+        Postgres::provision(ctx).unwrap();
+        assert!(mock.ensured().iter().all(|s| s.name == SERVER), "no exporter");
+        assert!(mock.secret("monitor-password").is_none(), "no monitoring secret made");
+        let server = mock.container(SERVER).unwrap();
+        // The marker reads as before monitoring existed: an upgrade does not redo the setup.
+        assert_eq!(mock.state_file(SETUP_MARKER).unwrap(), format!("{}:test:app:{}", server.id, wire::digest(&mock.secret("app-password").unwrap())));
+    }
+
+    #[test]
+    fn describe_declares_the_endpoint_and_the_exporter_images() {
+        let info = provisioner_plugin_sdk::__private::describe::<Postgres>();
+        let metrics: Vec<(&str, u16, &str)> = info.metrics.iter().map(|m| (m.container.as_str(), m.port, m.path.as_str())).collect();
+        assert_eq!(metrics, [("exporter", 9187, "/metrics")]);
+        let images: Vec<String> = info.capabilities.iter().filter_map(|c| if let Capability::Image(p) = c { Some(p.clone()) } else { None }).collect();
+        assert!(images.contains(&"prometheuscommunity/postgres-exporter:*".to_string()), "{images:?}");
+        assert!(images.contains(&"*/postgres-exporter:*".to_string()), "{images:?}");
+    }
+
+    #[test]
+    fn exporter_images() {
+        assert_eq!(exporter_image(None, "postgres:16"), UPSTREAM_EXPORTER_IMAGE);
+        assert_eq!(exporter_image(None, "provisioner-offline/postgres:15"), "provisioner-offline/postgres-exporter:0.11");
+        assert_eq!(exporter_image(None, "127.0.0.1:5000/provisioner-offline/postgres:15"), "127.0.0.1:5000/provisioner-offline/postgres-exporter:0.11");
+        assert_eq!(exporter_image(Some("mirror/pgx:1"), "provisioner-offline/postgres:15"), "mirror/pgx:1");
+        assert!(Config::parse(r#"{"user":"monitor"}"#).is_err());
     }
 
     #[test]

@@ -18,6 +18,21 @@
 //! file imported again (the vhost, the users with the target's passwords, their
 //! permissions, as at boot), then the cleaned backup imported on top.
 //!
+//! Monitoring: while the environment is monitored (`ctx.monitored`), the broker runs its
+//! bundled `rabbitmq_prometheus` plugin, which serves `/metrics` on port 15692 of the
+//! server container to the project network (not published). RabbitMQ 3.10's endpoint has
+//! no authentication at all (its config schema has no such key), so there is no
+//! monitoring user: one would be unused. It serves aggregated broker statistics, no
+//! message contents; the `/metrics/per-object` and `/metrics/detailed` paths of the same
+//! port name queues and vhosts. The plugin is enabled at boot through
+//! `RABBITMQ_ENABLED_PLUGINS` (which takes the place of the `enabled_plugins` file): a
+//! change of the spec, so turning monitoring on or off replaces the broker container
+//! once (its data is in the volume), and nothing is left behind in the volume; cheaper
+//! than `rabbitmq-plugins enable` through `exec` on every change (a CLI VM of its own,
+//! about a second of CPU, and lost with the container). When not monitored the spec is
+//! as it was before monitoring existed (upstream's image enables the plugin by itself
+//! through its own `enabled_plugins` file; the offline image does not).
+//!
 //! Works with the upstream `rabbitmq` image (the default, `rabbitmq:3`) and with the
 //! offline image `cargo xtask images` builds from Debian packages.
 
@@ -35,6 +50,8 @@ const SERVER: &str = "server";
 const DEFINITIONS: &str = "/var/lib/rabbitmq/definitions.json";
 /// Loads the broker's code in one batch before it boots (see preload.erl).
 const PRELOAD: &str = "/var/lib/rabbitmq/preload.erl";
+/// `rabbitmq_prometheus`'s port and path, on the server container.
+const METRICS_PORT: u16 = 15692;
 /// RabbitMQ stops cleanly in a couple of seconds; don't wait much longer.
 const STOP_TIMEOUT_MS: u32 = 10_000;
 
@@ -130,6 +147,11 @@ fn spec(config: &Config, ctx: &Context, creds: &Credentials) -> ContainerSpec {
         // Before `-s rabbit boot` on the command line, which only ERL_AFLAGS reaches.
         EnvVar::plain("ERL_AFLAGS", format!("-eval 'file:script(\"{PRELOAD}\")'")),
     ];
+    if ctx.monitored {
+        // The plugins the broker starts, instead of the `enabled_plugins` file's (the
+        // plugin brings in its dependencies, management_agent and web_dispatch).
+        spec.env.push(EnvVar::plain("RABBITMQ_ENABLED_PLUGINS", "rabbitmq_prometheus"));
+    }
     // The files are written as root before the first start; both images' entrypoints
     // hand /var/lib/rabbitmq to rabbitmq before the broker starts, so the secret ones
     // can be private. The cookie as a file, not RABBITMQ_ERLANG_COOKIE: newer images' CLI
@@ -302,6 +324,10 @@ impl Plugin for RabbitMq {
             .default("image", DEFAULT_IMAGE)
     }
 
+    fn metrics() -> Vec<MetricsEndpoint> {
+        vec![MetricsEndpoint::new(SERVER, METRICS_PORT, "/metrics")]
+    }
+
     fn validate(config: String) -> Result<(), Vec<ConfigProblem>> {
         Config::parse(&config).map(|_| ())
     }
@@ -394,6 +420,41 @@ export_plugin!(RabbitMq);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use provisioner_plugin_sdk::testing::{ctx, env, MockHost};
+
+    #[test]
+    fn monitored_the_broker_serves_prometheus_and_no_user_is_added() {
+        let mock = MockHost::for_plugin::<RabbitMq>();
+        let mut context = ctx("queue", serde_json::json!({}));
+        RabbitMq::provision(context.clone()).unwrap();
+        let before = mock.spec(SERVER);
+        assert_eq!(env(&before, "RABBITMQ_ENABLED_PLUGINS"), None);
+
+        context.monitored = true;
+        RabbitMq::provision(context.clone()).unwrap();
+        let spec = mock.spec(SERVER);
+        assert_eq!(env(&spec, "RABBITMQ_ENABLED_PLUGINS"), Some("rabbitmq_prometheus"));
+        assert_eq!(mock.ensured().iter().filter(|s| s.name != SERVER).count(), 0, "no sidecar");
+        assert!(spec.ports.iter().all(|p| p.container_port != METRICS_PORT), "not published");
+        // The same users as unmonitored: no monitoring user.
+        assert_eq!(format!("{:?}", spec.files), format!("{:?}", before.files));
+        // Idempotent.
+        RabbitMq::provision(context.clone()).unwrap();
+        assert_eq!(format!("{:?}", mock.spec(SERVER)), format!("{spec:?}"));
+
+        // Back to unmonitored: the spec as it was before.
+        context.monitored = false;
+        RabbitMq::provision(context).unwrap();
+        assert_eq!(format!("{:?}", mock.spec(SERVER)), format!("{before:?}"));
+    }
+
+    #[test]
+    fn describe_declares_the_endpoint() {
+        let info = provisioner_plugin_sdk::__private::describe::<RabbitMq>();
+        let metrics: Vec<(&str, u16, &str)> = info.metrics.iter().map(|m| (m.container.as_str(), m.port, m.path.as_str())).collect();
+        assert_eq!(metrics, [("server", 15692, "/metrics")]);
+    }
 
     #[test]
     fn config_names_the_offending_key() {

@@ -20,6 +20,14 @@
 //! answers, then deletes the old AOF. ACL users are command-line arguments of the
 //! spec, not data, so the target keeps its own credentials.
 //!
+//! Monitoring: while the environment is monitored (`ctx.monitored`), an ACL user
+//! `monitor` that may run `INFO` and `PING` and nothing else (no keys, no channels),
+//! declared in a private config file the server reads at boot (so turning monitoring on
+//! or off replaces the server container once; its data is in the volume), and a sidecar
+//! `exporter` (redis_exporter on port 9121, as nobody, limited) that logs in as it with
+//! the password from a private file. When not monitored, the sidecar is removed and the
+//! server runs without the user, its spec as before monitoring existed.
+//!
 //! Works with the upstream `redis` image (the default, `redis:7`) and with the offline
 //! image `cargo xtask images` builds from Debian packages.
 
@@ -32,6 +40,21 @@ use serde::Deserialize;
 const DEFAULT_IMAGE: &str = "redis:7";
 const PORT: u16 = 6379;
 const SERVER: &str = "server";
+/// The metrics sidecar's short name.
+const EXPORTER: &str = "exporter";
+const EXPORTER_PORT: u16 = 9121;
+/// The sidecar's image when the server's is not from the offline set.
+const UPSTREAM_EXPORTER_IMAGE: &str = "oliver006/redis_exporter:v1.45.0";
+/// The offline set's exporter (Debian's 1.45), beside its `redis:7`.
+const OFFLINE_EXPORTER_IMAGE: &str = "redis-exporter:1.45";
+/// The monitoring-only ACL user.
+const MONITOR: &str = "monitor";
+/// In the server: the config file declaring `monitor` (readable by `redis` only).
+const MONITOR_CONF: &str = "/etc/redis-monitor.conf";
+/// In the exporter: its password file (`--redis.password-file`'s JSON map).
+const EXPORTER_PASSWORD_FILE: &str = "/etc/redis_exporter.passwords.json";
+/// nobody: the user the exporter runs as, and the owner of its password file.
+const NOBODY: &str = "65534:65534";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +64,9 @@ struct Config {
     user: String,
     /// Image to run instead of `redis:7` (an environment's image override wins).
     image: Option<String>,
+    /// The metrics sidecar's image (default: the offline set's when the server runs
+    /// from it, else `oliver006/redis_exporter:v1.45.0`).
+    exporter_image: Option<String>,
 }
 
 fn default_user() -> String {
@@ -54,23 +80,46 @@ impl Config {
             && config.user.len() <= 32
             && config.user.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
             && config.user != "default"
-            && config.user != "admin";
-        if ok {
-            Ok(config)
-        } else {
-            Err(vec![ConfigProblem::new("user", format!("`{}`: use lower-case letters, digits, _ and - (not `default` or `admin`)", config.user))])
+            && config.user != "admin"
+            && config.user != MONITOR;
+        let mut problems = Vec::new();
+        if !ok {
+            problems.push(ConfigProblem::new("user", format!("`{}`: use lower-case letters, digits, _ and - (not `default`, `admin` or `monitor`)", config.user)));
         }
+        if config.exporter_image.as_deref().is_some_and(|i| i.trim().is_empty()) {
+            problems.push(ConfigProblem::new("exporter_image", "name an image, e.g. `oliver006/redis_exporter:v1.45.0`"));
+        }
+        no_problems(config, problems)
     }
 }
 
-fn spec(config: &Config, ctx: &Context, admin: &str, app: &str) -> ContainerSpec {
-    let mut spec = ContainerSpec::new(SERVER, &image(ctx, config.image.as_deref().unwrap_or(DEFAULT_IMAGE)));
+fn server_image(config: &Config, ctx: &Context) -> String {
+    image(ctx, config.image.as_deref().unwrap_or(DEFAULT_IMAGE))
+}
+
+/// The ACL rules of the monitoring user: logs in with its password and may run `INFO`
+/// and `PING` only; no key (`resetkeys`) and no channel (`resetchannels`). `reset` first,
+/// so nothing else it might have had survives.
+fn monitor_acl(password: &str) -> String {
+    format!("reset on resetpass >{password} resetkeys resetchannels -@all +info +ping")
+}
+
+/// The server's config file when monitored: only the monitoring user, the rest of the
+/// configuration stays on the command line.
+fn monitor_conf(password: &str) -> String {
+    format!("user {MONITOR} {}\n", monitor_acl(password))
+}
+
+fn spec(config: &Config, ctx: &Context, admin: &str, app: &str, monitor: Option<&str>) -> ContainerSpec {
+    let mut spec = ContainerSpec::new(SERVER, &server_image(config, ctx));
     // Passwords come in through the environment, not the command line, so `ps` in
     // the container and the container's recorded command never show them.
     spec.env = vec![EnvVar::secret("REDIS_ADMIN_PASSWORD", admin), EnvVar::secret("REDIS_APP_PASSWORD", app)];
     let user = &config.user;
+    // The config file, when there is one, must come first.
+    let conf = if monitor.is_some() { format!("{MONITOR_CONF} ") } else { String::new() };
     let script = format!(
-        "exec redis-server --appendonly yes --protected-mode no --dir /data \
+        "exec redis-server {conf}--appendonly yes --protected-mode no --dir /data \
          --user default off \
          --user admin on \">$REDIS_ADMIN_PASSWORD\" '~*' '&*' '+@all' \
          --user {user} on \">$REDIS_APP_PASSWORD\" '~*' '&*' '+@all' '-@admin' '-@dangerous'"
@@ -78,9 +127,55 @@ fn spec(config: &Config, ctx: &Context, admin: &str, app: &str) -> ContainerSpec
     spec.entrypoint = Some(vec!["sh".into(), "-c".into(), script]);
     spec.command = Some(vec![]);
     spec.user = Some("redis".into());
+    if let Some(password) = monitor {
+        // Owned by `redis`, the spec's user: private to the server.
+        spec.files = vec![ContainerFile::secret(MONITOR_CONF, monitor_conf(password), 0o600)];
+    }
     spec.ports = vec![Port::any(PORT)];
     spec.mounts = vec![Mount::volume("data", "/data")];
     spec.stop_timeout_ms = Some(5000);
+    spec
+}
+
+/// The exporter's image: `exporter_image` when set; else, when the server runs from the
+/// offline set (`[REGISTRY/]provisioner-offline/redis:7`), that set's exporter from the
+/// same place; else upstream's.
+fn exporter_image(configured: Option<&str>, server_image: &str) -> String {
+    if let Some(image) = configured {
+        return image.to_string();
+    }
+    match server_image.rsplit_once('/') {
+        Some((prefix, _)) if prefix == "provisioner-offline" || prefix.ends_with("/provisioner-offline") => {
+            format!("{prefix}/{OFFLINE_EXPORTER_IMAGE}")
+        }
+        _ => UPSTREAM_EXPORTER_IMAGE.to_string(),
+    }
+}
+
+/// The sidecar serving the server's statistics on port 9121: redis_exporter logged in as
+/// `monitor` over the project network. Its password is in a private file owned by nobody,
+/// the user it runs as: `--redis.password-file` reads a JSON map from the server's
+/// address to its password. The environment holds no secret. The client name is not set
+/// (`CLIENT SETNAME` is not among the user's commands).
+fn exporter_spec(image: &str, server_engine_name: &str, monitor_password: &str) -> ContainerSpec {
+    let addr = format!("redis://{server_engine_name}:{PORT}");
+    let mut spec = ContainerSpec::new(EXPORTER, image);
+    spec.env = vec![
+        EnvVar::plain("REDIS_ADDR", addr.clone()),
+        EnvVar::plain("REDIS_USER", MONITOR),
+        EnvVar::plain("REDIS_PASSWORD_FILE", EXPORTER_PASSWORD_FILE),
+        EnvVar::plain("REDIS_EXPORTER_SET_CLIENT_NAME", "false"),
+        // One scheduler thread is plenty for a scrape now and then.
+        EnvVar::plain("GOMAXPROCS", "1"),
+    ];
+    let mut passwords = serde_json::Map::new();
+    passwords.insert(addr.clone(), monitor_password.into());
+    let passwords = serde_json::Value::Object(passwords).to_string();
+    spec.files = vec![ContainerFile::secret(EXPORTER_PASSWORD_FILE, passwords, 0o600)];
+    spec.user = Some(NOBODY.into());
+    // Reached on the project network only: nothing published.
+    spec.resources = Some(Resources { memory_mb: Some(64), cpu_millis: Some(250), pids: Some(64) });
+    spec.stop_timeout_ms = Some(2000);
     spec
 }
 
@@ -196,11 +291,20 @@ impl Plugin for Redis {
     fn describe() -> PluginInfo {
         PluginInfo::new("redis", env!("CARGO_PKG_VERSION"), "Redis with an ACL user for the app; the default user disabled")
             .image_and_mirrors("redis:*")
+            // The metrics sidecar: upstream's, any registry's, and the offline set's
+            // (named with a `-`).
+            .image_and_mirrors("oliver006/redis_exporter:*")
+            .image("*/redis-exporter:*")
             // `exec`: backup and restore run redis-cli in the server.
             .publish(PORT).volume("data").exec().net_probe().secrets()
-            .schema(r#"{"type":"object","additionalProperties":false,"properties":{"user":{"type":"string","default":"app"},"image":{"type":"string"}}}"#)
+            .schema(r#"{"type":"object","additionalProperties":false,"properties":{"user":{"type":"string","default":"app"},"image":{"type":"string"},"exporter_image":{"type":"string"}}}"#)
             .outputs(&["REDIS_URL"])
             .default("image", DEFAULT_IMAGE)
+            .default("exporter_image", UPSTREAM_EXPORTER_IMAGE)
+    }
+
+    fn metrics() -> Vec<MetricsEndpoint> {
+        vec![MetricsEndpoint::new(EXPORTER, EXPORTER_PORT, "/metrics")]
     }
 
     fn validate(config: String) -> Result<(), Vec<ConfigProblem>> {
@@ -211,8 +315,20 @@ impl Plugin for Redis {
         let config = Config::parse(&ctx.config).map_err(config_error)?;
         let admin = secrets::get_or_create("admin-password", 32)?;
         let app = secrets::get_or_create("app-password", 32)?;
+        let monitor = if ctx.monitored { Some(secrets::get_or_create("monitor-password", 32)?) } else { None };
+        if monitor.is_none() {
+            // Nothing to do when it was never started.
+            gone_is_fine(docker::remove(EXPORTER))?;
+        }
         progress("ensuring the server container");
-        let addr = docker::ensure(&spec(&config, &ctx, &admin, &app))?.container()?.host_addr(PORT)?;
+        let deployment = docker::ensure(&spec(&config, &ctx, &admin, &app, monitor.as_deref()))?;
+        let server = deployment.container()?;
+        let addr = server.host_addr(PORT)?;
+        if let Some(password) = &monitor {
+            progress("ensuring the metrics exporter");
+            let image = exporter_image(config.exporter_image.as_deref(), &server_image(&config, &ctx));
+            docker::ensure(&exporter_spec(&image, &server.engine_name, password))?;
+        }
         let in_network = format!("redis://{}:{app}@{}:{PORT}/0", config.user, ctx.service);
         Ok(vec![Output::secret("REDIS_URL", format!("redis://{}:{app}@{addr}/0", config.user)).on_network(in_network)])
     }
@@ -224,7 +340,7 @@ impl Plugin for Redis {
     }
 
     fn teardown(_ctx: Context, keep_volumes: bool) -> Result<(), String> {
-        teardown(&[SERVER], &["data"], keep_volumes)
+        teardown(&[EXPORTER, SERVER], &["data"], keep_volumes)
     }
 
     fn backup(_ctx: Context) -> Result<BackupReport, String> {
@@ -295,6 +411,109 @@ export_plugin!(Redis);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use provisioner_plugin_sdk::testing::{ctx, MockHost};
+    use serde_json::json;
+
+    fn monitored(image: Option<&str>) -> Context {
+        let mut ctx = ctx("cache", json!({}));
+        ctx.monitored = true;
+        ctx.image_override = image.map(str::to_string);
+        ctx
+    }
+
+    fn script(spec: &ContainerSpec) -> String {
+        spec.entrypoint.as_ref().unwrap()[2].clone()
+    }
+
+    #[test]
+    fn monitored_provision_runs_the_exporter_with_the_password_in_private_files_only() {
+        let mock = MockHost::for_plugin::<Redis>();
+        Redis::provision(monitored(Some("provisioner-offline/redis:7"))).unwrap();
+        let password = mock.secret("monitor-password").unwrap();
+        let engine = mock.container(SERVER).unwrap().engine_name;
+
+        // The server declares the user in its private config file, read first.
+        let server = mock.spec(SERVER);
+        assert!(script(&server).starts_with("exec redis-server /etc/redis-monitor.conf --appendonly yes"), "{}", script(&server));
+        assert_eq!(server.files.len(), 1);
+        let conf = &server.files[0];
+        assert_eq!((conf.path.as_str(), conf.mode, conf.secret), (MONITOR_CONF, 0o600, true));
+        assert_eq!(conf.contents, format!("user monitor reset on resetpass >{password} resetkeys resetchannels -@all +info +ping\n").into_bytes());
+        assert_eq!(server.user.as_deref(), Some("redis"), "the file is the server's own");
+        assert!(!format!("{:?} {:?} {:?}", server.env, server.command, server.entrypoint).contains(&password));
+
+        let spec = mock.spec(EXPORTER);
+        assert_eq!(spec.image, "provisioner-offline/redis-exporter:1.45");
+        let addr = format!("redis://{engine}:6379");
+        assert_eq!(
+            spec.env.iter().map(|e| (e.name.as_str(), e.value.as_str(), e.secret)).collect::<Vec<_>>(),
+            [
+                ("REDIS_ADDR", addr.as_str(), false),
+                ("REDIS_USER", "monitor", false),
+                ("REDIS_PASSWORD_FILE", EXPORTER_PASSWORD_FILE, false),
+                ("REDIS_EXPORTER_SET_CLIENT_NAME", "false", false),
+                ("GOMAXPROCS", "1", false),
+            ]
+        );
+        assert_eq!(spec.files.len(), 1);
+        let file = &spec.files[0];
+        assert_eq!((file.path.as_str(), file.mode, file.secret), (EXPORTER_PASSWORD_FILE, 0o600, true));
+        let map: serde_json::Value = serde_json::from_slice(&file.contents).unwrap();
+        assert_eq!(map, json!({ addr: password }));
+        assert_eq!(spec.user.as_deref(), Some("65534:65534"));
+        let limits = spec.resources.expect("limits");
+        assert!(limits.memory_mb.is_some() && limits.cpu_millis.is_some() && limits.pids.is_some());
+        assert!(spec.ports.is_empty() && spec.mounts.is_empty());
+        assert!(!format!("{:?} {:?} {:?}", spec.env, spec.command, spec.entrypoint).contains(&password));
+
+        // Idempotent: the same specs again, nothing removed.
+        Redis::provision(monitored(Some("provisioner-offline/redis:7"))).unwrap();
+        assert_eq!(format!("{:?}", mock.spec(EXPORTER)), format!("{spec:?}"));
+        assert_eq!(format!("{:?}", mock.spec(SERVER)), format!("{server:?}"));
+        assert!(mock.removed().is_empty());
+    }
+
+    #[test]
+    fn the_monitoring_user_may_read_stats_and_nothing_else() {
+        let rules = monitor_acl("pw");
+        let rules: Vec<&str> = rules.split(' ').collect();
+        assert_eq!(rules, ["reset", "on", "resetpass", ">pw", "resetkeys", "resetchannels", "-@all", "+info", "+ping"]);
+        assert!(!rules.iter().any(|r| r.starts_with('~') || r.starts_with('&') || r.starts_with('%') || r.starts_with("+@") || *r == "allkeys" || *r == "allcommands" || *r == "nopass"));
+    }
+
+    #[test]
+    fn unmonitored_provision_removes_the_exporter_and_the_user() {
+        let mock = MockHost::for_plugin::<Redis>();
+        let before = spec(&Config::parse("{}").unwrap(), &ctx("cache", json!({})), "a", "b", None);
+        Redis::provision(monitored(None)).unwrap();
+        assert_eq!(mock.spec(EXPORTER).image, UPSTREAM_EXPORTER_IMAGE);
+        let mut ctx = monitored(None);
+        ctx.monitored = false;
+        Redis::provision(ctx.clone()).unwrap();
+        assert_eq!(mock.removed(), [EXPORTER]);
+        assert_eq!(mock.containers(), [SERVER]);
+        let server = mock.spec(SERVER);
+        assert!(server.files.is_empty() && !script(&server).contains("monitor"));
+        // As before monitoring existed: an upgrade does not replace the server.
+        assert_eq!(script(&server), script(&before));
+        // Again: already gone is fine.
+        Redis::provision(ctx).unwrap();
+        assert_eq!(mock.containers(), [SERVER]);
+    }
+
+    #[test]
+    fn describe_declares_the_endpoint_and_the_exporter_images() {
+        let info = provisioner_plugin_sdk::__private::describe::<Redis>();
+        let metrics: Vec<(&str, u16, &str)> = info.metrics.iter().map(|m| (m.container.as_str(), m.port, m.path.as_str())).collect();
+        assert_eq!(metrics, [("exporter", 9121, "/metrics")]);
+        let images: Vec<String> = info.capabilities.iter().filter_map(|c| if let Capability::Image(p) = c { Some(p.clone()) } else { None }).collect();
+        for wanted in ["oliver006/redis_exporter:*", "*/redis_exporter:*", "*/redis-exporter:*"] {
+            assert!(images.contains(&wanted.to_string()), "{images:?}");
+        }
+        assert_eq!(exporter_image(None, "127.0.0.1:5000/provisioner-offline/redis:7"), "127.0.0.1:5000/provisioner-offline/redis-exporter:1.45");
+        assert_eq!(exporter_image(Some("x/y:1"), "redis:7"), "x/y:1");
+        assert!(Config::parse(r#"{"user":"monitor"}"#).is_err());
+    }
 
     #[test]
     fn keyspace_and_info_fields() {

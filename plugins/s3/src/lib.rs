@@ -7,6 +7,14 @@
 //! when the app's key lists the first bucket over the published S3 port (a SigV4-signed
 //! `ListObjectsV2`) and the server answers 200.
 //!
+//! Monitoring: Garage's admin API (port 3903, on the project network, not published)
+//! serves `/metrics` without a token as long as the config sets neither `metrics_token`
+//! nor `metrics_require_token` (Garage 2.x's `garage_api_admin`: the metrics endpoint
+//! asks for a token only then), while every other admin endpoint still needs the admin
+//! token, which stays with the plugin. So a collector scrapes `server:3903/metrics`
+//! with no credential and no admin right, and the config is the same whether the
+//! environment is monitored or not: nothing to start or remove.
+//!
 //! Why Garage: MinIO's community images were discontinued in 2025; Garage
 //! (`dxflrs/garage`, Rust) is maintained and grants each access key its own
 //! permissions on each bucket, which least privilege needs.
@@ -33,6 +41,8 @@ const SERVER: &str = "server";
 const CONFIG_PATH: &str = "/etc/garage.toml";
 const KEY_NAME: &str = "app";
 const SETUP_MARKER: &str = "setup";
+/// The admin API's port, which serves `/metrics` (tokenless, see the module doc).
+const ADMIN_PORT: u16 = 3903;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,7 +142,7 @@ api_bind_addr = "[::]:{PORT}"
 s3_region = "{region}"
 
 [admin]
-api_bind_addr = "[::]:3903"
+api_bind_addr = "[::]:{ADMIN_PORT}"
 admin_token = "{admin_token}"
 "#
     ))
@@ -318,6 +328,10 @@ impl Plugin for S3 {
             .default("region", default_region())
     }
 
+    fn metrics() -> Vec<MetricsEndpoint> {
+        vec![MetricsEndpoint::new(SERVER, ADMIN_PORT, "/metrics")]
+    }
+
     fn validate(config: String) -> Result<(), Vec<ConfigProblem>> {
         Config::parse(&config).map(|_| ())
     }
@@ -435,6 +449,31 @@ mod tests {
         ] {
             assert_eq!(is_bucket_name(s), ok, "{s}");
         }
+    }
+
+    use provisioner_plugin_sdk::testing::{ctx, MockHost};
+
+    #[test]
+    fn metrics_need_no_token_and_monitoring_changes_nothing() {
+        let _mock = MockHost::for_plugin::<S3>();
+        let config = Config::parse(r#"{"buckets":["uploads"]}"#).unwrap();
+        let mut context = ctx("files", serde_json::json!({"buckets": ["uploads"]}));
+        let unmonitored = spec(&config, &context).unwrap();
+        context.monitored = true;
+        let monitored = spec(&config, &context).unwrap();
+        assert_eq!(format!("{monitored:?}"), format!("{unmonitored:?}"), "the same server either way");
+        let toml = server_config(&config).unwrap();
+        // Garage asks for a token on /metrics only with one of these set.
+        assert!(!toml.contains("metrics_token") && !toml.contains("metrics_require_token"), "{toml}");
+        assert!(toml.contains("[admin]\napi_bind_addr = \"[::]:3903\"\nadmin_token = "), "{toml}");
+        assert!(monitored.ports.iter().all(|p| p.container_port != ADMIN_PORT), "the admin API is not published");
+    }
+
+    #[test]
+    fn describe_declares_the_endpoint() {
+        let info = provisioner_plugin_sdk::__private::describe::<S3>();
+        let metrics: Vec<(&str, u16, &str)> = info.metrics.iter().map(|m| (m.container.as_str(), m.port, m.path.as_str())).collect();
+        assert_eq!(metrics, [("server", 3903, "/metrics")]);
     }
 
     #[test]
