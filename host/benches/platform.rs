@@ -71,6 +71,7 @@ fn main() {
             config_json: format!(r#"{{"do":"calls","count":{count}}}"#),
             replicas: 1,
             image_override: None,
+            monitored: false,
         };
         let started = Instant::now();
         let call = runtime.provision(&plugin, host.clone(), &ctx).expect("hook runs");

@@ -238,7 +238,7 @@ pub fn container_request(
     }
     labels.extend(naming::workload_labels(scope, &spec.name));
 
-    let mut aliases = vec![scope.service.clone()];
+    let mut aliases = if spec.answers_for_service { vec![scope.service.clone()] } else { Vec::new() };
     for alias in &spec.aliases {
         check_alias(scope, defaults, alias).map_err(Refused::Invalid)?;
         if !aliases.contains(alias) {

@@ -69,6 +69,8 @@ pub struct ContainerSpec {
     pub aliases: Vec<String>,
     pub labels: Vec<(String, String)>,
     pub stop_timeout_ms: Option<u32>,
+    /// The service's name is one of the workload's DNS names (WIT 0.2; always for 0.1).
+    pub answers_for_service: bool,
 }
 
 impl ContainerSpec {
@@ -90,6 +92,7 @@ impl ContainerSpec {
             labels: Vec::new(),
             replicas: None,
             stop_timeout_ms: None,
+            answers_for_service: true,
         }
     }
 }

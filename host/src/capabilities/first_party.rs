@@ -38,10 +38,10 @@ pub fn default_grants(plugin: &str) -> Option<Grants> {
         "prometheus" => Grants {
             scrape_targets: true,
             ..grants(
-                &["prom/prometheus:*", "*/prometheus:*", "prom/alertmanager:*", "*/alertmanager:*"],
+                &["prometheus:*", "prom/prometheus:*", "*/prometheus:*", "alertmanager:*", "prom/alertmanager:*", "*/alertmanager:*"],
                 &[9090],
                 &["data", "alerts"],
-                false,
+                true,
             )
         },
         _ => return None,

@@ -164,6 +164,8 @@ fn exporter_image(configured: Option<&str>, server_image: &str) -> String {
 /// environment names the file, not the password.
 fn exporter_spec(image: &str, server_engine_name: &str, monitor_password: &str) -> ContainerSpec {
     let mut spec = ContainerSpec::new(EXPORTER, image);
+    // Clients of the service reach the server by its name, never the exporter.
+    spec.answers_for_service = false;
     spec.env = vec![
         EnvVar::plain("DATA_SOURCE_URI", format!("{server_engine_name}:{PORT}/postgres?sslmode=disable")),
         EnvVar::plain("DATA_SOURCE_USER", MONITOR),

@@ -133,13 +133,16 @@ fn alertmanager_spec(config: &Config) -> ContainerSpec {
     let mut spec = ContainerSpec::new(ALERTMANAGER, config.alertmanager_image.as_deref().unwrap_or(DEFAULT_ALERTMANAGER_IMAGE));
     spec.command = Some(vec![
         format!("--config.file={ALERTMANAGER_YML}"),
-        "--storage.path=/tmp/alertmanager".into(),
+        "--storage.path=/alertmanager".into(),
         format!("--web.listen-address=:{ALERTMANAGER_PORT}"),
         // A single instance: no gossip port, no peers to look for.
         "--cluster.listen-address=".into(),
     ]);
     spec.user = Some(NOBODY.into());
+    // The service's name is Prometheus's; the Alertmanager is reached by its engine name.
+    spec.answers_for_service = false;
     spec.files = vec![ContainerFile::new(ALERTMANAGER_YML, files::alertmanager_yml(), 0o644)];
+    spec.mounts = vec![Mount::volume("alerts", "/alertmanager")];
     spec.resources = Some(Resources { memory_mb: Some(128), cpu_millis: Some(500), pids: Some(256) });
     spec.stop_timeout_ms = Some(5000);
     spec
@@ -306,7 +309,7 @@ impl Plugin for Prometheus {
             .image("alertmanager:*")
             .image_and_mirrors("prom/alertmanager:*")
             // `exec`: the targets file goes in with `write-file`, the reload with `signal`.
-            .publish(PORT).volume("data").exec().net_probe().state_files().scrape_targets()
+            .publish(PORT).volume("data").volume("alerts").exec().net_probe().state_files().scrape_targets()
             .config::<Config>()
             .outputs(&["PROMETHEUS_URL"])
             .default("image", DEFAULT_IMAGE)
@@ -349,7 +352,7 @@ impl Plugin for Prometheus {
     }
 
     fn teardown(_ctx: Context, keep_volumes: bool) -> Result<(), String> {
-        teardown(&[SERVER, ALERTMANAGER], &["data"], keep_volumes)?;
+        teardown(&[SERVER, ALERTMANAGER], &["data", "alerts"], keep_volumes)?;
         state::remove(TARGETS_STATE);
         Ok(())
     }

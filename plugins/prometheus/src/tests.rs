@@ -270,7 +270,7 @@ fn teardown_removes_both_and_the_volume_unless_kept() {
     assert!(mock.state_file(TARGETS_STATE).is_some());
     Prometheus::teardown(ctx("metrics", json!({})), true).unwrap();
     assert_eq!(mock.removed(), [SERVER, ALERTMANAGER]);
-    assert_eq!(mock.volumes(), ["data"]);
+    assert_eq!(mock.volumes(), ["alerts", "data"]);
     assert!(mock.state_file(TARGETS_STATE).is_none());
     Prometheus::teardown(ctx("metrics", json!({})), false).unwrap();
     assert!(mock.volumes().is_empty() && mock.containers().is_empty());

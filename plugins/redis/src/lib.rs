@@ -160,6 +160,8 @@ fn exporter_image(configured: Option<&str>, server_image: &str) -> String {
 fn exporter_spec(image: &str, server_engine_name: &str, monitor_password: &str) -> ContainerSpec {
     let addr = format!("redis://{server_engine_name}:{PORT}");
     let mut spec = ContainerSpec::new(EXPORTER, image);
+    // Clients of the service reach the server by its name, never the exporter.
+    spec.answers_for_service = false;
     spec.env = vec![
         EnvVar::plain("REDIS_ADDR", addr.clone()),
         EnvVar::plain("REDIS_USER", MONITOR),

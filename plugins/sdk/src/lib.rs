@@ -654,6 +654,7 @@ impl ContainerSpec {
             resources: None,
             user: None,
             aliases: Vec::new(),
+            answers_for_service: true,
             labels: Vec::new(),
             replicas: None,
             stop_timeout_ms: None,

@@ -8,7 +8,7 @@
 macro_rules! edge {
     // `context` and `capabilities`: the fields of `context` a later version adds (named
     // as in `HookContext`) and its new variants of `capability`, as match arms.
-    ({ $($docker_extra:tt)* } $(, context: { $($context_extra:ident),* }, capabilities: { $($capability_extra:tt)* })?) => {
+    ({ $($docker_extra:tt)* } $(, context: { $($context_extra:ident),* }, spec: { $($spec_extra:ident),* }, capabilities: { $($capability_extra:tt)* })?) => {
         use wasmtime::component::{HasSelf, InstancePre, Linker};
         use wasmtime::Store;
 
@@ -42,6 +42,8 @@ macro_rules! edge {
         }
 
         impl From<docker::ContainerSpec> for spec::ContainerSpec {
+            // A version that spells out every field leaves nothing to the update.
+            #[allow(clippy::needless_update)]
             fn from(s: docker::ContainerSpec) -> Self {
                 spec::ContainerSpec {
                     name: s.name,
@@ -75,6 +77,8 @@ macro_rules! edge {
                     labels: s.labels.into_iter().map(|kv| (kv.key, kv.value)).collect(),
                     replicas: s.replicas,
                     stop_timeout_ms: s.stop_timeout_ms,
+                    $($($spec_extra: s.$spec_extra,)*)?
+                    ..spec::ContainerSpec::new("", "")
                 }
             }
         }

@@ -17,7 +17,7 @@ super::edge::edge!({
         self.calls.trace(|| format!("docker.signal {name} {signal}"), &result, |()| "ok".into());
         Ok(result?)
     }
-}, context: { monitored }, capabilities: { C::ScrapeTargets => crate::capabilities::Capability::ScrapeTargets, });
+}, context: { monitored }, spec: { answers_for_service }, capabilities: { C::ScrapeTargets => crate::capabilities::Capability::ScrapeTargets, });
 
 impl From<types::PluginInfo> for PluginInfo {
     fn from(info: types::PluginInfo) -> Self {
