@@ -127,11 +127,23 @@ fn the_example_with_prometheus_is_scraped_keeps_exporters_to_statistics_and_aler
     let app_in_container = app_url.replace(app_url.split('@').nth(1).and_then(|h| h.split('/').next()).unwrap(), "127.0.0.1:5432");
     let made = exec(&stack, "db", "server", &["psql", &app_in_container, "-v", "ON_ERROR_STOP=1", "-c", "CREATE TABLE private_notes (body text); INSERT INTO private_notes VALUES ('secret');"]);
     assert!(made.status.success(), "the app creates a table: {}", text(&made));
-    let monitor_url = format!("postgresql://monitor:{pg_monitor}@127.0.0.1:5432/ticketing");
-    let stats = exec(&stack, "db", "server", &["psql", &monitor_url, "-tAc", "SELECT count(*) > 0 FROM pg_stat_activity"]);
+    let monitor = |database: &str, sql: &str| {
+        let url = format!("postgresql://monitor:{pg_monitor}@127.0.0.1:5432/{database}");
+        exec(&stack, "db", "server", &["psql", &url, "-v", "ON_ERROR_STOP=1", "-tAc", sql])
+    };
+    let stats = monitor("postgres", "SELECT count(*) > 0 FROM pg_stat_database");
     assert!(stats.status.success() && text(&stats).contains('t'), "the monitor role reads statistics: {}", text(&stats));
-    for sql in ["SELECT * FROM private_notes", "INSERT INTO private_notes VALUES ('x')", "DELETE FROM private_notes", "CREATE TABLE mine (x int)"] {
-        let out = exec(&stack, "db", "server", &["psql", &monitor_url, "-v", "ON_ERROR_STOP=1", "-c", sql]);
+    for sql in ["SELECT * FROM private_notes", "INSERT INTO private_notes VALUES ('x')", "DELETE FROM private_notes"] {
+        let out = monitor("ticketing", sql);
+        assert!(
+            !out.status.success() && text(&out).contains("permission denied for database"),
+            "the monitor role cannot even connect to the app's database for `{sql}`: {}",
+            text(&out)
+        );
+    }
+    let app_user = app_url.trim_start_matches("postgres://").trim_start_matches("postgresql://").split(':').next().unwrap().to_string();
+    for sql in ["CREATE TABLE mine (x int)".to_string(), format!("SET ROLE {app_user}"), "CREATE DATABASE mine".to_string()] {
+        let out = monitor("postgres", &sql);
         assert!(!out.status.success() && text(&out).contains("permission denied"), "the monitor role is refused `{sql}`: {}", text(&out));
     }
 

@@ -238,7 +238,9 @@ impl Stack<'_> {
         let started = Instant::now();
         let (env, prepared) = self.prepare()?;
         let deps = |name: &str| prerequisites(&prepared, name);
-        let outputs_suffice = |name: &str| prepared[name].service.wait_for == WaitFor::Outputs;
+        // A collector starts once the others have provisioned (their endpoints exist) and
+        // sets itself up while they become ready; it is ready only after them.
+        let outputs_suffice = |name: &str| prepared[name].service.wait_for == WaitFor::Outputs || prepared[name].collector;
         let mut results = schedule(Hook::Provision, prepared.keys().cloned().collect(), deps, outputs_suffice, |name, inputs, gate| {
             self.bring_up(&env, &prepared[name], inputs, gate, started)
         });

@@ -216,6 +216,28 @@ fn alertmanager_addr(info: &ContainerInfo) -> Option<String> {
     info.address.as_ref().filter(|a| !a.is_empty()).map(|ip| format!("{ip}:{ALERTMANAGER_PORT}"))
 }
 
+/// The targets Prometheus scrapes besides the services': itself and the Alertmanager.
+const OWN_TARGETS: usize = 2;
+
+/// Ready once Prometheus's scrapers have all `expected` targets (`/api/v1/targets`):
+/// then each is scraped within one interval.
+fn targets_discovered(expected: usize) -> Result<Readiness, String> {
+    let addr = docker::inspect(SERVER)?.host_addr(PORT)?;
+    let answer = match http::get(&addr, "/api/v1/targets?state=active", PROBE_TIMEOUT) {
+        Ok(answer) if answer.status == 200 => answer,
+        Ok(answer) => return Ok(Readiness::NotYet(format!("Prometheus answered {} to /api/v1/targets", answer.status))),
+        Err(e) => return Ok(Readiness::NotYet(format!("Prometheus: {e}"))),
+    };
+    let targets: serde_json::Value =
+        serde_json::from_str(&answer.text()).map_err(|e| format!("Prometheus's targets are not the JSON expected: {e}"))?;
+    let active = targets["data"]["activeTargets"].as_array().map_or(0, Vec::len);
+    Ok(if active >= expected {
+        Readiness::Ready
+    } else {
+        Readiness::NotYet(format!("Prometheus has {active} of its {expected} targets so far"))
+    })
+}
+
 /// The Alertmanager's readiness.
 fn alertmanager_ready() -> Result<Readiness, String> {
     let info = match docker::inspect(ALERTMANAGER) {
@@ -346,7 +368,12 @@ impl Plugin for Prometheus {
 
     fn ready(_ctx: Context) -> Result<Readiness, String> {
         match probe::ready(SERVER, PORT, |addr| answers_ready("Prometheus", addr))? {
-            Readiness::Ready => alertmanager_ready(),
+            Readiness::Ready => match alertmanager_ready()? {
+                // Prometheus hands discovered targets to its scrapers every 5 s: until
+                // then it would scrape nothing, so it is not ready for the user.
+                Readiness::Ready => targets_discovered(monitoring::scrape_targets()?.len() + OWN_TARGETS),
+                not_yet => Ok(not_yet),
+            },
             not_yet => Ok(not_yet),
         }
     }

@@ -186,7 +186,12 @@ fn ready_when_both_answer_not_yet_otherwise() {
     let reason = not_yet(Prometheus::ready(ctx("metrics", json!({}))));
     assert!(reason.starts_with("Prometheus is not ready yet (503"), "{reason}");
 
+    // Ready; its scrapers have only itself so far (of itself, the Alertmanager and db).
+    mock.set_scrape_targets(&[DB]);
     mock.serve(SERVER, 9090, |request| {
+        if request.starts_with(b"GET /api/v1/targets?state=active HTTP/1.1\r\n") {
+            return http_answer("200 OK", r#"{"status":"success","data":{"activeTargets":[{"labels":{"job":"prometheus"}}]}}"#);
+        }
         assert!(request.starts_with(b"GET /-/ready HTTP/1.1\r\n"));
         http_answer("200 OK", "Prometheus Server is Ready.\n")
     });
@@ -200,6 +205,16 @@ fn ready_when_both_answer_not_yet_otherwise() {
     assert!(not_yet(Prometheus::ready(ctx("metrics", json!({})))).starts_with("Alertmanager is not ready yet (503"));
 
     ALERTMANAGER_ADDR.with(|a| *a.borrow_mut() = Some(http_server("200 OK", "OK")));
+    let reason = not_yet(Prometheus::ready(ctx("metrics", json!({}))));
+    assert_eq!(reason, "Prometheus has 1 of its 3 targets so far");
+
+    mock.serve(SERVER, 9090, |request| {
+        if request.starts_with(b"GET /api/v1/targets") {
+            let three = r#"{"status":"success","data":{"activeTargets":[{"health":"unknown"},{"health":"up"},{"health":"unknown"}]}}"#;
+            return http_answer("200 OK", three);
+        }
+        http_answer("200 OK", "Prometheus Server is Ready.\n")
+    });
     testing::assert_ready(&Prometheus::ready(ctx("metrics", json!({}))));
 
     mock.exit(ALERTMANAGER, 1);

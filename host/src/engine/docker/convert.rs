@@ -310,7 +310,8 @@ pub(super) fn files_tar(entries: &[(&str, &[u8], u32)], (uid, gid): (u64, u64)) 
     let mut archive = tar::Builder::new(Vec::new());
     for (name, contents, mode) in entries {
         let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Regular);
+        // A name ending in `/` is a folder (made for a file whose folder is missing).
+        header.set_entry_type(if name.ends_with('/') { tar::EntryType::Directory } else { tar::EntryType::Regular });
         header.set_size(contents.len() as u64);
         header.set_mode(*mode);
         header.set_mtime(mtime);

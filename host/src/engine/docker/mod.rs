@@ -312,8 +312,27 @@ impl Docker {
         Ok(None)
     }
 
-    /// Unpack `entries` into `folder` of container `name`, in one upload.
+    /// Unpack `entries` into `folder` of container `name`, in one upload. A missing
+    /// folder is made (mode 0755, owned like the files) with its missing parents, as
+    /// `mkdir -p` would: an upstream image need not have a server's config folder.
     fn upload(&self, name: &str, folder: &str, entries: &[(&str, &[u8], u32)]) -> Result<(), EngineError> {
+        match self.upload_into(name, folder, entries) {
+            Err(EngineError::NotFound(missing)) if missing.starts_with("folder ") => {
+                let trimmed = folder.trim_end_matches('/');
+                let Some((parent, last)) = trimmed.rsplit_once('/').filter(|(_, last)| !last.is_empty()) else {
+                    return Err(EngineError::NotFound(missing));
+                };
+                let parent = if parent.is_empty() { "/" } else { parent };
+                let mut nested: Vec<(String, &[u8], u32)> = vec![(format!("{last}/"), &[], 0o755)];
+                nested.extend(entries.iter().map(|(file, contents, mode)| (format!("{last}/{file}"), *contents, *mode)));
+                let nested: Vec<(&str, &[u8], u32)> = nested.iter().map(|(n, c, m)| (n.as_str(), *c, *m)).collect();
+                self.upload(name, parent, &nested)
+            }
+            other => other,
+        }
+    }
+
+    fn upload_into(&self, name: &str, folder: &str, entries: &[(&str, &[u8], u32)]) -> Result<(), EngineError> {
         // The files belong to the container's user, not to root: a server running as
         // `nobody` must read its own private config. A name is looked up in the image's
         // own /etc/passwd and /etc/group (the engine's copyUIDGID cannot resolve a
