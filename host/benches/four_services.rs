@@ -66,17 +66,6 @@ fn clean(name: &str) {
     }
 }
 
-/// CPU time the whole machine spent busy so far (all processes: the containers, the
-/// engine, provisioner), from /proc/stat; None where that is not readable.
-fn machine_busy() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
-    // user nice system idle iowait irq softirq steal: everything but idle and iowait.
-    let busy: u64 = fields.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v).sum();
-    let ticks = Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u64>().ok()).unwrap_or(100);
-    Some(Duration::from_secs_f64(busy as f64 / ticks as f64))
-}
-
 fn s(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
@@ -88,9 +77,9 @@ fn main() {
         // A, then the warm no-op run on the same stack.
         let name = support::unique_name("bench-a");
         let dir = project(&name, SERVICES);
-        let busy_before = machine_busy();
+        let busy_before = common::machine_busy();
         a.push(provisioner(dir.path(), &["run", "local"]));
-        if let (Some(before), Some(after)) = (busy_before, machine_busy()) {
+        if let (Some(before), Some(after)) = (busy_before, common::machine_busy()) {
             a_cpu.push(after.saturating_sub(before));
         }
         warm.push(provisioner(dir.path(), &["run", "local"]));

@@ -304,9 +304,16 @@ impl Plugin for Postgres {
         let deployment = docker::ensure(&spec(&config, &ctx, &creds))?;
         let server = deployment.container()?;
         let monitor = if ctx.monitored { Some(monitor_password()?) } else { None };
-        if monitor.is_none() {
+        match &monitor {
+            // Started while the server boots, rather than after: it retries its login
+            // on every scrape, so the role may come a moment later.
+            Some(password) => {
+                progress("ensuring the metrics exporter");
+                let image = exporter_image(config.exporter_image.as_deref(), &server_image(&config, &ctx));
+                docker::ensure(&exporter_spec(&image, &server.engine_name, password))?;
+            }
             // Before its role goes; nothing to do when it was never started.
-            gone_is_fine(docker::remove(EXPORTER))?;
+            None => gone_is_fine(docker::remove(EXPORTER))?,
         }
 
         // Skipped when nothing changed since it last succeeded: a warm run then costs
@@ -338,12 +345,6 @@ impl Plugin for Postgres {
         })?;
         // After the wait: a server that exits at once publishes nothing, and the wait says why.
         let addr = server.host_addr(PORT)?;
-
-        if let Some(password) = &monitor {
-            progress("ensuring the metrics exporter");
-            let image = exporter_image(config.exporter_image.as_deref(), &server_image(&config, &ctx));
-            docker::ensure(&exporter_spec(&image, &server.engine_name, password))?;
-        }
 
         let url = format!("postgres://{}:{}@{addr}/{database}", config.user, creds.app);
         let in_network = format!("postgres://{}:{}@{}:{PORT}/{database}", config.user, creds.app, ctx.service);
