@@ -95,20 +95,10 @@ struct Prepared {
     monitored: bool,
 }
 
-/// What `name` waits for: its `depends_on`, and for a collector of metrics every
-/// service that is not one (their endpoints must exist before it is configured).
-fn prerequisites(prepared: &BTreeMap<String, Prepared>, name: &str) -> Vec<String> {
-    let p = &prepared[name];
-    let mut deps = p.service.depends_on.clone();
-    if p.collector {
-        let others: Vec<String> =
-            prepared.values().filter(|o| !o.collector && !deps.contains(&o.service.name)).map(|o| o.service.name.clone()).collect();
-        deps.extend(others);
-    }
-    deps
-}
-
-/// Who waits for `name`: the inverse of [`prerequisites`], for teardown.
+/// Who goes before `name` in a teardown: its dependents, and every collector of
+/// metrics (so a service going away does not fire alerts on the way out). A collector
+/// starts with everything else in a run: its targets' addresses are known beforehand,
+/// and it scrapes each one once it answers.
 fn dependents(project: &Project, prepared: &BTreeMap<String, Prepared>, name: &str) -> Vec<String> {
     let mut dependents = project.dependents(name);
     if prepared.get(name).is_some_and(|p| !p.collector) {
@@ -237,10 +227,8 @@ impl Stack<'_> {
     pub fn run(&self) -> Result<Summary, PreflightError> {
         let started = Instant::now();
         let (env, prepared) = self.prepare()?;
-        let deps = |name: &str| prerequisites(&prepared, name);
-        // A collector starts once the others have provisioned (their endpoints exist) and
-        // sets itself up while they become ready; it is ready only after them.
-        let outputs_suffice = |name: &str| prepared[name].service.wait_for == WaitFor::Outputs || prepared[name].collector;
+        let deps = |name: &str| prepared[name].service.depends_on.clone();
+        let outputs_suffice = |name: &str| prepared[name].service.wait_for == WaitFor::Outputs;
         let mut results = schedule(Hook::Provision, prepared.keys().cloned().collect(), deps, outputs_suffice, |name, inputs, gate| {
             self.bring_up(&env, &prepared[name], inputs, gate, started)
         });
@@ -248,7 +236,7 @@ impl Stack<'_> {
             // Skipped services never reached their plugin; name it anyway.
             report.plugin = prepared[&report.service].service.plugin.clone();
         }
-        let critical_path = critical_path(&results, |name| prerequisites(&prepared, name));
+        let critical_path = critical_path(&results, |name| prepared[name].service.depends_on.clone());
         Ok(Summary {
             environment: self.environment.to_string(),
             services: results,
