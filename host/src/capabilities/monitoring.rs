@@ -74,6 +74,37 @@ mod tests {
     }
 
     #[test]
+    fn only_a_granted_collector_reads_the_targets() {
+        use std::sync::Arc;
+
+        use crate::capabilities::{Capability, Effective, Grants, ServiceHost};
+        use crate::limits::HookLimits;
+
+        let endpoints = vec![MetricsEndpoint { container: "exporter".into(), port: 9187, path: "/metrics".into() }];
+        let db = scope("db", "postgres");
+        let known = Arc::new(targets([(&db, endpoints.as_slice())]));
+        let calls = |declared: Vec<Capability>, grants: Grants| {
+            let host = ServiceHost {
+                effective: Effective::new("collector", declared, grants),
+                scrape_targets: known.clone(),
+                ..ServiceHost::sealed("collector", HookLimits::default())
+            };
+            HostCalls::new(Arc::new(host))
+        };
+        let declared = vec![Capability::ScrapeTargets];
+        let mut granted = calls(declared.clone(), Grants { scrape_targets: true, ..Grants::default() });
+        assert_eq!(granted.scrape_targets().unwrap(), *known);
+
+        let mut not_granted = calls(declared, Grants::default());
+        let refused = not_granted.scrape_targets().unwrap_err().to_string();
+        assert!(refused.contains("scrape_targets = true") && refused.contains("[plugins.collector.grants]"), "{refused}");
+        assert_eq!(not_granted.denials.len(), 1);
+
+        let mut undeclared = calls(Vec::new(), Grants { scrape_targets: true, ..Grants::default() });
+        assert!(undeclared.scrape_targets().unwrap_err().to_string().contains("not among the capabilities"));
+    }
+
+    #[test]
     fn engine_names_of_declared_containers_only() {
         let db = scope("db", "postgres");
         let cache = scope("cache", "redis");
