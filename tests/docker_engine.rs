@@ -354,7 +354,12 @@ fn a_container_runs_publishes_execs_logs_and_is_removed_without_its_volume() {
     assert_eq!(cat.stdout, b"a = 1\nb = 2\n");
     let ls = engine.exec(&name, &cmd(&["ls", "-l", "/tmp/config.txt"])).unwrap();
     assert!(String::from_utf8_lossy(&ls.stdout).starts_with("-rw-r-----"), "{}", String::from_utf8_lossy(&ls.stdout));
-    assert!(matches!(engine.write_file(&name, "/no/such/folder/file", b"x", 0o644), Err(EngineError::NotFound(_))));
+    // A missing folder is made, with its missing parents, as `mkdir -p` would.
+    engine.write_file(&name, "/no/such/folder/file", b"x", 0o644).expect("write_file into a folder the image lacks");
+    let made = engine.exec(&name, &cmd(&["ls", "-ld", "/no", "/no/such", "/no/such/folder", "/no/such/folder/file"])).unwrap();
+    let modes: Vec<String> = String::from_utf8_lossy(&made.stdout).lines().map(|l| l.split_whitespace().next().unwrap_or("").to_string()).collect();
+    assert_eq!(modes, ["drwxr-xr-x", "drwxr-xr-x", "drwxr-xr-x", "-rw-r--r--"], "{}", String::from_utf8_lossy(&made.stdout));
+    assert!(matches!(engine.write_file("pt-no-such-container", "/tmp/x", b"x", 0o644), Err(EngineError::NotFound(_))));
     // write_files: each file with its own contents and mode, across folders (one
     // upload per folder), into the container and into the volume.
     let files = [
@@ -366,7 +371,9 @@ fn a_container_runs_publishes_execs_logs_and_is_removed_without_its_volume() {
     engine.write_files(&name, &files).expect("write_files");
     let listing = engine.exec(&name, &cmd(&["sh", "-c", "stat -c '%n %a' /tmp/two.txt /tmp/three.txt /data/kept.txt && cat /tmp/two.txt /tmp/three.txt"])).unwrap();
     assert_eq!(String::from_utf8_lossy(&listing.stdout), "/tmp/two.txt 600\n/tmp/three.txt 444\n/data/kept.txt 600\ntwo\nthree\n");
-    assert!(matches!(engine.write_files(&name, &[("/no/such/folder/file".to_string(), b"x".to_vec(), 0o644)]), Err(EngineError::NotFound(_))));
+    engine.write_files(&name, &[("/made/by/write_files/file".to_string(), b"x".to_vec(), 0o644)]).expect("write_files into a new folder");
+    let made = engine.exec(&name, &cmd(&["cat", "/made/by/write_files/file"])).unwrap();
+    assert_eq!(made.stdout, b"x");
 
     // The published port reaches the container.
     let response = http_get(host_port, "/index.html");

@@ -42,8 +42,6 @@ const OFFLINE_EXPORTER_IMAGE: &str = "postgres-exporter:0.11";
 const MONITOR: &str = "monitor";
 /// Where the exporter reads the role's password (`DATA_SOURCE_PASS_FILE`).
 const EXPORTER_PASSWORD_FILE: &str = "/etc/postgres_exporter.password";
-/// nobody: the images' own user, and the owner of the password file.
-const NOBODY: &str = "65534:65534";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,29 +141,12 @@ ALTER SCHEMA public OWNER TO {user};
     )
 }
 
-/// The exporter's image: `exporter_image` when set; else, when the server runs from the
-/// offline set (`[REGISTRY/]provisioner-offline/postgres:15`), that set's exporter from
-/// the same place; else upstream's.
-fn exporter_image(configured: Option<&str>, server_image: &str) -> String {
-    if let Some(image) = configured {
-        return image.to_string();
-    }
-    match server_image.rsplit_once('/') {
-        Some((prefix, _)) if prefix == "provisioner-offline" || prefix.ends_with("/provisioner-offline") => {
-            format!("{prefix}/{OFFLINE_EXPORTER_IMAGE}")
-        }
-        _ => UPSTREAM_EXPORTER_IMAGE.to_string(),
-    }
-}
-
 /// The sidecar serving the server's statistics on port 9187: postgres_exporter logged
 /// in as `monitor` to the `postgres` database (never the app's) over the project
 /// network. The password is a private file owned by nobody, the user it runs as; the
 /// environment names the file, not the password.
 fn exporter_spec(image: &str, server_engine_name: &str, monitor_password: &str) -> ContainerSpec {
-    let mut spec = ContainerSpec::new(EXPORTER, image);
-    // Clients of the service reach the server by its name, never the exporter.
-    spec.answers_for_service = false;
+    let mut spec = exporter::exporter_spec(EXPORTER, image);
     spec.env = vec![
         EnvVar::plain("DATA_SOURCE_URI", format!("{server_engine_name}:{PORT}/postgres?sslmode=disable")),
         EnvVar::plain("DATA_SOURCE_USER", MONITOR),
@@ -174,10 +155,6 @@ fn exporter_spec(image: &str, server_engine_name: &str, monitor_password: &str) 
         EnvVar::plain("GOMAXPROCS", "1"),
     ];
     spec.files = vec![ContainerFile::secret(EXPORTER_PASSWORD_FILE, monitor_password, 0o600)];
-    spec.user = Some(NOBODY.into());
-    // Reached on the project network only: nothing published.
-    spec.resources = Some(Resources { memory_mb: Some(64), cpu_millis: Some(250), pids: Some(64) });
-    spec.stop_timeout_ms = Some(2000);
     spec
 }
 
@@ -309,7 +286,7 @@ impl Plugin for Postgres {
             // on every scrape, so the role may come a moment later.
             Some(password) => {
                 progress("ensuring the metrics exporter");
-                let image = exporter_image(config.exporter_image.as_deref(), &server_image(&config, &ctx));
+                let image = exporter::companion_image(config.exporter_image.as_deref(), &server_image(&config, &ctx), OFFLINE_EXPORTER_IMAGE, UPSTREAM_EXPORTER_IMAGE);
                 docker::ensure(&exporter_spec(&image, &server.engine_name, password))?;
             }
             // Before its role goes; nothing to do when it was never started.
@@ -555,11 +532,7 @@ mod tests {
     }
 
     #[test]
-    fn exporter_images() {
-        assert_eq!(exporter_image(None, "postgres:16"), UPSTREAM_EXPORTER_IMAGE);
-        assert_eq!(exporter_image(None, "provisioner-offline/postgres:15"), "provisioner-offline/postgres-exporter:0.11");
-        assert_eq!(exporter_image(None, "127.0.0.1:5000/provisioner-offline/postgres:15"), "127.0.0.1:5000/provisioner-offline/postgres-exporter:0.11");
-        assert_eq!(exporter_image(Some("mirror/pgx:1"), "provisioner-offline/postgres:15"), "mirror/pgx:1");
+    fn the_app_user_cannot_take_the_monitoring_role_name() {
         assert!(Config::parse(r#"{"user":"monitor"}"#).is_err());
     }
 

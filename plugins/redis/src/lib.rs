@@ -53,8 +53,6 @@ const MONITOR: &str = "monitor";
 const MONITOR_CONF: &str = "/etc/redis-monitor.conf";
 /// In the exporter: its password file (`--redis.password-file`'s JSON map).
 const EXPORTER_PASSWORD_FILE: &str = "/etc/redis_exporter.passwords.json";
-/// nobody: the user the exporter runs as, and the owner of its password file.
-const NOBODY: &str = "65534:65534";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,21 +135,6 @@ fn spec(config: &Config, ctx: &Context, admin: &str, app: &str, monitor: Option<
     spec
 }
 
-/// The exporter's image: `exporter_image` when set; else, when the server runs from the
-/// offline set (`[REGISTRY/]provisioner-offline/redis:7`), that set's exporter from the
-/// same place; else upstream's.
-fn exporter_image(configured: Option<&str>, server_image: &str) -> String {
-    if let Some(image) = configured {
-        return image.to_string();
-    }
-    match server_image.rsplit_once('/') {
-        Some((prefix, _)) if prefix == "provisioner-offline" || prefix.ends_with("/provisioner-offline") => {
-            format!("{prefix}/{OFFLINE_EXPORTER_IMAGE}")
-        }
-        _ => UPSTREAM_EXPORTER_IMAGE.to_string(),
-    }
-}
-
 /// The sidecar serving the server's statistics on port 9121: redis_exporter logged in as
 /// `monitor` over the project network. Its password is in a private file owned by nobody,
 /// the user it runs as: `--redis.password-file` reads a JSON map from the server's
@@ -159,9 +142,7 @@ fn exporter_image(configured: Option<&str>, server_image: &str) -> String {
 /// (`CLIENT SETNAME` is not among the user's commands).
 fn exporter_spec(image: &str, server_engine_name: &str, monitor_password: &str) -> ContainerSpec {
     let addr = format!("redis://{server_engine_name}:{PORT}");
-    let mut spec = ContainerSpec::new(EXPORTER, image);
-    // Clients of the service reach the server by its name, never the exporter.
-    spec.answers_for_service = false;
+    let mut spec = exporter::exporter_spec(EXPORTER, image);
     spec.env = vec![
         EnvVar::plain("REDIS_ADDR", addr.clone()),
         EnvVar::plain("REDIS_USER", MONITOR),
@@ -174,10 +155,6 @@ fn exporter_spec(image: &str, server_engine_name: &str, monitor_password: &str) 
     passwords.insert(addr.clone(), monitor_password.into());
     let passwords = serde_json::Value::Object(passwords).to_string();
     spec.files = vec![ContainerFile::secret(EXPORTER_PASSWORD_FILE, passwords, 0o600)];
-    spec.user = Some(NOBODY.into());
-    // Reached on the project network only: nothing published.
-    spec.resources = Some(Resources { memory_mb: Some(64), cpu_millis: Some(250), pids: Some(64) });
-    spec.stop_timeout_ms = Some(2000);
     spec
 }
 
@@ -328,7 +305,7 @@ impl Plugin for Redis {
         let addr = server.host_addr(PORT)?;
         if let Some(password) = &monitor {
             progress("ensuring the metrics exporter");
-            let image = exporter_image(config.exporter_image.as_deref(), &server_image(&config, &ctx));
+            let image = exporter::companion_image(config.exporter_image.as_deref(), &server_image(&config, &ctx), OFFLINE_EXPORTER_IMAGE, UPSTREAM_EXPORTER_IMAGE);
             docker::ensure(&exporter_spec(&image, &server.engine_name, password))?;
         }
         let in_network = format!("redis://{}:{app}@{}:{PORT}/0", config.user, ctx.service);
@@ -512,8 +489,6 @@ mod tests {
         for wanted in ["oliver006/redis_exporter:*", "*/redis_exporter:*", "*/redis-exporter:*"] {
             assert!(images.contains(&wanted.to_string()), "{images:?}");
         }
-        assert_eq!(exporter_image(None, "127.0.0.1:5000/provisioner-offline/redis:7"), "127.0.0.1:5000/provisioner-offline/redis-exporter:1.45");
-        assert_eq!(exporter_image(Some("x/y:1"), "redis:7"), "x/y:1");
         assert!(Config::parse(r#"{"user":"monitor"}"#).is_err());
     }
 

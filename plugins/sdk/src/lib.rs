@@ -769,6 +769,8 @@ impl ContainerInfo {
     }
 }
 
+pub mod exporter;
+
 pub mod wait;
 
 pub mod probe;
