@@ -99,14 +99,37 @@ struct Prepared {
 /// metrics (so a service going away does not fire alerts on the way out). A collector
 /// starts with everything else in a run: its targets' addresses are known beforehand,
 /// and it scrapes each one once it answers.
+///
+/// A service that itself depends on a collector (a dashboard on Prometheus) keeps the
+/// order its `depends_on` gives: it goes first, and the collector after it.
 fn dependents(project: &Project, prepared: &BTreeMap<String, Prepared>, name: &str) -> Vec<String> {
     let mut dependents = project.dependents(name);
     if prepared.get(name).is_some_and(|p| !p.collector) {
-        let collectors: Vec<String> =
-            prepared.values().filter(|o| o.collector && !dependents.contains(&o.service.name)).map(|o| o.service.name.clone()).collect();
+        let collectors: Vec<String> = prepared
+            .values()
+            .filter(|o| o.collector && !dependents.contains(&o.service.name) && !depends_on(project, name, &o.service.name))
+            .map(|o| o.service.name.clone())
+            .collect();
         dependents.extend(collectors);
     }
     dependents
+}
+
+/// Whether `service` depends on `other`, directly or through others.
+fn depends_on(project: &Project, service: &str, other: &str) -> bool {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut next = vec![service.to_string()];
+    while let Some(name) = next.pop() {
+        for dep in project.services.get(&name).map(|s| s.depends_on.as_slice()).unwrap_or_default() {
+            if dep == other {
+                return true;
+            }
+            if seen.insert(dep.clone()) {
+                next.push(dep.clone());
+            }
+        }
+    }
+    false
 }
 
 impl Stack<'_> {
@@ -515,6 +538,20 @@ pub(super) fn config_hash(plugin_sha256: &str, ctx: &HookContext) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn depends_on_follows_the_graph() {
+        let toml = "[project]\nname = \"x\"\n[services.db]\nplugin = \"p\"\n[services.metrics]\nplugin = \"p\"\n\
+                    [services.dash]\nplugin = \"p\"\ndepends_on = [\"metrics\"]\n[services.panel]\nplugin = \"p\"\ndepends_on = [\"dash\"]\n";
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("provisioner.toml");
+        std::fs::write(&file, toml).unwrap();
+        let project = Project::load(&file).unwrap();
+        assert!(super::depends_on(&project, "panel", "metrics"), "through dash");
+        assert!(super::depends_on(&project, "dash", "metrics"));
+        assert!(!super::depends_on(&project, "metrics", "dash"));
+        assert!(!super::depends_on(&project, "db", "metrics"));
+    }
 
     #[test]
     fn references_resolve_from_dependencies_only() {
