@@ -179,8 +179,9 @@ fn bad_files_start_nothing() {
 }
 
 
-/// Issue 18.2: a container replaced because its spec changed keeps the host port the
-/// engine chose for it, so the app's .env does not change under it.
+/// Issue 18.2: a container replaced because its spec changed, or created again after
+/// `teardown --keep-volumes`, keeps the host port the engine chose for it, so the app's
+/// .env does not change under it.
 #[test]
 fn a_replaced_container_keeps_its_host_port() {
     let stack = stack("keepport", "[services.cache]\nplugin = \"redis\"\n");
@@ -195,6 +196,21 @@ fn a_replaced_container_keeps_its_host_port() {
     let url = stack.dotenv()["REDIS_URL"].clone();
     assert!(url.starts_with("redis://other:"), "{url}");
     assert_eq!(address(&url), before, "same host port after the replacement");
+
+    // And across `teardown --keep-volumes` + `run`: the data stays, so does its address.
+    let out = stack.run(&["teardown", "local", "--keep-volumes"]);
+    assert!(out.status.success(), "{}", support::text(&out));
+    let state = std::fs::read_to_string(stack.path().join(".provisioner/local/state.json")).unwrap();
+    assert!(state.contains("\"host_ports\""), "kept for the next run:\n{state}");
+    let out = stack.run(&["run", "local"]);
+    assert!(out.status.success(), "{}", support::text(&out));
+    assert_eq!(stack.dotenv()["REDIS_URL"], url, "same URL, port and password after teardown --keep-volumes and run");
+
+    // A full teardown keeps nothing to offer.
+    let out = stack.run(&["teardown", "local"]);
+    assert!(out.status.success(), "{}", support::text(&out));
+    let state = std::fs::read_to_string(stack.path().join(".provisioner/local/state.json")).unwrap();
+    assert!(!state.contains("host_ports"), "{state}");
 }
 
 /// Issue 16.1: `provisioner logs` shows every instance's lines under its name, in time

@@ -11,6 +11,7 @@ use crate::config::Project;
 use crate::discovery::Catalog;
 use crate::fsutil::write_private_if_changed;
 use crate::lifecycle::{Status, Summary};
+use crate::realise::HostPorts;
 use crate::runtime::Output;
 use crate::state::{dotenv, ignore_in_git, Scaled, ServiceState, State, DOTENV_HEADER};
 
@@ -72,10 +73,14 @@ pub fn save_run(
     environment: &str,
     catalog: &Catalog,
     scale: &BTreeMap<String, Scaled>,
+    host_ports: &HostPorts,
     summary: &Summary,
 ) -> anyhow::Result<DotEnv> {
     let sha256 = |plugin: &str| catalog.plugins.get(plugin).map(|f| f.plugin.sha256.clone());
-    let recorded = record(&project.name, environment, scale, summary, sha256);
+    let mut recorded = record(&project.name, environment, scale, summary, sha256);
+    // Still offered to what this run did not create (a service that failed first, a
+    // container removed by hand), until a teardown without --keep-volumes.
+    recorded.state.host_ports = host_ports.clone();
     recorded.state.save(&project.state_dir(environment))?;
     let path = dotenv_path(project, environment);
     let changed = write_private_if_changed(&path, dotenv(&recorded.outputs).as_bytes())?;
@@ -91,8 +96,10 @@ pub struct DotEnv {
 
 /// After `teardown`: nothing is left, so neither are services or scale overrides in
 /// the state, and `.env` goes too when provisioner wrote it (a hand-written one stays).
-pub fn save_teardown(project: &Project, environment: &str) -> anyhow::Result<()> {
-    State { project: project.name.clone(), environment: environment.to_string(), ..State::default() }.save(&project.state_dir(environment))?;
+/// `host_ports` are what `--keep-volumes` keeps for the next run (empty otherwise).
+pub fn save_teardown(project: &Project, environment: &str, host_ports: HostPorts) -> anyhow::Result<()> {
+    State { project: project.name.clone(), environment: environment.to_string(), host_ports, ..State::default() }
+        .save(&project.state_dir(environment))?;
     let dotenv = dotenv_path(project, environment);
     if std::fs::read_to_string(&dotenv).is_ok_and(|t| t.starts_with(DOTENV_HEADER)) {
         std::fs::remove_file(&dotenv).with_context(|| format!("removing {}", dotenv.display()))?;
@@ -178,19 +185,19 @@ mod tests {
         let dotenv = dir.path().join(".env");
         std::fs::write(&dotenv, format!("{DOTENV_HEADER}\nA=1\n")).unwrap();
 
-        save_teardown(&project, "local").unwrap();
+        save_teardown(&project, "local", HostPorts::new()).unwrap();
         assert_eq!(State::load(&state_dir).unwrap(), State { project: "p".into(), environment: "local".into(), ..State::default() });
         assert!(!dotenv.exists());
 
         std::fs::write(&dotenv, "MINE=1\n").unwrap();
-        save_teardown(&project, "local").unwrap();
+        save_teardown(&project, "local", HostPorts::new()).unwrap();
         assert_eq!(std::fs::read_to_string(&dotenv).unwrap(), "MINE=1\n");
 
         // Another environment's teardown never touches local's `.env`.
         std::fs::write(&dotenv, format!("{DOTENV_HEADER}\nA=1\n")).unwrap();
         let ci = dir.path().join(".env.ci");
         std::fs::write(&ci, format!("{DOTENV_HEADER}\nB=2\n")).unwrap();
-        save_teardown(&project, "ci").unwrap();
+        save_teardown(&project, "ci", HostPorts::new()).unwrap();
         assert!(dotenv.exists() && !ci.exists());
         assert_eq!(dotenv_path(&project, "local"), dotenv);
     }

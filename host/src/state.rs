@@ -10,6 +10,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{create_private_dir, write_private_if_changed};
+use crate::realise::HostPorts;
 use crate::runtime::Output;
 
 /// One service as the last run left it.
@@ -39,6 +40,11 @@ pub struct State {
     /// `provisioner scale` overrides, by service.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scale: BTreeMap<String, Scaled>,
+    /// The host ports the engine had chosen for each container, by engine name, kept by
+    /// `teardown --keep-volumes` so that the next `run` offers them again and the app's
+    /// `.env` stays as it was while the data does.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub host_ports: HostPorts,
 }
 
 /// A `provisioner scale` override: run `replicas` instances for as long as

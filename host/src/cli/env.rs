@@ -9,7 +9,7 @@ use provisioner::config::{Project, FILE_NAME};
 use provisioner::discovery::Catalog;
 use provisioner::config::{Environment, Target};
 use provisioner::engine::{Docker, EngineAddress, EngineError, Unavailable};
-use provisioner::realise::{Containers, Realiser, Swarm, SwarmSettings};
+use provisioner::realise::{Containers, HostPorts, Realiser, Swarm, SwarmSettings};
 use provisioner::lifecycle::{Action, Stack};
 use provisioner::outcome;
 use provisioner::progress::Progress;
@@ -31,6 +31,8 @@ pub(super) struct Session {
     /// Why the engine cannot be reached, if it cannot.
     engine_error: Option<String>,
     overrides: Overrides,
+    /// Host ports kept by `teardown --keep-volumes`, offered again to what is created.
+    host_ports: HostPorts,
 }
 
 /// The environment's engine and how to reach it (`engine` or `DOCKER_HOST`, TLS
@@ -50,14 +52,16 @@ fn no_manager() -> EngineError {
 
 /// The environment's target (one Docker engine or a swarm), or one that says why it
 /// cannot be reached: plugins are loaded and configs checked first, so an engine that
-/// is down is reported last.
-fn realiser(project: &Project, name: &str, env: &Environment) -> (Arc<dyn Realiser>, Option<String>) {
+/// is down is reported last. On one engine, a container created anew is offered the
+/// host ports in `host_ports`; a swarm publishes the ports the specs fix, or lets the
+/// ingress mesh choose, so it has nothing to offer.
+fn realiser(project: &Project, name: &str, env: &Environment, host_ports: &HostPorts) -> (Arc<dyn Realiser>, Option<String>) {
     let connected = engine_address(project, name, env).and_then(|address| match env.target {
         Target::Docker => match &address {
             Some(address) => Docker::connect_with(address),
             None => Docker::connect(),
         }
-        .map(|docker| Arc::new(Containers::new(Arc::new(docker))) as Arc<dyn Realiser>),
+        .map(|docker| Arc::new(Containers::new(Arc::new(docker)).offering(host_ports.clone())) as Arc<dyn Realiser>),
         Target::Swarm => match &address {
             Some(address) => Swarm::connect(address, swarm_settings(env)).map(|swarm| Arc::new(swarm) as Arc<dyn Realiser>),
             None => Err(no_manager()),
@@ -80,8 +84,8 @@ impl Session {
         let overrides = Overrides::apply(&mut project, &state);
         let runtime = runtime()?;
         let catalog = catalog(cli, &runtime, Some(&project))?;
-        let (realiser, engine_error) = realiser(&project, env, &project.environment(env)?);
-        Ok(Session { project, runtime, catalog, realiser, engine_error, overrides })
+        let (realiser, engine_error) = realiser(&project, env, &project.environment(env)?, &state.host_ports);
+        Ok(Session { project, runtime, catalog, realiser, engine_error, overrides, host_ports: state.host_ports })
     }
 
     /// The checks that need no engine, then the engine itself.
@@ -99,11 +103,11 @@ impl Session {
     fn open_for_teardown(cli: &Cli, env: &str) -> Result<Session> {
         let mut project = required_project(cli)?;
         project.environment(env)?;
-        let overrides = match State::load(&project.state_dir(env)) {
-            Ok(state) => Overrides::apply(&mut project, &state),
+        let (overrides, host_ports) = match State::load(&project.state_dir(env)) {
+            Ok(state) => (Overrides::apply(&mut project, &state), state.host_ports),
             Err(error) => {
                 eprintln!("warning: {error:#}; tearing down without it");
-                Overrides::default()
+                (Overrides::default(), HostPorts::new())
             }
         };
         let runtime = runtime()?;
@@ -111,11 +115,11 @@ impl Session {
             eprintln!("warning: {error:#}; the plugins' teardown hooks are skipped, their resources are removed by label");
             provisioner::discovery::Catalog { plugins: Default::default(), broken: Vec::new() }
         });
-        let (realiser, engine_error) = realiser(&project, env, &project.environment(env)?);
+        let (realiser, engine_error) = realiser(&project, env, &project.environment(env)?, &host_ports);
         if let Some(error) = engine_error {
             anyhow::bail!("{error}");
         }
-        Ok(Session { project, runtime, catalog, realiser, engine_error: None, overrides })
+        Ok(Session { project, runtime, catalog, realiser, engine_error: None, overrides, host_ports })
     }
 
     pub(super) fn stack<'a>(&'a self, env: &'a str, progress: Option<&Arc<Progress>>) -> Stack<'a> {
@@ -172,7 +176,7 @@ pub(super) fn bring_up(cli: &Cli, session: &Session, env: &str, timings: bool) -
 
     // Recorded before the summary is shown, but never instead of it: a full disk must
     // not hide which services are up.
-    let saved = outcome::save_run(&session.project, env, &session.catalog, &session.overrides.scale, &summary);
+    let saved = outcome::save_run(&session.project, env, &session.catalog, &session.overrides.scale, &session.host_ports, &summary);
 
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -294,10 +298,16 @@ pub fn teardown(cli: &Cli, env: &str, keep_volumes: bool) -> Result<ExitCode> {
     let _lock = EnvLock::acquire(&state_dir)?;
     let progress = Progress::new(cli.json);
     let stack = session.stack(env, Some(&progress));
+    // Read before anything goes: the next run offers these ports again (and those a
+    // teardown before this one kept, for containers that are gone already).
+    let host_ports = match keep_volumes {
+        true => session.host_ports.clone().into_iter().chain(stack.host_ports()?).collect(),
+        false => HostPorts::new(),
+    };
     let summary = stack.teardown(keep_volumes)?;
     progress.finish();
     let swept = stack.sweep(keep_volumes)?;
-    outcome::save_teardown(&session.project, env)?;
+    outcome::save_teardown(&session.project, env, host_ports)?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

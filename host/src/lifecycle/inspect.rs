@@ -239,6 +239,11 @@ impl Stack<'_> {
         Ok(orphans)
     }
 
+    /// The host ports the engine bound for the environment's containers, by engine name.
+    pub fn host_ports(&self) -> Result<crate::realise::HostPorts, crate::engine::EngineError> {
+        Ok(crate::realise::host_ports(&self.realiser().environment(&self.project.name, self.environment)?))
+    }
+
     /// After the plugins' teardown: remove whatever is still labelled for this project
     /// and environment (containers, volumes unless kept, the network). Nothing
     /// without those labels is touched.

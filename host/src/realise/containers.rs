@@ -5,18 +5,26 @@ use std::sync::Arc;
 
 use super::execute::Executor;
 use super::reconcile::{self, Observed, Operation};
-use super::{Deployment, Observer, Realiser};
+use super::{Deployment, HostPorts, Observer, Realiser};
 use crate::engine::{ContainerDetails, ContainerEngine, EngineError, ExecRequest, ExecResult};
 use crate::naming::{self, Scope};
 use crate::policy::Workload;
 
 pub struct Containers {
     engine: Arc<dyn ContainerEngine>,
+    offered: HostPorts,
 }
 
 impl Containers {
     pub fn new(engine: Arc<dyn ContainerEngine>) -> Self {
-        Containers { engine }
+        Containers { engine, offered: HostPorts::new() }
+    }
+
+    /// Offer a container that is created anew the host ports it had before (what
+    /// `teardown --keep-volumes` kept), where the engine would otherwise choose.
+    pub fn offering(mut self, ports: HostPorts) -> Self {
+        self.offered = ports;
+        self
     }
 
     fn not_found(scope: &Scope, what: &str, short: &str) -> EngineError {
@@ -112,7 +120,7 @@ impl Realiser for Containers {
         self.network(scope)?;
         let ops = self.reconcile(scope, workload)?;
         let requests: BTreeMap<&str, _> = workload.instances.iter().map(|r| (r.name.as_str(), r)).collect();
-        Executor { engine: self.engine.as_ref(), scope, requests, observer }.run(&ops)?;
+        Executor { engine: self.engine.as_ref(), scope, requests, offered: &self.offered, observer }.run(&ops)?;
         let mut containers = Vec::new();
         for request in &workload.instances {
             let details = self
@@ -211,5 +219,53 @@ impl Realiser for Containers {
             Some(details) => self.engine.logs(&details.name, lines),
             None => Err(EngineError::NotFound(format!("container {name} of {project}-{environment}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::{Capability, Effective, Grants};
+    use crate::engine::fake::Fake;
+    use crate::policy::{self, ContainerDefaults};
+    use crate::realise::{KeptPort, Quiet};
+    use crate::spec::{ContainerSpec, Port};
+
+    fn scope() -> Scope {
+        Scope { project: "shop".into(), environment: "local".into(), service: "db".into(), plugin: "postgres".into() }
+    }
+
+    fn published_db() -> Workload {
+        let declared = vec![Capability::Image("*".into()), Capability::Publish(5432)];
+        let effective = Effective::new("postgres", declared.clone(), Grants::all_of(&declared));
+        let spec = ContainerSpec { ports: vec![Port { container_port: 5432, host_port: None }], ..ContainerSpec::new("server", "postgres:16") };
+        policy::workload(&scope(), &effective, &ContainerDefaults::default(), &spec).expect("allowed")
+    }
+
+    fn host_port(engine: &Fake, name: &str) -> u16 {
+        engine.container(name).expect("created").ports[0].2
+    }
+
+    /// Issue 18.2: what `teardown --keep-volumes` kept is offered again to a container
+    /// created anew; when that port cannot be had, the engine chooses, and the run goes on.
+    #[test]
+    fn a_container_created_anew_is_offered_its_kept_host_port() {
+        let workload = published_db();
+        let name = workload.instances[0].name.clone();
+        let kept = HostPorts::from([(name.clone(), vec![KeptPort { container: 5432, host: 45432 }])]);
+
+        let engine = Arc::new(Fake::default());
+        Containers::new(engine.clone()).offering(kept.clone()).ensure(&scope(), &workload, &mut Quiet).expect("realised");
+        assert_eq!(host_port(&engine, &name), 45432);
+
+        let engine = Arc::new(Fake::default());
+        Containers::new(engine.clone()).ensure(&scope(), &workload, &mut Quiet).expect("realised");
+        assert_ne!(host_port(&engine, &name), 45432, "nothing kept: the engine chooses");
+
+        let engine = Arc::new(Fake::default());
+        engine.fail("start", &name);
+        Containers::new(engine.clone()).offering(kept).ensure(&scope(), &workload, &mut Quiet).expect("realised after all");
+        assert_ne!(host_port(&engine, &name), 45432, "the kept port was taken: the engine chose another");
+        assert_eq!(engine.container(&name).map(|c| c.state), Some(crate::engine::State::Running));
     }
 }

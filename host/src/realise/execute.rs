@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::reconcile::Operation;
-use super::{Observer, Phase};
+use super::{HostPorts, Observer, Phase};
 use crate::engine::{ContainerEngine, ContainerRequest, EngineError, Health, State};
 use crate::naming::{self, Scope};
 
@@ -18,6 +18,8 @@ pub struct Executor<'a> {
     pub scope: &'a Scope,
     /// The requests of the workload, by engine name.
     pub requests: BTreeMap<&'a str, &'a ContainerRequest>,
+    /// Host ports a container created anew had before, by engine name.
+    pub offered: &'a HostPorts,
     pub observer: &'a mut dyn Observer,
 }
 
@@ -50,7 +52,11 @@ impl<'a> Executor<'a> {
                 self.observer.phase(Phase::Pull, started.elapsed());
                 result
             }
-            Operation::Create(name) => self.create_and_start(name),
+            Operation::Create(name) => {
+                let offered: Vec<(u16, u16)> =
+                    self.offered.get(name.as_str()).into_iter().flatten().map(|p| (p.container, p.host)).collect();
+                self.create_and_start_keeping(name, &offered)
+            }
             Operation::Start(name) => {
                 self.observer.note(&format!("starting {name}"));
                 self.timed(Phase::Start, |e| e.start_container(name))

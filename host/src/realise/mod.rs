@@ -15,7 +15,7 @@ mod swarm;
 
 pub use containers::Containers;
 pub use reconcile::{Operation, Outcome};
-pub use record::{RecordedInstance, RecordedWorkload};
+pub use record::{host_ports, HostPorts, KeptPort, RecordedInstance, RecordedWorkload};
 pub use swarm::{Swarm, SwarmSettings};
 
 use std::net::SocketAddr;

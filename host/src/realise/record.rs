@@ -7,6 +7,25 @@ use crate::engine::ContainerRequest;
 use crate::naming::{self, Scope, LABEL_SPEC_HASH};
 use crate::policy::Workload;
 
+/// Host ports to offer a container again when it is created, by engine name.
+pub type HostPorts = std::collections::BTreeMap<String, Vec<KeptPort>>;
+
+/// A published port as the engine had bound it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptPort {
+    pub container: u16,
+    pub host: u16,
+}
+
+/// The host ports of `containers` as the engine bound them.
+pub fn host_ports(containers: &[crate::engine::ContainerDetails]) -> HostPorts {
+    containers
+        .iter()
+        .filter(|c| !c.ports.is_empty())
+        .map(|c| (c.name.clone(), c.ports.iter().map(|(container, _, host)| KeptPort { container: *container, host: *host }).collect()))
+        .collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedWorkload {
     pub name: String,

@@ -139,6 +139,8 @@ struct Runner<'a> {
     /// compares the two).
     last_outputs: Option<Vec<Output>>,
     previous_outputs: Option<Vec<Output>>,
+    /// What `teardown --keep-volumes` kept for the next run, as `provisioner` keeps it.
+    host_ports: crate::realise::HostPorts,
 }
 
 impl<'a> Runner<'a> {
@@ -165,6 +167,7 @@ impl<'a> Runner<'a> {
             config: serde_json::json!({}),
             last_outputs: None,
             previous_outputs: None,
+            host_ports: Default::default(),
         }
     }
 
@@ -187,7 +190,7 @@ impl<'a> Runner<'a> {
             environment: ENVIRONMENT,
             catalog: &self.catalog,
             runtime: self.runtime,
-            realiser: Arc::new(crate::realise::Containers::new(self.engine.clone())),
+            realiser: Arc::new(crate::realise::Containers::new(self.engine.clone()).offering(self.host_ports.clone())),
             progress: None,
         }
     }
@@ -278,7 +281,8 @@ impl<'a> Runner<'a> {
                 stack.remove_orphans().map_err(|e| e.to_string())?;
                 let summary = stack.run().map_err(|e| e.to_string())?;
                 // Recorded as `run` records it: state.json and .env in the throwaway folder.
-                crate::outcome::save_run(&project, ENVIRONMENT, &self.catalog, &BTreeMap::new(), &summary).map_err(|e| format!("{e:#}"))?;
+                crate::outcome::save_run(&project, ENVIRONMENT, &self.catalog, &BTreeMap::new(), &self.host_ports, &summary)
+                    .map_err(|e| format!("{e:#}"))?;
                 let report = verdict(&summary, |s| matches!(s, Status::Ready))?;
                 let note = format!("provision {} ms, ready {} ms", report.provision_ms.unwrap_or(0), report.ready_ms.unwrap_or(0));
                 self.previous_outputs = self.last_outputs.replace(report.outputs.clone());
@@ -286,9 +290,14 @@ impl<'a> Runner<'a> {
             }
             Action::Teardown | Action::TeardownKeepVolumes => {
                 let keep = action == Action::TeardownKeepVolumes;
+                let host_ports: crate::realise::HostPorts = match keep {
+                    true => self.host_ports.clone().into_iter().chain(stack.host_ports().map_err(|e| e.to_string())?).collect(),
+                    false => Default::default(),
+                };
                 let summary = stack.teardown(keep).map_err(|e| e.to_string())?;
                 let swept = stack.sweep(keep).map_err(|e| e.to_string())?;
-                crate::outcome::save_teardown(&project, ENVIRONMENT).map_err(|e| format!("{e:#}"))?;
+                crate::outcome::save_teardown(&project, ENVIRONMENT, host_ports.clone()).map_err(|e| format!("{e:#}"))?;
+                self.host_ports = host_ports;
                 torn_down(&summary)?;
                 Ok(if swept > 0 { format!("the sweep removed {swept} leftover resource(s)") } else { String::new() })
             }
