@@ -263,3 +263,43 @@ fn a_registry_that_needs_a_login_gets_it_from_the_docker_config() {
     assert!(text.contains(&format!("from {pinned}")), "{text}");
     assert!(!text.contains(password), "a password is never printed, even with -vv:\n{text}");
 }
+
+/// `[registry] url = "oci://REGISTRY/PREFIX"`: plugins are installed, synced and
+/// verified by name, each a repository of its own name under the prefix; without a
+/// version, the newest version tag (numerically, not `latest` nor signature tags).
+#[test]
+fn plugins_by_name_from_an_oci_prefix() {
+    support::require(&[], &[MEMCACHED_IMAGE]);
+    let Setup { registry, publisher, config, wasm, .. } = setup("plugins/memcached:0.1.0");
+    let pinned = push(&publisher, config.path(), &wasm, &registry.reference("plugins/memcached:0.1.0"), true);
+    let other = rebuilt(&wasm, publisher.dir.path());
+    push(&publisher, config.path(), &other, &registry.reference("plugins/memcached:0.0.9"), true);
+    push(&publisher, config.path(), &other, &registry.reference("plugins/memcached:latest"), true);
+
+    let stack = memcached_project("ociprefix", &publisher.public_key);
+    let dir = stack.path();
+    let file = dir.join("provisioner.toml");
+    let toml = std::fs::read_to_string(&file).unwrap().replace("\n[registry]\ntrusted_keys", &format!("\n[registry]\nurl = \"oci://{}/plugins\"\ntrusted_keys", registry.address));
+    std::fs::write(&file, toml).unwrap();
+
+    let text = ok(&provisioner(dir, config.path(), &["plugins", "install", "memcached"]));
+    assert!(text.contains("installed memcached 0.1.0") && text.contains(&format!("from {pinned}")), "{text}");
+    assert_eq!(std::fs::read(dir.join("plugins/memcached.wasm")).unwrap(), std::fs::read(&wasm).unwrap(), "0.1.0 is newer than 0.0.9 and latest");
+    let text = refused(&provisioner(dir, config.path(), &["plugins", "install", "nosuch"]));
+    assert!(text.contains(&format!("oci://{}/plugins: no plugin called `nosuch`", registry.address)), "{text}");
+
+    let text = ok(&provisioner(dir, config.path(), &["plugins", "verify"]));
+    assert!(text.contains(&format!("verified against oci://{}/plugins/memcached:0.1.0, signed by {}", registry.address, publisher.public_key)), "{text}");
+
+    // A lock that names no source: sync finds the locked version under the prefix.
+    let text = ok(&provisioner(dir, config.path(), &["run", "local"]));
+    ok(&provisioner(dir, config.path(), &["teardown", "local"]));
+    let lockfile = dir.join("provisioner.lock");
+    let lock: String = std::fs::read_to_string(&lockfile).unwrap().lines().filter(|l| !l.starts_with("source = ")).map(|l| format!("{l}\n")).collect();
+    assert!(lock.contains("[plugins.memcached]"), "{text}\n{lock}");
+    std::fs::write(&lockfile, &lock).unwrap();
+    std::fs::remove_dir_all(dir.join("plugins")).unwrap();
+    let text = ok(&provisioner(dir, config.path(), &["plugins", "sync"]));
+    assert!(text.contains(&format!("fetched memcached 0.1.0 from oci://{}/plugins/memcached:0.1.0", registry.address)), "{text}");
+    assert_eq!(std::fs::read(dir.join("plugins/memcached.wasm")).unwrap(), std::fs::read(&wasm).unwrap());
+}

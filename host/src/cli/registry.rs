@@ -12,7 +12,7 @@ use provisioner::config::Project;
 use provisioner::discovery::Catalog;
 use provisioner::distribution::lock::{self, Outcome};
 use provisioner::distribution::oci::{self, OciRef};
-use provisioner::distribution::registry::{self, SignatureStatus};
+use provisioner::distribution::registry::{self, Origin, SignatureStatus};
 use provisioner::distribution::sync;
 use provisioner::distribution::{signing, trust};
 use provisioner::lifecycle::Summary;
@@ -94,8 +94,23 @@ pub fn install(cli: &Cli, spec: &str, flag: Option<&str>) -> Result<ExitCode> {
     let installed = if OciRef::is_oci(spec) {
         oci::install(&OciRef::parse(spec)?, &project.registry, &runtime, &plugins_dir)?
     } else {
-        let location = registry::location(flag, &project.registry, project.root())?;
-        registry::install(&location, &project.registry, &runtime, spec, &plugins_dir)?
+        match registry::location(flag, &project.registry, project.root())? {
+            Origin::Index(location) => registry::install(&location, &project.registry, &runtime, spec, &plugins_dir)?,
+            Origin::Oci(prefix) => {
+                let (name, version) = registry::parse_spec(spec)?;
+                let reference = oci::by_name(&prefix, &name, version.as_deref(), &project.registry)?;
+                let installed = oci::install(&reference, &project.registry, &runtime, &plugins_dir)?;
+                if installed.name != name {
+                    // Verified and signed, so kept; but not what was asked for.
+                    bail!(
+                        "{reference} is the plugin `{}`, not `{name}` (it was installed as {}); the registry's repository names are wrong",
+                        installed.name,
+                        installed.path.display()
+                    );
+                }
+                installed
+            }
+        }
     };
     if let Some((path, source)) = elsewhere(&installed.name) {
         // Fetched from an OCI reference: only now is its name known.

@@ -82,6 +82,10 @@ pub enum OciError {
     BlobAltered { reference: String, expected: String, found: String },
     #[error("{reference}: the annotations say {annotated}, but the component describes itself as {described}; refusing it")]
     AnnotationsLie { reference: String, annotated: String, described: String },
+    #[error("{prefix}: no plugin called `{name}` (no repository {prefix}/{name}: {message})")]
+    UnknownPlugin { prefix: String, name: String, message: String },
+    #[error("{repository}: no version tag to install (tags: {tags}); name one with NAME@VERSION")]
+    NoVersion { repository: String, tags: String },
     #[error(transparent)]
     Verify(#[from] RegistryError),
     #[error("{0}")]
@@ -253,6 +257,29 @@ impl Session {
             String::new()
         };
         OciError::Registry { reference: self.reference.to_string(), what: what.to_string(), message, hint }
+    }
+
+    /// Every tag of the session's repository, page by page; `None` when the registry
+    /// has no such repository.
+    fn tags(&self) -> Result<Option<Vec<String>>, OciError> {
+        use oci_client::errors::OciDistributionError as E;
+        const PAGE: usize = 100;
+        let mut tags: Vec<String> = Vec::new();
+        loop {
+            let last = tags.last().cloned();
+            let page = match self.runtime.block_on(self.client.list_tags(&self.reference.reference, &self.auth, Some(PAGE), last.as_deref())) {
+                Ok(page) => page,
+                Err(E::RegistryError { envelope, .. }) if envelope.errors.iter().any(|e| e.code == OciErrorCode::NameUnknown) => {
+                    return Ok(None)
+                }
+                Err(e) => return Err(self.error("listing its tags", e)),
+            };
+            let full = page.tags.len() >= PAGE;
+            tags.extend(page.tags);
+            if !full || tags.last() == last.as_ref() {
+                return Ok(Some(tags));
+            }
+        }
     }
 
     /// The manifest at `reference` (a tag or a digest) and its digest.
@@ -472,6 +499,17 @@ pub fn inspect(reference: &OciRef, settings: &RegistrySettings) -> Result<Remote
     })
 }
 
+/// `plugins verify` of an installed plugin against `reference`: the component sha256
+/// the registry holds there, and its signature judged for the installed plugin's own
+/// name, version and digest. Nothing is downloaded but the manifest and signatures.
+pub fn check(reference: &OciRef, settings: &RegistrySettings, name: &str, version: &str, sha256: &str) -> Result<(String, SignatureStatus), OciError> {
+    let session = Session::open(reference, &settings.insecure)?;
+    let (_, digest, layer) = resolve(&session)?;
+    let signatures = session.signatures(&digest)?;
+    let status = registry::judge_signature(settings, name, version, sha256, chosen_signature(&signatures, settings, name, version, sha256))?;
+    Ok((digest_hex(&layer.digest).to_string(), status))
+}
+
 /// A plugin fetched from an OCI registry that passed every check, the signature
 /// that vouched for it, and the reference pinned to the manifest's digest.
 pub struct Fetched {
@@ -525,6 +563,35 @@ fn fetch_resolved(
         signature: sig,
         pinned: reference.pinned(&digest),
     })
+}
+
+/// The reference of the plugin `name` under an OCI registry prefix (`[registry] url =
+/// "oci://REGISTRY/PREFIX"`): `PREFIX/NAME:VERSION`, or, without a version, the
+/// repository's newest version tag (numeric parts compared, as the folder registry
+/// picks the newest; signatures' and other non-version tags are skipped).
+pub fn by_name(prefix: &str, name: &str, version: Option<&str>, settings: &RegistrySettings) -> Result<OciRef, OciError> {
+    let base = prefix.trim_end_matches('/');
+    if let Some(version) = version {
+        return OciRef::parse(&format!("{base}/{name}:{version}"));
+    }
+    let probe = OciRef::parse(&format!("{base}/{name}:latest"))?;
+    let session = Session::open(&probe, &settings.insecure)?;
+    let tags = session.tags()?.ok_or_else(|| OciError::UnknownPlugin {
+        prefix: base.to_string(),
+        name: name.to_string(),
+        message: "the registry does not know that repository".into(),
+    })?;
+    let newest = tags
+        .iter()
+        .filter(|t| t.starts_with(|c: char| c.is_ascii_digit()) && !t.ends_with(".sig"))
+        .max_by_key(|t| registry::version_key(t));
+    match newest {
+        Some(tag) => Ok(probe.at_tag(tag)),
+        None => Err(OciError::NoVersion {
+            repository: format!("{base}/{name}"),
+            tags: if tags.is_empty() { "none".into() } else { tags.join(", ") },
+        }),
+    }
 }
 
 /// `plugins install oci://…` into `plugins_dir`, recording where it came from. When

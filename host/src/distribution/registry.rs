@@ -185,14 +185,38 @@ impl Location {
     }
 }
 
-/// The registry to use: `--registry` (a folder relative to the current folder, like
-/// any command-line path), else `[registry] url` (a folder relative to the file).
-pub fn location(flag: Option<&str>, settings: &RegistrySettings, project_root: &Path) -> Result<Location, RegistryError> {
-    if let Some(text) = flag {
-        let here = std::env::current_dir().map_err(|e| RegistryError::Io { path: PathBuf::from("."), message: e.to_string() })?;
-        return Ok(Location::parse(text, &here));
+/// Where plugins are looked up by name: a registry with an index (a folder or an
+/// HTTP tree), or an OCI registry prefix under which each plugin is a repository of its
+/// own name (`oci://ghcr.io/acme/plugins` holds `oci://ghcr.io/acme/plugins/memcached:0.1.0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Index(Location),
+    Oci(String),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Index(location) => location.fmt(f),
+            Origin::Oci(prefix) => f.write_str(prefix),
+        }
     }
-    settings.url.as_deref().map(|text| Location::parse(text, project_root)).ok_or(RegistryError::NoLocation)
+}
+
+/// The registry to use: `--registry` (a folder relative to the current folder, like
+/// any command-line path), else `[registry] url` (a folder relative to the file);
+/// either may be an `oci://REGISTRY/PREFIX`.
+pub fn location(flag: Option<&str>, settings: &RegistrySettings, project_root: &Path) -> Result<Origin, RegistryError> {
+    let oci = |text: &str| crate::distribution::oci::OciRef::is_oci(text).then(|| Origin::Oci(text.trim_end_matches('/').to_string()));
+    if let Some(text) = flag {
+        if let Some(origin) = oci(text) {
+            return Ok(origin);
+        }
+        let here = std::env::current_dir().map_err(|e| RegistryError::Io { path: PathBuf::from("."), message: e.to_string() })?;
+        return Ok(Origin::Index(Location::parse(text, &here)));
+    }
+    let text = settings.url.as_deref().ok_or(RegistryError::NoLocation)?;
+    Ok(oci(text).unwrap_or_else(|| Origin::Index(Location::parse(text, project_root))))
 }
 
 /// `NAME` or `NAME@VERSION`.
@@ -209,7 +233,7 @@ pub fn parse_spec(spec: &str) -> Result<(String, Option<String>), RegistryError>
 }
 
 /// Versions compared by their numeric parts (`0.10.0` > `0.9.1`), then as text.
-fn version_key(version: &str) -> (Vec<u64>, String) {
+pub(crate) fn version_key(version: &str) -> (Vec<u64>, String) {
     let core = version.split(['-', '+']).next().unwrap_or(version);
     (core.split('.').map(|p| p.parse().unwrap_or(0)).collect(), version.to_string())
 }

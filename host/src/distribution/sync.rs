@@ -14,7 +14,7 @@ use crate::config::Project;
 use crate::discovery::Catalog;
 use crate::distribution::lock::{self, Lock, LockError};
 use crate::distribution::oci::{self, OciError, OciRef};
-use crate::distribution::registry::{self, RegistryError, Source};
+use crate::distribution::registry::{self, Origin, RegistryError, Source};
 use crate::runtime::PluginRuntime;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,16 +78,24 @@ pub fn sync(project: &Project, catalog: &Catalog, runtime: &PluginRuntime) -> Re
             }
             _ => {
                 let registry_error = |source| SyncError::Registry { plugin: name.clone(), lockfile: lockfile.clone(), source };
-                let location = match registry::location(None, &project.registry, project.root()) {
-                    Ok(location) => location,
+                match registry::location(None, &project.registry, project.root()) {
+                    Ok(Origin::Index(location)) => {
+                        let (verified, signature) = registry::fetch_with_signature(&location, &project.registry, runtime, name, Some(&entry.version))
+                            .map_err(registry_error)?;
+                        (verified, signature, format!("{location} ({name}@{})", entry.version), None)
+                    }
+                    Ok(Origin::Oci(prefix)) => {
+                        let oci_error = |source| SyncError::Oci { plugin: name.clone(), lockfile: lockfile.clone(), source };
+                        let reference = oci::by_name(&prefix, name, Some(&entry.version), &project.registry).map_err(oci_error)?;
+                        let fetched = oci::fetch_verified(&reference, &project.registry, runtime).map_err(oci_error)?;
+                        let source = Source { source: fetched.pinned.to_string(), sha256: fetched.verified.sha256.clone(), version: fetched.verified.version.clone() };
+                        (fetched.verified, fetched.signature, reference.to_string(), Some(source))
+                    }
                     Err(RegistryError::NoLocation) => {
                         return Err(SyncError::NoSource { plugin: name.clone(), version: entry.version.clone(), lockfile })
                     }
                     Err(e) => return Err(registry_error(e)),
-                };
-                let (verified, signature) =
-                    registry::fetch_with_signature(&location, &project.registry, runtime, name, Some(&entry.version)).map_err(registry_error)?;
-                (verified, signature, format!("{location} ({name}@{})", entry.version), None)
+                }
             }
         };
         // The signature says who published it; only the lock says it is what the

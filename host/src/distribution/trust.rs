@@ -13,7 +13,7 @@ use crate::capabilities::{Capability, Grants};
 use crate::config::{Project, RegistrySettings, FILE_NAME};
 use crate::discovery::{Catalog, GrantSource, Source};
 use crate::distribution::lock::Lock;
-use crate::distribution::registry::{self, Location};
+use crate::distribution::registry::{self, Origin};
 
 /// How far the host trusts a plugin, for `plugins list`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -134,8 +134,13 @@ pub struct VerifyRow {
 
 /// Check every plugin of the project's own `plugins/` folder (and every other plugin
 /// the lockfile names) against the lockfile and, when one is configured, the registry.
-pub fn verify(project: &Project, catalog: &Catalog, location: Option<&Location>, settings: &RegistrySettings) -> Result<Vec<VerifyRow>, crate::distribution::lock::LockError> {
+pub fn verify(project: &Project, catalog: &Catalog, origin: Option<&Origin>, settings: &RegistrySettings) -> Result<Vec<VerifyRow>, crate::distribution::lock::LockError> {
     let lock = Lock::load(&crate::distribution::lock::path(project))?;
+    let (location, prefix) = match origin {
+        Some(Origin::Index(location)) => (Some(location), None),
+        Some(Origin::Oci(prefix)) => (None, Some(prefix.as_str())),
+        None => (None, None),
+    };
     let index = location.map(|l| l.index());
     let mut rows = Vec::new();
     for (name, found) in &catalog.plugins {
@@ -182,6 +187,25 @@ pub fn verify(project: &Project, catalog: &Catalog, location: Option<&Location>,
             (Some(Err(e)), _) => {
                 ok = false;
                 format!("registry unreadable: {e}")
+            }
+            _ if prefix.is_some() => {
+                let checked = crate::distribution::oci::by_name(prefix.unwrap_or_default(), name, Some(&plugin.info.version), settings).and_then(|reference| {
+                    crate::distribution::oci::check(&reference, settings, name, &plugin.info.version, &plugin.sha256).map(|c| (reference, c))
+                });
+                match checked {
+                    Ok((reference, (sha256, status))) if sha256 == plugin.sha256 => match status {
+                        registry::SignatureStatus::Trusted(key) => format!("verified against {reference}, signed by {key}"),
+                        registry::SignatureStatus::NotRequired => format!("digest matches {reference}; signature not checked"),
+                    },
+                    Ok((reference, (sha256, _))) => {
+                        ok = false;
+                        format!("DIFFERS from {reference}, whose sha256 is {sha256}")
+                    }
+                    Err(e) => {
+                        ok = false;
+                        format!("NOT VERIFIED: {e}")
+                    }
+                }
             }
             _ => "not checked (no registry configured)".to_string(),
         };
