@@ -6,8 +6,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -19,6 +18,9 @@ use crate::naming::{self, Scope};
 
 /// How often `follow` looks for instances that started since (after a `scale`).
 const RESCAN: Duration = Duration::from_secs(1);
+/// How often `follow` prints what has arrived: lines show within this of being read.
+const FOLLOW_TICK: Duration = Duration::from_millis(10);
+const OUTPUT_BUFFER: usize = 64 * 1024;
 /// Colours of the prefixes (ANSI), chosen per prefix by a stable hash.
 const COLOURS: &[&str] = &["36", "33", "32", "35", "34", "31", "96", "93", "92", "95"];
 
@@ -107,6 +109,9 @@ pub fn show(
     let sources = sources(project, environment, engine.as_ref(), options)?;
     let width = sources.iter().map(|s| s.prefix.len()).max().unwrap_or(0);
     let printer = Printer { options, masks: &masks, width };
+    // Written in batches: a flush per line costs a write call per line, and a follower
+    // of busy containers spends its time there. Flushed whenever nothing is waiting.
+    let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, out);
     if !options.follow {
         // Each container's lines side by side, then all of them in time order.
         let read: Vec<Result<Vec<(LogLine, usize)>, EngineError>> = std::thread::scope(|scope| {
@@ -139,33 +144,49 @@ pub fn show(
         }
         all.sort_by(|(a, _), (b, _)| a.timestamp.cmp(&b.timestamp));
         for (line, i) in &all {
-            printer.print(out, &sources[*i], line)?;
+            printer.print(&mut out, &sources[*i], line)?;
         }
+        out.flush()?;
         return Ok(());
     }
 
-    // Follow: a reader thread per container, and a look for new ones every second.
-    let (tx, rx) = mpsc::channel::<(Source, LogLine)>();
+    // Follow: a reader thread per container, and a look for new ones every second. The
+    // readers append to one shared list and the printer takes all of it at each tick:
+    // a channel would wake the printer once per line, and at tens of thousands of lines
+    // a second those wake-ups cost more than everything else together.
+    let pending: Arc<Mutex<Vec<(Arc<Source>, LogLine)>>> = Arc::default();
     let mut followed: BTreeSet<String> = BTreeSet::new();
     let started = unix_now();
     let follow = |source: Source, since: Option<i64>, tail: Option<u32>, followed: &mut BTreeSet<String>| {
         followed.insert(source.container.clone());
-        let (engine, tx) = (engine.clone(), tx.clone());
+        let (engine, pending) = (engine.clone(), pending.clone());
         std::thread::spawn(move || {
             let log = LogOptions { since, tail, follow: true };
-            let _ = engine.stream_logs(&source.container.clone(), &log, &mut |line| tx.send((source.clone(), line)).is_ok());
+            let source = Arc::new(source);
+            let _ = engine.stream_logs(&source.container, &log, &mut |line| match pending.lock() {
+                Ok(mut lines) => {
+                    lines.push((source.clone(), line));
+                    true
+                }
+                Err(_) => false,
+            });
         });
     };
     for source in sources {
         follow(source, since, options.tail, &mut followed);
     }
     let mut rescanned = Instant::now();
+    let mut taken = Vec::new();
     loop {
-        match rx.recv_timeout(RESCAN) {
-            Ok((source, line)) => printer.print(out, &source, &line)?,
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {}
+        match pending.lock() {
+            Ok(mut lines) => std::mem::swap(&mut *lines, &mut taken),
+            Err(_) => return Ok(()),
         }
+        for (source, line) in taken.drain(..) {
+            printer.print(&mut out, &source, &line)?;
+        }
+        out.flush()?;
+        std::thread::sleep(FOLLOW_TICK);
         if rescanned.elapsed() >= RESCAN {
             rescanned = Instant::now();
             for source in self::sources(project, environment, engine.as_ref(), options)? {
@@ -223,7 +244,13 @@ struct Printer<'a> {
 
 impl Printer<'_> {
     fn print(&self, out: &mut dyn Write, source: &Source, line: &LogLine) -> std::io::Result<()> {
-        let text = crate::text::printable(&crate::text::mask_secrets(&line.text, self.masks), crate::text::MAX_SHOWN, false);
+        let plain = line.text.len() <= crate::text::MAX_SHOWN
+            && !line.text.chars().any(char::is_control)
+            && !self.masks.iter().any(|m| line.text.contains(m.as_str()));
+        let text: std::borrow::Cow<str> = match plain {
+            true => std::borrow::Cow::Borrowed(&line.text),
+            false => crate::text::printable(&crate::text::mask_secrets(&line.text, self.masks), crate::text::MAX_SHOWN, false).into(),
+        };
         if self.options.json {
             let json = JsonLine {
                 service: &source.service,
@@ -239,7 +266,7 @@ impl Printer<'_> {
         } else {
             writeln!(out, "{:<width$} | {text}", source.prefix, width = self.width)?;
         }
-        out.flush()
+        Ok(())
     }
 }
 

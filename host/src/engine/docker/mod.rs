@@ -54,6 +54,26 @@ pub struct Docker {
     network_lock: Mutex<()>,
 }
 
+/// A client of the engine at `address` (not connected yet: that happens on its first
+/// request, on the runtime that makes it).
+fn bollard_client(address: &str, tls: Option<&TlsFiles>) -> Result<bollard::Docker, EngineError> {
+    let unreachable =
+        |reason: &dyn Display| EngineError::Failed(format!("cannot reach the Docker engine at {address}: is dockerd running? ({reason})"));
+    Ok(match tls {
+        Some(tls) => {
+            tls.check().map_err(|e| EngineError::Failed(e.to_string()))?;
+            let (key, cert, ca) = (&tls.key.path, &tls.cert.path, &tls.ca.path);
+            bollard::Docker::connect_with_ssl(address, key, cert, ca, CLIENT_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+                .map_err(|e| EngineError::Failed(format!("cannot set up TLS to the Docker engine at {address}: {}", causes(&e))))?
+        }
+        // Plain TCP, whatever bollard would make of DOCKER_TLS_VERIFY: `tls` decided.
+        None if address.starts_with("tcp://") || address.starts_with("http://") => {
+            bollard::Docker::connect_with_http(address, CLIENT_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION).map_err(|e| unreachable(&e))?
+        }
+        None => bollard::Docker::connect_with_host(address).map_err(|e| unreachable(&e))?,
+    })
+}
+
 impl Docker {
     /// Stop a container cleanly within its own stop timeout, or `grace` seconds (a
     /// server killed mid-write, such as RabbitMQ or PostgreSQL, has to recover on its
@@ -203,19 +223,7 @@ impl Docker {
             .enable_all()
             .build()
             .map_err(|e| EngineError::Failed(format!("cannot start the Docker client's runtime: {e}")))?;
-        let client = match &engine.tls {
-            Some(tls) => {
-                tls.check().map_err(|e| EngineError::Failed(e.to_string()))?;
-                let (key, cert, ca) = (&tls.key.path, &tls.cert.path, &tls.ca.path);
-                bollard::Docker::connect_with_ssl(address, key, cert, ca, CLIENT_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-                    .map_err(|e| EngineError::Failed(format!("cannot set up TLS to the Docker engine at {address}: {}", causes(&e))))?
-            }
-            // Plain TCP, whatever bollard would make of DOCKER_TLS_VERIFY: `tls` decided.
-            None if address.starts_with("tcp://") || address.starts_with("http://") => {
-                bollard::Docker::connect_with_http(address, CLIENT_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION).map_err(|e| unreachable(&e))?
-            }
-            None => bollard::Docker::connect_with_host(address).map_err(|e| unreachable(&e))?,
-        };
+        let client = bollard_client(address, engine.tls.as_ref())?;
         let client = runtime.block_on(async {
             let handshake = async {
                 client.ping().await?;
@@ -594,34 +602,24 @@ impl ContainerEngine for Docker {
             builder = builder.since(i32::try_from(since).unwrap_or(i32::MAX));
         }
         let builder = builder.build();
-        // A followed log has no end: the client's request timeout must not cut it.
-        let client = if options.follow { self.client.clone().with_timeout(Duration::from_secs(10 * 365 * 24 * 3600)) } else { self.client.clone() };
-        self.runtime.block_on(async {
-            let mut stream = client.logs(name, Some(builder));
-            // A frame may hold several lines, or part of one.
-            let (mut out, mut err) = (Vec::new(), Vec::new());
-            while let Some(frame) = stream.next().await {
-                let frame = frame.map_err(|e| classify(e, &format!("container {name}")))?;
-                let (buffer, stderr) = match frame {
-                    bollard::container::LogOutput::StdErr { message } => (&mut err, (message, true)),
-                    other => (&mut out, (other.into_bytes(), false)),
-                };
-                let (bytes, stderr) = stderr;
-                buffer.extend_from_slice(&bytes);
-                while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
-                    let raw: Vec<u8> = buffer.drain(..=end).collect();
-                    let text = String::from_utf8_lossy(&raw[..raw.len() - 1]).into_owned();
-                    let (timestamp, text) = match text.split_once(' ') {
-                        Some((stamp, rest)) if stamp.ends_with('Z') && stamp.contains('T') => (stamp.to_string(), rest.to_string()),
-                        _ => (String::new(), text),
-                    };
-                    if !line(LogLine { timestamp, stderr, text }) {
-                        return Ok(());
-                    }
-                }
-            }
-            Ok(())
-        })
+        if options.follow {
+            // A followed log runs on a runtime of its own, on this thread, with a
+            // connection of its own: on the shared runtime, the connection's task would
+            // hand each chunk (the engine sends one per log line) across threads, a
+            // wake-up per line, which at tens of thousands of lines a second costs more
+            // than reading them. A followed log has no end: no request timeout.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| EngineError::Failed(format!("cannot start a runtime to follow {name}'s log: {e}")))?;
+            let client = bollard_client(&self.address, self.tls.as_ref())?.with_timeout(Duration::from_secs(10 * 365 * 24 * 3600));
+            return runtime.block_on(async {
+                let client = client.negotiate_version().await.map_err(|e| classify(e, &format!("container {name}")))?;
+                read_log_lines(client.logs(name, Some(builder)), name, line).await
+            });
+        }
+        let client = self.client.clone();
+        self.runtime.block_on(read_log_lines(client.logs(name, Some(builder)), name, line))
     }
 
     fn logs(&self, name: &str, lines: u32) -> Result<String, EngineError> {
@@ -637,4 +635,39 @@ impl ContainerEngine for Docker {
             Ok(String::from_utf8_lossy(&text).into_owned())
         })
     }
+}
+
+/// Split the engine's log frames into lines (a frame may hold several lines, or part
+/// of one) and hand each to `line` until it says stop.
+async fn read_log_lines(
+    mut stream: impl futures_util::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>> + Unpin,
+    name: &str,
+    line: &mut dyn FnMut(LogLine) -> bool,
+) -> Result<(), EngineError> {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    while let Some(frame) = stream.next().await {
+        let frame = frame.map_err(|e| classify(e, &format!("container {name}")))?;
+        let (buffer, stderr) = match frame {
+            bollard::container::LogOutput::StdErr { message } => (&mut err, (message, true)),
+            other => (&mut out, (other.into_bytes(), false)),
+        };
+        let (bytes, stderr) = stderr;
+        buffer.extend_from_slice(&bytes);
+        let mut start = 0;
+        while let Some(end) = buffer[start..].iter().position(|b| *b == b'\n').map(|at| start + at) {
+            let raw = &buffer[start..end];
+            start = end + 1;
+            let (timestamp, text) = match raw.iter().position(|b| *b == b' ') {
+                Some(space) if raw[..space].ends_with(b"Z") && raw[..space].contains(&b'T') => {
+                    (String::from_utf8_lossy(&raw[..space]).into_owned(), String::from_utf8_lossy(&raw[space + 1..]).into_owned())
+                }
+                _ => (String::new(), String::from_utf8_lossy(raw).into_owned()),
+            };
+            if !line(LogLine { timestamp, stderr, text }) {
+                return Ok(());
+            }
+        }
+        buffer.drain(..start);
+    }
+    Ok(())
 }
