@@ -83,6 +83,7 @@ fn the_example_with_prometheus_is_scraped_keeps_exporters_to_statistics_and_aler
             "provisioner-offline/alertmanager:0.25",
             "provisioner-offline/postgres-exporter:0.11",
             "provisioner-offline/redis-exporter:1.45",
+            "provisioner-offline/nginx-exporter:0.11",
         ],
     );
     let stack = Stack::from_file("monitoring", &support::root().join("examples/ticketing/provisioner.toml"));
@@ -102,9 +103,9 @@ fn the_example_with_prometheus_is_scraped_keeps_exporters_to_statistics_and_aler
     let prometheus = dotenv.get("PROMETHEUS_URL").cloned().expect("PROMETHEUS_URL in .env");
     assert!(prometheus.starts_with("http://127.0.0.1:"), "the UI is published on 127.0.0.1 only: {prometheus}");
 
-    // Every data service, Prometheus itself and the Alertmanager, each up within one
+    // Every data service, the load balancer, Prometheus itself and the Alertmanager, each up within one
     // scrape interval of the run finishing (plus the time one poll takes).
-    let wanted: BTreeSet<&str> = ["db", "cache", "files", "queue", "prometheus", "alertmanager"].into();
+    let wanted: BTreeSet<&str> = ["db", "cache", "files", "queue", "web", "prometheus", "alertmanager"].into();
     let mut seen;
     loop {
         seen = targets(&prometheus);
@@ -120,6 +121,13 @@ fn the_example_with_prometheus_is_scraped_keeps_exporters_to_statistics_and_aler
     }
     eprintln!("every target up {} ms after the run finished: {seen:?}", finished.elapsed().as_millis());
     assert!(firing(&prometheus).is_empty(), "nothing fires on a healthy stack: {:?}", firing(&prometheus));
+    // The load balancer's exporter reads nginx's stub_status on the project network.
+    let nginx = get_json(&format!("{prometheus}/api/v1/query?query=nginx_up"));
+    let results = nginx["data"]["result"].as_array().cloned().unwrap_or_default();
+    assert!(
+        results.iter().any(|r| r["metric"]["service"] == "web" && r["value"][1] == "1"),
+        "nginx_up of web is 1: {nginx}"
+    );
 
     // The exporters' identities: statistics yes, the app's data no.
     let pg_monitor = secret(&stack, "db", "monitor-password");

@@ -34,7 +34,7 @@ pub fn default_grants(plugin: &str) -> Option<Grants> {
         // The app's own images are the user's choice; the container invariants still
         // apply to whatever they are.
         "container" => grants(&["*"], &[], &["*"], true),
-        "loadbalancer" => grants(&["nginx:*", "*/nginx:*"], &[80], &[], true),
+        "loadbalancer" => grants(&["nginx:*", "*/nginx:*", "nginx/nginx-prometheus-exporter:*", "*/nginx-exporter:*"], &[80], &[], true),
         "prometheus" => Grants {
             scrape_targets: true,
             ..grants(

@@ -7,6 +7,10 @@
 //! nginx retries the next one.
 //!
 //! Ready when the health path answers 2xx through the published port.
+//!
+//! While the environment is monitored, nginx also serves its `stub_status` on a port of
+//! the project network only, and an exporter beside it (`exporter`, nginx's own
+//! Prometheus exporter) turns that into metrics for the collector.
 
 use std::time::Duration;
 
@@ -18,6 +22,13 @@ const HTTP: u16 = 80;
 const SERVER: &str = "nginx";
 const BALANCE_SH: &str = include_str!("balance.sh");
 const DEFAULT_CONF: &str = include_str!("default.conf");
+/// nginx's counters, on the project network only (never published).
+const STATUS_PORT: u16 = 8080;
+const STATUS_CONF: &str = include_str!("status.conf");
+const EXPORTER: &str = "exporter";
+const EXPORTER_PORT: u16 = 9113;
+const UPSTREAM_EXPORTER_IMAGE: &str = "nginx/nginx-prometheus-exporter:0.11.0";
+const OFFLINE_EXPORTER_IMAGE: &str = "nginx-exporter:0.11";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +42,8 @@ struct Config {
     #[serde(default = "default_health_path")]
     health_path: String,
     image: Option<String>,
+    /// The metrics exporter's image, while monitored.
+    exporter_image: Option<String>,
 }
 
 fn default_port() -> u16 {
@@ -64,9 +77,13 @@ impl Config {
     }
 }
 
+fn server_image(config: &Config, ctx: &Context) -> String {
+    image(ctx, config.image.as_deref().unwrap_or(DEFAULT_IMAGE))
+}
+
 fn spec(config: &Config, ctx: &Context) -> ContainerSpec {
     let (host, port) = config.upstream_parts().unwrap_or(("", 0));
-    let mut spec = ContainerSpec::new(SERVER, &image(ctx, config.image.as_deref().unwrap_or(DEFAULT_IMAGE)));
+    let mut spec = ContainerSpec::new(SERVER, &server_image(config, ctx));
     spec.entrypoint = Some(vec!["sh".into(), "/etc/nginx/provisioner-balance.sh".into()]);
     spec.command = Some(vec![]);
     spec.env = vec![EnvVar::plain("UPSTREAM_HOST", host), EnvVar::plain("UPSTREAM_PORT", port.to_string())];
@@ -74,8 +91,20 @@ fn spec(config: &Config, ctx: &Context) -> ContainerSpec {
         ContainerFile::new("/etc/nginx/provisioner-balance.sh", BALANCE_SH, 0o755),
         ContainerFile::new("/etc/nginx/conf.d/default.conf", DEFAULT_CONF, 0o644),
     ];
+    if ctx.monitored {
+        spec.files.push(ContainerFile::new("/etc/nginx/conf.d/status.conf", STATUS_CONF, 0o644));
+    }
     spec.ports = vec![Port { container_port: HTTP, host_port: (config.port != 0).then_some(config.port) }];
     spec.stop_timeout_ms = Some(5000);
+    spec
+}
+
+/// nginx's exporter, reading `stub_status` from the server on the project network.
+fn exporter_spec(image: &str, server_engine_name: &str) -> ContainerSpec {
+    let mut spec = exporter::exporter_spec(EXPORTER, image);
+    // `--flag=value` reads the same in 0.11 (Go's flag package) and 1.x (kingpin).
+    spec.command = Some(vec![format!("--nginx.scrape-uri=http://{server_engine_name}:{STATUS_PORT}/stub_status")]);
+    spec.env = vec![EnvVar::plain("GOMAXPROCS", "1")];
     spec
 }
 
@@ -85,16 +114,25 @@ impl Plugin for LoadBalancer {
     fn describe() -> PluginInfo {
         PluginInfo::new("loadbalancer", env!("CARGO_PKG_VERSION"), "nginx on one host port, balancing across a service's instances as they scale")
             .image_and_mirrors("nginx:*")
+            // The metrics sidecar: upstream's, any registry's, and the offline set's.
+            .image_and_mirrors("nginx/nginx-prometheus-exporter:*")
+            .image("*/nginx-exporter:*")
             .publish(HTTP).net_probe()
             .schema(r#"{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{
                 "upstream":{"type":"string","description":"NAME:PORT on the project network"},
                 "port":{"type":"integer","minimum":0,"maximum":65535,"default":3000},
                 "health_path":{"type":"string","default":"/health"},
-                "image":{"type":"string"}}}"#)
+                "image":{"type":"string"},
+                "exporter_image":{"type":"string"}}}"#)
             .outputs(&["URL"])
             .default("image", DEFAULT_IMAGE)
             .default("port", default_port().to_string())
             .default("health_path", default_health_path())
+            .default("exporter_image", UPSTREAM_EXPORTER_IMAGE)
+    }
+
+    fn metrics() -> Vec<MetricsEndpoint> {
+        vec![MetricsEndpoint::new(EXPORTER, EXPORTER_PORT, "/metrics")]
     }
 
     fn validate(config: String) -> Result<(), Vec<ConfigProblem>> {
@@ -104,8 +142,19 @@ impl Plugin for LoadBalancer {
     fn provision(ctx: Context) -> Result<Vec<Output>, String> {
         let config = Config::parse(&ctx.config).map_err(config_error)?;
         progress(&format!("ensuring nginx in front of {}", config.upstream));
+        if !ctx.monitored {
+            // Nothing to do when it was never started.
+            gone_is_fine(docker::remove(EXPORTER))?;
+        }
         // One that dies at once (a bad image) is already down here, and unpublished: that is the error.
-        let addr = docker::ensure(&spec(&config, &ctx))?.container()?.host_addr(HTTP)?;
+        let deployment = docker::ensure(&spec(&config, &ctx))?;
+        let server = deployment.container()?;
+        let addr = server.host_addr(HTTP)?;
+        if ctx.monitored {
+            progress("ensuring the metrics exporter");
+            let image = exporter::companion_image(config.exporter_image.as_deref(), &server_image(&config, &ctx), OFFLINE_EXPORTER_IMAGE, UPSTREAM_EXPORTER_IMAGE);
+            docker::ensure(&exporter_spec(&image, &server.engine_name))?;
+        }
         Ok(vec![Output::plain("URL", format!("http://{addr}")).on_network(format!("http://{}:{HTTP}", ctx.service))])
     }
 
@@ -115,8 +164,56 @@ impl Plugin for LoadBalancer {
     }
 
     fn teardown(_ctx: Context, _keep_volumes: bool) -> Result<(), String> {
+        gone_is_fine(docker::remove(EXPORTER))?;
         gone_is_fine(docker::remove(SERVER))
     }
 }
 
 export_plugin!(LoadBalancer);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provisioner_plugin_sdk::testing::{ctx, MockHost};
+    use serde_json::json;
+
+    fn web(monitored: bool) -> Context {
+        let mut ctx = ctx("web", json!({ "upstream": "backend:8000" }));
+        ctx.monitored = monitored;
+        ctx.image_override = Some("provisioner-offline/nginx:1.22".into());
+        ctx
+    }
+
+    #[test]
+    fn monitored_nginx_serves_its_status_inside_and_the_exporter_reads_it() {
+        let mock = MockHost::for_plugin::<LoadBalancer>();
+        LoadBalancer::provision(web(true)).unwrap();
+        let engine = mock.container(SERVER).unwrap().engine_name;
+        let server = mock.spec(SERVER);
+        let status = server.files.iter().find(|f| f.path == "/etc/nginx/conf.d/status.conf").expect("status.conf");
+        assert!(String::from_utf8_lossy(&status.contents).contains(&format!("listen {STATUS_PORT};")));
+        assert_eq!(server.ports.iter().map(|p| p.container_port).collect::<Vec<_>>(), [HTTP], "the status port is not published");
+
+        let exporter = mock.spec(EXPORTER);
+        assert_eq!(exporter.image, "provisioner-offline/nginx-exporter:0.11");
+        assert_eq!(exporter.command, Some(vec![format!("--nginx.scrape-uri=http://{engine}:{STATUS_PORT}/stub_status")]));
+        assert!(!exporter.answers_for_service && exporter.ports.is_empty());
+        assert_eq!(exporter.user.as_deref(), Some("65534:65534"));
+
+        // Monitoring removed: the exporter goes, nginx loses its status server.
+        LoadBalancer::provision(web(false)).unwrap();
+        assert_eq!(mock.removed(), [EXPORTER]);
+        assert!(mock.spec(SERVER).files.iter().all(|f| f.path != "/etc/nginx/conf.d/status.conf"));
+    }
+
+    #[test]
+    fn describe_declares_the_endpoint_and_the_exporter_images() {
+        let info = provisioner_plugin_sdk::__private::describe::<LoadBalancer>();
+        let metrics: Vec<(&str, u16, &str)> = info.metrics.iter().map(|m| (m.container.as_str(), m.port, m.path.as_str())).collect();
+        assert_eq!(metrics, [("exporter", 9113, "/metrics")]);
+        let images: Vec<String> = info.capabilities.iter().filter_map(|c| if let Capability::Image(p) = c { Some(p.clone()) } else { None }).collect();
+        for wanted in ["nginx/nginx-prometheus-exporter:*", "*/nginx-exporter:*"] {
+            assert!(images.contains(&wanted.to_string()), "{images:?}");
+        }
+    }
+}

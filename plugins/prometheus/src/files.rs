@@ -91,7 +91,7 @@ groups:
         annotations:
           summary: "{{ $labels.service }}: Prometheus cannot scrape {{ $labels.instance }} (job {{ $labels.job }})"
       - alert: ServiceDown
-        expr: pg_up == 0 or redis_up == 0
+        expr: pg_up == 0 or redis_up == 0 or nginx_up == 0
         for: ALERT_AFTER
         labels:
           severity: critical
