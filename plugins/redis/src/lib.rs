@@ -482,10 +482,9 @@ mod tests {
 
     #[test]
     fn describe_declares_the_endpoint_and_the_exporter_images() {
-        let info = provisioner_plugin_sdk::__private::describe::<Redis>();
-        let metrics: Vec<(&str, u16, &str)> = info.metrics.iter().map(|m| (m.container.as_str(), m.port, m.path.as_str())).collect();
+        let (metrics, images) = provisioner_plugin_sdk::testing::declared_metrics_and_images::<Redis>();
+        let metrics: Vec<(&str, u16, &str)> = metrics.iter().map(|(c, port, path)| (c.as_str(), *port, path.as_str())).collect();
         assert_eq!(metrics, [("exporter", 9121, "/metrics")]);
-        let images: Vec<String> = info.capabilities.iter().filter_map(|c| if let Capability::Image(p) = c { Some(p.clone()) } else { None }).collect();
         for wanted in ["oliver006/redis_exporter:*", "*/redis_exporter:*", "*/redis-exporter:*"] {
             assert!(images.contains(&wanted.to_string()), "{images:?}");
         }

@@ -163,6 +163,19 @@ pub fn env<'a>(spec: &'a ContainerSpec, name: &str) -> Option<&'a str> {
     spec.env.iter().find(|e| e.name == name).map(|e| e.value.as_str())
 }
 
+/// What `P::describe` declares for monitoring: each metrics endpoint as (container,
+/// port, path), and every image pattern it may run.
+pub fn declared_metrics_and_images<P: crate::Plugin>() -> (Vec<(String, u16, String)>, Vec<String>) {
+    let info = crate::__private::describe::<P>();
+    let metrics = info.metrics.iter().map(|m| (m.container.clone(), m.port, m.path.clone())).collect();
+    let images = info
+        .capabilities
+        .iter()
+        .filter_map(|c| if let crate::Capability::Image(p) = c { Some(p.clone()) } else { None })
+        .collect();
+    (metrics, images)
+}
+
 impl MockHost {
     /// An empty engine (no containers, volumes, secrets), every capability allowed,
     /// installed for this thread. Its clock starts at zero.
