@@ -291,15 +291,21 @@ fn plugins_by_name_from_an_oci_prefix() {
     let text = ok(&provisioner(dir, config.path(), &["plugins", "verify"]));
     assert!(text.contains(&format!("verified against oci://{}/plugins/memcached:0.1.0, signed by {}", registry.address, publisher.public_key)), "{text}");
 
-    // A lock that names no source: sync finds the locked version under the prefix.
-    let text = ok(&provisioner(dir, config.path(), &["run", "local"]));
-    ok(&provisioner(dir, config.path(), &["teardown", "local"]));
-    let lockfile = dir.join("provisioner.lock");
-    let lock: String = std::fs::read_to_string(&lockfile).unwrap().lines().filter(|l| !l.starts_with("source = ")).map(|l| format!("{l}\n")).collect();
-    assert!(lock.contains("[plugins.memcached]"), "{text}\n{lock}");
-    std::fs::write(&lockfile, &lock).unwrap();
-    std::fs::remove_dir_all(dir.join("plugins")).unwrap();
-    let text = ok(&provisioner(dir, config.path(), &["plugins", "sync"]));
+    // A fresh clone of examples/memcached, with its committed lock (which names no
+    // source): `run --locked` fetches the locked version under the prefix, checks it
+    // against the lock's digest and runs it, and the lock stays as reviewed.
+    let clone = memcached_project("ociprefix-clone", &publisher.public_key);
+    let file = clone.path().join("provisioner.toml");
+    let toml = std::fs::read_to_string(&file).unwrap().replace("\n[registry]\ntrusted_keys", &format!("\n[registry]\nurl = \"oci://{}/plugins\"\ntrusted_keys", registry.address));
+    std::fs::write(&file, toml).unwrap();
+    let committed = std::fs::read_to_string(support::root().join("examples/memcached/provisioner.lock")).unwrap();
+    assert!(!committed.contains("source = "), "{committed}");
+    std::fs::write(clone.path().join("provisioner.lock"), &committed).unwrap();
+    let text = ok(&provisioner(clone.path(), config.path(), &["run", "local", "--locked"]));
     assert!(text.contains(&format!("fetched memcached 0.1.0 from oci://{}/plugins/memcached:0.1.0", registry.address)), "{text}");
-    assert_eq!(std::fs::read(dir.join("plugins/memcached.wasm")).unwrap(), std::fs::read(&wasm).unwrap());
+    assert_eq!(std::fs::read(clone.path().join("plugins/memcached.wasm")).unwrap(), std::fs::read(&wasm).unwrap());
+    let servers = clone.dotenv()["MEMCACHED_SERVERS"].clone();
+    assert!(memcached_version(&servers).starts_with("1.6"), "at {servers}");
+    assert_eq!(std::fs::read_to_string(clone.path().join("provisioner.lock")).unwrap(), committed);
+    ok(&provisioner(clone.path(), config.path(), &["teardown", "local"]));
 }

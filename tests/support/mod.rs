@@ -26,6 +26,8 @@ fn build_wasm(manifest: &Path) -> PathBuf {
         .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2", "--manifest-path"])
         .arg(manifest)
         .env("CARGO_TARGET_DIR", &target_dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", reproducible_rustflags(&root()))
+        .env_remove("RUSTFLAGS")
         .status()
         .expect("running cargo");
     assert!(
@@ -34,6 +36,14 @@ fn build_wasm(manifest: &Path) -> PathBuf {
         manifest.display()
     );
     target_dir.join("wasm32-wasip2").join("release")
+}
+
+/// What `cargo xtask plugins` passes (xtask's `reproducible_rustflags`) for a checkout
+/// at `root`: the checkout and cargo's crates.io sources by fixed names, so a component
+/// is the same bytes wherever it is built (what the examples' lockfiles pin).
+pub fn reproducible_rustflags(root: &Path) -> String {
+    let home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
+    format!("--remap-path-prefix={}=/src\x1f--remap-path-prefix={home}=/cargo", root.display())
 }
 
 /// The folder with the fixture plugins `misbehave.wasm` and `future_wit.wasm`.

@@ -121,22 +121,27 @@ fn plugins() -> Result<PathBuf> {
         eprintln!("xtask: {}", dest.display());
     }
     // The third-party example is published too (so `plugins install memcached` has
-    // something to install) but never put in the host's own folder.
+    // something to install) and dropped into its example project, whose committed
+    // lockfile pins these bytes, but never put in the host's own folder.
     run(cargo()
         .args(["build", "--release", "--target", WASM_TARGET, "--manifest-path"])
         .arg(root.join("examples/plugins/memcached/Cargo.toml"))
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("CARGO_ENCODED_RUSTFLAGS", reproducible_rustflags()))?;
-    publish(&out, &[built.join("memcached.wasm")])?;
+    let memcached = built.join("memcached.wasm");
+    let example = root.join("examples/memcached/plugins");
+    std::fs::create_dir_all(&example)?;
+    std::fs::copy(&memcached, example.join("memcached.wasm")).with_context(|| format!("copying {} to {}", memcached.display(), example.display()))?;
+    eprintln!("xtask: {}", example.join("memcached.wasm").display());
+    publish(&out, &[memcached])?;
     Ok(out)
 }
 
 /// Flags that make a plugin the same bytes on every machine and in every checkout:
 /// rustup's standard library is already named `/rustc/<hash>`, and a workspace's own
-/// crates by relative paths; what is left is the checkout (the Memcached example reaches
-/// the SDK by a path outside its workspace, which cargo makes absolute) and where cargo
-/// keeps the crates of crates.io (`$CARGO_HOME`, per user). tests/reproducible.rs uses
-/// the same. The two are separated by the ASCII unit separator, as cargo expects.
+/// crates by relative paths (the Memcached example reaches the SDK through a link inside
+/// its workspace for that reason); what is left is the checkout and where cargo keeps
+/// the crates of crates.io (`$CARGO_HOME`, per user). tests/support uses the same. The two are separated by the ASCII unit separator, as cargo expects.
 fn reproducible_rustflags() -> String {
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
