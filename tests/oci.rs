@@ -290,6 +290,13 @@ fn plugins_by_name_from_an_oci_prefix() {
 
     let text = ok(&provisioner(dir, config.path(), &["plugins", "verify"]));
     assert!(text.contains(&format!("verified against oci://{}/plugins/memcached:0.1.0, signed by {}", registry.address, publisher.public_key)), "{text}");
+    // Another build of the same version: verify says it differs (not that a signature
+    // does not fit it).
+    std::fs::copy(&other, dir.join("plugins/memcached.wasm")).unwrap();
+    let text = refused(&provisioner(dir, config.path(), &["plugins", "verify"]));
+    let published = sha256(&std::fs::read(&wasm).unwrap());
+    assert!(text.contains(&format!("DIFFERS from oci://{}/plugins/memcached:0.1.0, whose sha256 is {published}", registry.address)), "{text}");
+    std::fs::copy(&wasm, dir.join("plugins/memcached.wasm")).unwrap();
 
     // A fresh clone of examples/memcached, with its committed lock (which names no
     // source): `run --locked` fetches the locked version under the prefix, checks it

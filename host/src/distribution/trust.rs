@@ -188,26 +188,14 @@ pub fn verify(project: &Project, catalog: &Catalog, origin: Option<&Origin>, set
                 ok = false;
                 format!("registry unreadable: {e}")
             }
-            _ if prefix.is_some() => {
-                let checked = crate::distribution::oci::by_name(prefix.unwrap_or_default(), name, Some(&plugin.info.version), settings).and_then(|reference| {
-                    crate::distribution::oci::check(&reference, settings, name, &plugin.info.version, &plugin.sha256).map(|c| (reference, c))
-                });
-                match checked {
-                    Ok((reference, (sha256, status))) if sha256 == plugin.sha256 => match status {
-                        registry::SignatureStatus::Trusted(key) => format!("verified against {reference}, signed by {key}"),
-                        registry::SignatureStatus::NotRequired => format!("digest matches {reference}; signature not checked"),
-                    },
-                    Ok((reference, (sha256, _))) => {
-                        ok = false;
-                        format!("DIFFERS from {reference}, whose sha256 is {sha256}")
-                    }
-                    Err(e) => {
-                        ok = false;
-                        format!("NOT VERIFIED: {e}")
-                    }
+            _ => match prefix {
+                Some(prefix) => {
+                    let (fine, text) = verify_at_prefix(prefix, name, plugin, settings);
+                    ok &= fine;
+                    text
                 }
-            }
-            _ => "not checked (no registry configured)".to_string(),
+                None => "not checked (no registry configured)".to_string(),
+            },
         };
         rows.push(VerifyRow {
             plugin: name.clone(),
@@ -234,6 +222,20 @@ pub fn verify(project: &Project, catalog: &Catalog, origin: Option<&Origin>, set
         }
     }
     Ok(rows)
+}
+
+/// `plugins verify` of one installed plugin against `[registry] url = "oci://PREFIX"`:
+/// the repository of its name, at its version. Whether it is fine, and what to show.
+fn verify_at_prefix(prefix: &str, name: &str, plugin: &crate::runtime::LoadedPlugin, settings: &RegistrySettings) -> (bool, String) {
+    use crate::distribution::oci::{self, Checked};
+    let checked = oci::by_name(prefix, name, Some(&plugin.info.version), settings)
+        .and_then(|reference| oci::check(&reference, settings, name, &plugin.info.version, &plugin.sha256).map(|c| (reference, c)));
+    match checked {
+        Ok((reference, Checked::Matches(registry::SignatureStatus::Trusted(key)))) => (true, format!("verified against {reference}, signed by {key}")),
+        Ok((reference, Checked::Matches(registry::SignatureStatus::NotRequired))) => (true, format!("digest matches {reference}; signature not checked")),
+        Ok((reference, Checked::Differs(sha256))) => (false, format!("DIFFERS from {reference}, whose sha256 is {sha256}")),
+        Err(e) => (false, format!("NOT VERIFIED: {e}")),
+    }
 }
 
 #[cfg(test)]

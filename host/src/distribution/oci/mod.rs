@@ -27,13 +27,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::OciErrorCode;
-use oci_client::manifest::{OciDescriptor, OciImageManifest, OCI_IMAGE_MEDIA_TYPE};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
+use oci_client::manifest::{OciDescriptor, OciImageManifest};
+use oci_client::Reference;
 use serde::Serialize;
-use serde_json::json;
 
 use crate::capabilities::Capability;
 use crate::config::RegistrySettings;
@@ -41,6 +37,12 @@ use crate::distribution::registry::{self, RegistryError, SignatureStatus, Verifi
 use crate::distribution::signing;
 use crate::runtime::cache::sha256_hex;
 use crate::runtime::PluginRuntime;
+
+mod publish;
+mod session;
+
+pub use publish::{push, sign, Pushed};
+use session::Session;
 
 pub const SCHEME: &str = "oci://";
 pub const WASM_LAYER: &str = "application/wasm";
@@ -177,223 +179,6 @@ pub fn allows_http(registry: &str, insecure: &[String]) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || insecure.iter().any(|i| i == registry || i == host)
 }
 
-/// A client and the credentials for one reference's registry.
-struct Session {
-    client: Client,
-    auth: RegistryAuth,
-    reference: OciRef,
-    /// Run the client's futures on a runtime of our own: the commands are synchronous.
-    runtime: tokio::runtime::Runtime,
-}
-
-/// Where Docker keeps its config, as the `docker` CLI finds it.
-fn docker_config() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".docker")))?;
-    Some(dir.join("config.json"))
-}
-
-/// The credentials Docker has for `registry`: anonymous when there are none.
-fn credentials(registry: &str) -> Result<RegistryAuth, OciError> {
-    use docker_credential::{CredentialRetrievalError as E, DockerCredential};
-    let config = docker_config();
-    let shown = config.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "~/.docker/config.json".into());
-    let fail = |reason: String| OciError::Credentials { registry: registry.to_string(), config: shown.clone(), reason };
-    match docker_credential::get_credential(registry) {
-        Ok(DockerCredential::UsernamePassword(user, password)) => Ok(RegistryAuth::Basic(user, password)),
-        // An identity token is an OAuth refresh token; the registry's token endpoint
-        // takes it in place of a password, under this fixed user name.
-        Ok(DockerCredential::IdentityToken(token)) => Ok(RegistryAuth::Basic("<token>".into(), token)),
-        Err(E::NoCredentialConfigured | E::ConfigNotFound) => Ok(RegistryAuth::Anonymous),
-        // The crate says ConfigReadError both for "no file" and "not JSON".
-        Err(E::ConfigReadError) if !config.as_ref().is_some_and(|p| p.exists()) => Ok(RegistryAuth::Anonymous),
-        Err(E::ConfigReadError) => Err(fail("not valid JSON".into())),
-        // The helper's own output may hold a secret: name the helper, not what it said.
-        Err(E::HelperFailure { helper, .. }) => Err(fail(format!("credential helper docker-credential-{helper} failed"))),
-        Err(other) => Err(fail(other.to_string())),
-    }
-}
-
-impl Session {
-    fn open(reference: &OciRef, insecure: &[String]) -> Result<Session, OciError> {
-        // reqwest is built without a TLS provider of its own; use ring, which ureq
-        // already brings. Installing twice is harmless (the first one stays).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let registry = reference.registry().to_string();
-        let protocol = if allows_http(&registry, insecure) { ClientProtocol::HttpsExcept(vec![registry.clone()]) } else { ClientProtocol::Https };
-        let config = ClientConfig {
-            protocol,
-            connect_timeout: Some(std::time::Duration::from_secs(10)),
-            read_timeout: Some(std::time::Duration::from_secs(60)),
-            ..ClientConfig::default()
-        };
-        let client = Client::try_from(config).map_err(|e| OciError::Runtime(format!("cannot set up an OCI client: {e}")))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| OciError::Runtime(format!("cannot start the async runtime for the OCI client: {e}")))?;
-        Ok(Session { client, auth: credentials(&registry)?, reference: reference.clone(), runtime })
-    }
-
-    fn error(&self, what: &str, error: oci_client::errors::OciDistributionError) -> OciError {
-        use oci_client::errors::OciDistributionError as E;
-        let message = error.to_string();
-        let unauthorized = matches!(&error, E::AuthenticationFailure(_) | E::UnauthorizedError { .. })
-            || message.contains("401")
-            || message.to_ascii_lowercase().contains("unauthorized");
-        let hint = if unauthorized {
-            let user = match &self.auth {
-                RegistryAuth::Anonymous => "no credentials were found for it".to_string(),
-                _ => "the credentials in the Docker config were refused".to_string(),
-            };
-            format!(
-                " ({user}: `docker login {}` or an `auths` entry in $DOCKER_CONFIG/config.json gives them)",
-                self.reference.registry()
-            )
-        } else if message.contains("error sending request") || message.contains("connect") {
-            format!(" (is the registry {} up and reachable? plain HTTP is only used for loopback and [registry] insecure)", self.reference.registry())
-        } else {
-            String::new()
-        };
-        OciError::Registry { reference: self.reference.to_string(), what: what.to_string(), message, hint }
-    }
-
-    /// Every tag of the session's repository, page by page; `None` when the registry
-    /// has no such repository.
-    fn tags(&self) -> Result<Option<Vec<String>>, OciError> {
-        use oci_client::errors::OciDistributionError as E;
-        const PAGE: usize = 100;
-        let mut tags: Vec<String> = Vec::new();
-        loop {
-            let last = tags.last().cloned();
-            let page = match self.runtime.block_on(self.client.list_tags(&self.reference.reference, &self.auth, Some(PAGE), last.as_deref())) {
-                Ok(page) => page,
-                Err(E::RegistryError { envelope, .. }) if envelope.errors.iter().any(|e| e.code == OciErrorCode::NameUnknown) => {
-                    return Ok(None)
-                }
-                Err(e) => return Err(self.error("listing its tags", e)),
-            };
-            let full = page.tags.len() >= PAGE;
-            tags.extend(page.tags);
-            if !full || tags.last() == last.as_ref() {
-                return Ok(Some(tags));
-            }
-        }
-    }
-
-    /// The manifest at `reference` (a tag or a digest) and its digest.
-    fn manifest(&self, reference: &Reference) -> Result<Option<(OciImageManifest, String, usize)>, OciError> {
-        use oci_client::errors::OciDistributionError as E;
-        let accepted = [OCI_IMAGE_MEDIA_TYPE, oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE];
-        let pulled = self.runtime.block_on(self.client.pull_manifest_raw(reference, &self.auth, &accepted));
-        let (bytes, _) = match pulled {
-            Ok(found) => found,
-            Err(E::ImageManifestNotFoundError(_)) => return Ok(None),
-            Err(E::RegistryError { envelope, .. })
-                if envelope.errors.iter().any(|e| matches!(e.code, OciErrorCode::ManifestUnknown | OciErrorCode::NameUnknown)) =>
-            {
-                return Ok(None)
-            }
-            Err(E::ServerError { code: 404, .. }) => return Ok(None),
-            Err(e) => return Err(self.error("cannot read the manifest", e)),
-        };
-        // What the registry says the digest is counts only if the bytes agree.
-        let computed = format!("sha256:{}", sha256_hex(&bytes));
-        if let Some(expected) = reference.digest().filter(|d| *d != computed) {
-            return Err(OciError::BlobAltered { reference: self.reference.to_string(), expected: expected.to_string(), found: computed });
-        }
-        let manifest: OciImageManifest = serde_json::from_slice(&bytes)
-            .map_err(|e| OciError::NotAComponent { reference: self.reference.to_string(), reason: format!("its manifest is not an OCI image manifest: {e}") })?;
-        Ok(Some((manifest, computed, bytes.len())))
-    }
-
-    fn blob(&self, reference: &Reference, descriptor: &OciDescriptor) -> Result<Vec<u8>, OciError> {
-        use oci_client::errors::OciDistributionError as E;
-        if descriptor.size < 0 || descriptor.size as u64 > MAX_COMPONENT {
-            return Err(OciError::NotAComponent {
-                reference: self.reference.to_string(),
-                reason: format!("its blob is {} bytes (at most {} MiB are accepted)", descriptor.size, MAX_COMPONENT >> 20),
-            });
-        }
-        let mut out = Vec::with_capacity(descriptor.size as usize);
-        match self.runtime.block_on(self.client.pull_blob(reference, descriptor, &mut out)) {
-            Ok(()) => Ok(out),
-            // The client checks the digest as it reads; say so in the user's terms.
-            Err(E::DigestError(oci_client::errors::DigestError::VerificationError { expected, actual })) => {
-                Err(OciError::BlobAltered { reference: self.reference.to_string(), expected, found: actual })
-            }
-            Err(e) => Err(self.error(&format!("cannot read the blob {}", descriptor.digest), e)),
-        }
-    }
-
-    fn push_blob(&self, bytes: Vec<u8>, digest: &str) -> Result<(), OciError> {
-        self.runtime
-            .block_on(self.client.push_blob(&self.reference.reference, bytes, digest))
-            .map(drop)
-            .map_err(|e| self.error(&format!("cannot push the blob {digest}"), e))
-    }
-
-    fn push_manifest(&self, reference: &Reference, manifest: &serde_json::Value) -> Result<String, OciError> {
-        let bytes = serde_json::to_vec(manifest).map_err(|e| OciError::Runtime(e.to_string()))?;
-        let digest = format!("sha256:{}", sha256_hex(&bytes));
-        let content_type = http_header(OCI_IMAGE_MEDIA_TYPE);
-        self.runtime
-            .block_on(self.client.push_manifest_raw(reference, bytes, content_type))
-            .map_err(|e| self.error("cannot push the manifest", e))?;
-        Ok(digest)
-    }
-
-    /// Before any push: the registry's answer to an authenticated `/v2/`, so a missing
-    /// login fails first and clearly.
-    fn authenticate(&self, operation: oci_client::RegistryOperation) -> Result<(), OciError> {
-        self.runtime
-            .block_on(self.client.auth(&self.reference.reference, &self.auth, operation))
-            .map(drop)
-            .map_err(|e| self.error("cannot log in", e))
-    }
-
-    /// Every signature attached to the manifest `digest`: through the referrers API
-    /// when the registry has it, and the `sha256-<hex>.sig` tag either way.
-    fn signatures(&self, digest: &str) -> Result<Vec<Vec<u8>>, OciError> {
-        let subject = self.reference.pinned(digest).fetchable();
-        let mut manifests = Vec::new();
-        // A registry without the API answers 404, or an error the client turns into
-        // an empty list: the tag below is the fallback, so neither is fatal.
-        if let Ok(index) = self.runtime.block_on(self.client.pull_referrers(&subject, Some(SIGNATURE))) {
-            for entry in &index.manifests {
-                let at = Reference::with_digest(subject.registry().into(), subject.repository().into(), entry.digest.clone());
-                if let Some(found) = self.manifest(&at)? {
-                    manifests.push((at, found.0));
-                }
-            }
-        }
-        let tagged = self.reference.at_tag(&signature_tag(digest)).reference;
-        if let Some((manifest, tagged_digest, _)) = self.manifest(&tagged)? {
-            let at = Reference::with_digest(tagged.registry().into(), tagged.repository().into(), tagged_digest);
-            if !manifests.iter().any(|(r, _)| r.digest() == at.digest()) {
-                manifests.push((at, manifest));
-            }
-        }
-        let mut signatures = Vec::new();
-        for (at, manifest) in manifests {
-            // A signature manifest must point at this plugin; one that names another
-            // subject (or is another kind of referrer) was not made for it.
-            if manifest.subject.as_ref().is_some_and(|s| s.digest != digest) || manifest.artifact_type.as_deref() != Some(SIGNATURE) {
-                continue;
-            }
-            for layer in manifest.layers.iter().filter(|l| l.media_type == SIGNATURE) {
-                signatures.push(self.blob(&at, layer)?);
-            }
-        }
-        Ok(signatures)
-    }
-}
-
-fn http_header(value: &'static str) -> http::HeaderValue {
-    http::HeaderValue::from_static(value)
-}
-
 /// What a plugin artifact says about itself, before anything is downloaded but the
 /// manifest and its signatures.
 #[derive(Debug, Clone, Serialize)]
@@ -499,15 +284,29 @@ pub fn inspect(reference: &OciRef, settings: &RegistrySettings) -> Result<Remote
     })
 }
 
-/// `plugins verify` of an installed plugin against `reference`: the component sha256
-/// the registry holds there, and its signature judged for the installed plugin's own
-/// name, version and digest. Nothing is downloaded but the manifest and signatures.
-pub fn check(reference: &OciRef, settings: &RegistrySettings, name: &str, version: &str, sha256: &str) -> Result<(String, SignatureStatus), OciError> {
+/// What `plugins verify` finds at a reference for an installed plugin.
+#[derive(Debug)]
+pub enum Checked {
+    /// The registry holds another component under that reference (its sha256).
+    Differs(String),
+    /// The same component; how its signature turned out.
+    Matches(SignatureStatus),
+}
+
+/// `plugins verify`: whether the component at `reference` is the installed one
+/// (`sha256`), and if so, whether its signature holds, from the manifest and the
+/// signatures alone (the component itself is not downloaded). The digests are compared
+/// first: a different build is reported as that, not as a signature that does not fit.
+pub fn check(reference: &OciRef, settings: &RegistrySettings, name: &str, version: &str, sha256: &str) -> Result<Checked, OciError> {
     let session = Session::open(reference, &settings.insecure)?;
     let (_, digest, layer) = resolve(&session)?;
+    let remote = digest_hex(&layer.digest);
+    if remote != sha256 {
+        return Ok(Checked::Differs(remote.to_string()));
+    }
     let signatures = session.signatures(&digest)?;
     let status = registry::judge_signature(settings, name, version, sha256, chosen_signature(&signatures, settings, name, version, sha256))?;
-    Ok((digest_hex(&layer.digest).to_string(), status))
+    Ok(Checked::Matches(status))
 }
 
 /// A plugin fetched from an OCI registry that passed every check, the signature
@@ -656,121 +455,6 @@ fn already_installed(reference: &OciRef, plugins_dir: &Path, settings: &Registry
         });
     }
     None
-}
-
-/// What `registry push` did.
-#[derive(Debug, Clone, Serialize)]
-pub struct Pushed {
-    pub name: String,
-    pub version: String,
-    pub sha256: String,
-    /// The reference pinned to the manifest's digest: what to put in a lockfile or a CI file.
-    pub reference: String,
-    pub signed_by: Option<String>,
-    pub signature_tag: Option<String>,
-}
-
-/// `registry push FILE.wasm oci://…`: the component in the wasm OCI layout, with
-/// what it declares as annotations, then its signature attached (unless `key` is `None`).
-pub fn push(wasm: &Path, reference: &OciRef, key: Option<&Path>, runtime: &PluginRuntime, insecure: &[String]) -> Result<Pushed, OciError> {
-    let bytes = std::fs::read(wasm).map_err(|e| RegistryError::Io { path: wasm.to_path_buf(), message: e.to_string() })?;
-    let plugin = runtime.load_bytes(wasm, &bytes).map_err(|e| RegistryError::Unpublishable(e.to_string()))?;
-    let secret = key.map(signing::load_secret).transpose().map_err(RegistryError::from)?;
-    let info = &plugin.info;
-    let session = Session::open(reference, insecure)?;
-    session.authenticate(oci_client::RegistryOperation::Push)?;
-
-    let layer_digest = format!("sha256:{}", plugin.sha256);
-    // No timestamp: pushing the same component twice gives the same manifest digest.
-    let config = serde_json::to_vec(&json!({ "architecture": "wasm", "os": "wasip2", "layerDigests": [layer_digest] }))
-        .map_err(|e| OciError::Runtime(e.to_string()))?;
-    let config_digest = format!("sha256:{}", sha256_hex(&config));
-    let capabilities = serde_json::to_string(&info.capabilities).map_err(|e| OciError::Runtime(e.to_string()))?;
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_IMAGE_MEDIA_TYPE,
-        "config": { "mediaType": WASM_CONFIG, "digest": config_digest, "size": config.len() },
-        "layers": [{ "mediaType": WASM_LAYER, "digest": layer_digest, "size": bytes.len() }],
-        "annotations": {
-            TITLE: info.name, VERSION: info.version, DESCRIPTION: info.summary,
-            WIT_VERSION: info.wit_version, CAPABILITIES: capabilities,
-        },
-    });
-    let size = bytes.len();
-    session.push_blob(bytes, &layer_digest)?;
-    session.push_blob(config, &config_digest)?;
-    let digest = session.push_manifest(&reference.fetchable(), &manifest)?;
-    let manifest_size = serde_json::to_vec(&manifest).map(|b| b.len()).unwrap_or(0);
-    tracing::debug!(%digest, size, "pushed the component");
-
-    let (signed_by, signature_tag) = match &secret {
-        Some(secret) => {
-            let tag = attach_signature(&session, &digest, manifest_size, &signing::sign(secret, &info.name, &info.version, &plugin.sha256))?;
-            (Some(signing::public_key_text(&secret.verifying_key())), Some(tag))
-        }
-        None => (None, None),
-    };
-    Ok(Pushed {
-        name: info.name.clone(),
-        version: info.version.clone(),
-        sha256: plugin.sha256.clone(),
-        reference: reference.pinned(&digest).to_string(),
-        signed_by,
-        signature_tag,
-    })
-}
-
-/// Attach `signature` to the manifest `digest`: an artifact whose `subject` is that
-/// manifest (the referrers API indexes it), tagged `sha256-<hex>.sig` for registries
-/// without that API. Returns the tag.
-fn attach_signature(session: &Session, digest: &str, manifest_size: usize, signature: &str) -> Result<String, OciError> {
-    const EMPTY: &[u8] = b"{}";
-    let empty_digest = format!("sha256:{}", sha256_hex(EMPTY));
-    let sig_digest = format!("sha256:{}", sha256_hex(signature.as_bytes()));
-    session.push_blob(EMPTY.to_vec(), &empty_digest)?;
-    session.push_blob(signature.as_bytes().to_vec(), &sig_digest)?;
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_IMAGE_MEDIA_TYPE,
-        "artifactType": SIGNATURE,
-        "config": { "mediaType": EMPTY_CONFIG, "digest": empty_digest, "size": EMPTY.len() },
-        "layers": [{ "mediaType": SIGNATURE, "digest": sig_digest, "size": signature.len() }],
-        "subject": { "mediaType": OCI_IMAGE_MEDIA_TYPE, "digest": digest, "size": manifest_size },
-    });
-    let tag = signature_tag(digest);
-    session.push_manifest(&session.reference.at_tag(&tag).reference, &manifest)?;
-    Ok(tag)
-}
-
-/// `registry sign oci://… --key KEY`: sign a component already in a registry (pushed
-/// by `wkg oci push`, say) after checking it is the plugin it claims to be.
-pub fn sign(reference: &OciRef, key: &Path, runtime: &PluginRuntime, insecure: &[String]) -> Result<Pushed, OciError> {
-    let secret = signing::load_secret(key).map_err(RegistryError::from)?;
-    let session = Session::open(reference, insecure)?;
-    let (_, digest, layer) = resolve(&session)?;
-    let bytes = session.blob(&reference.fetchable(), &layer)?;
-    let sha256 = sha256_hex(&bytes);
-    if sha256 != digest_hex(&layer.digest) {
-        return Err(OciError::BlobAltered { reference: reference.to_string(), expected: layer.digest.clone(), found: format!("sha256:{sha256}") });
-    }
-    let plugin = runtime.load_bytes(Path::new(&reference.to_string()), &bytes).map_err(|e| RegistryError::Unpublishable(e.to_string()))?;
-    let (manifest, _, size) = session.manifest(&reference.pinned(&digest).fetchable())?.ok_or_else(|| OciError::Registry {
-        reference: reference.to_string(),
-        what: "not found".into(),
-        message: "the manifest went away while signing".into(),
-        hint: String::new(),
-    })?;
-    drop(manifest);
-    session.authenticate(oci_client::RegistryOperation::Push)?;
-    let tag = attach_signature(&session, &digest, size, &signing::sign(&secret, &plugin.info.name, &plugin.info.version, &sha256))?;
-    Ok(Pushed {
-        name: plugin.info.name.clone(),
-        version: plugin.info.version.clone(),
-        sha256,
-        reference: reference.pinned(&digest).to_string(),
-        signed_by: Some(signing::public_key_text(&secret.verifying_key())),
-        signature_tag: Some(tag),
-    })
 }
 
 #[cfg(test)]
