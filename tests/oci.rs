@@ -316,3 +316,40 @@ fn plugins_by_name_from_an_oci_prefix() {
     assert_eq!(std::fs::read_to_string(clone.path().join("provisioner.lock")).unwrap(), committed);
     ok(&provisioner(clone.path(), config.path(), &["teardown", "local"]));
 }
+
+/// Interop with wasm-pkg-tools, the client Spin and wasmCloud use: `wkg oci pull` reads
+/// back byte for byte what `registry push` wrote, and a component `wkg oci push` wrote
+/// (no provisioner annotations, no signature) is refused unsigned, then installs once
+/// `registry sign` has vouched for it.
+#[test]
+fn wkg_pulls_what_provisioner_pushes_and_provisioner_installs_what_wkg_pushes() {
+    let wkg = support::wkg();
+    let Setup { registry, publisher, config, wasm, reference } = setup("plugins/memcached:0.1.0");
+    let wkg_run = |args: &[&str]| {
+        let out = Command::new(&wkg).args(args).env("DOCKER_CONFIG", config.path()).env("WKG_OCI_INSECURE", &registry.address).output().expect("running wkg");
+        assert!(out.status.success(), "wkg {args:?}:\n{}", support::text(&out));
+    };
+
+    push(&publisher, config.path(), &wasm, &reference, true);
+    let pulled = publisher.dir.path().join("pulled.wasm");
+    wkg_run(&["oci", "pull", &format!("{}/plugins/memcached:0.1.0", registry.address), "-o", pulled.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&pulled).unwrap(), std::fs::read(&wasm).unwrap(), "wkg pulled other bytes than were pushed");
+
+    let by_wkg = registry.reference("wkg/memcached:0.1.0");
+    wkg_run(&["oci", "push", &format!("{}/wkg/memcached:0.1.0", registry.address), wasm.to_str().unwrap()]);
+    let stack = memcached_project("oci-wkg", &publisher.public_key);
+    let dir = stack.path();
+    let text = ok(&provisioner(dir, config.path(), &["plugins", "inspect", &by_wkg]));
+    assert!(text.starts_with("a wasm component without provisioner's annotations"), "{text}");
+    assert!(text.contains(&format!("sha256     {}", sha256(&std::fs::read(&wasm).unwrap()))), "{text}");
+    assert!(text.contains("signature  unsigned") && text.contains("asks for: not annotated"), "{text}");
+    let text = refused(&provisioner(dir, config.path(), &["plugins", "install", &by_wkg]));
+    assert!(text.contains("it is not signed, and [registry] require_signatures is on"), "{text}");
+    assert!(!dir.join("plugins/memcached.wasm").exists());
+
+    let text = ok(&provisioner(publisher.dir.path(), config.path(), &["registry", "sign", &by_wkg, "--key", publisher.key.to_str().unwrap()]));
+    assert!(text.contains("signed memcached 0.1.0"), "{text}");
+    let text = ok(&provisioner(dir, config.path(), &["plugins", "install", &by_wkg]));
+    assert!(text.contains("installed memcached 0.1.0") && text.contains(&format!("signed by {}", publisher.public_key)), "{text}");
+    assert_eq!(std::fs::read(dir.join("plugins/memcached.wasm")).unwrap(), std::fs::read(&wasm).unwrap());
+}

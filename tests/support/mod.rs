@@ -149,6 +149,19 @@ pub fn require(plugins: &[&str], images: &[&str]) {
     }
 }
 
+/// wasm-pkg-tools' `wkg`: on PATH or in cargo's bin folder, where `cargo xtask test`
+/// installs it.
+pub fn wkg() -> PathBuf {
+    let cargo_bin = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default()
+        .join("bin/wkg");
+    let on_path = std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("wkg")).find(|p| p.is_file()));
+    let found = on_path.or_else(|| cargo_bin.is_file().then_some(cargo_bin));
+    found.expect("wkg is missing: run `cargo xtask test`, or `cargo install wkg --locked`")
+}
+
 /// `provisioner-test/busybox:latest`, built from the machine's /bin/busybox by
 /// tests/images/busybox.sh (no registry involved) when it is missing.
 pub fn busybox_image() -> &'static str {

@@ -60,10 +60,41 @@ pub fn ensure() -> Result<()> {
 
 /// What only the tests need: a headless browser that checks the timings report.
 pub fn ensure_test_tools() -> Result<()> {
-    if found("chromium") {
+    if !found("chromium") {
+        install(&["chromium"])?;
+    }
+    ensure_wkg()
+}
+
+/// The version of wasm-pkg-tools' `wkg` the OCI interop test runs when the machine has
+/// none (any recent `wkg` will do).
+const WKG_VERSION: &str = "0.16.1";
+
+/// `wkg`, for tests/oci.rs's interop test: on PATH, or in cargo's own bin folder, or
+/// installed there from crates.io (once per machine, a few minutes on 2 cores).
+fn ensure_wkg() -> Result<()> {
+    if found("wkg") || cargo_bin().join("wkg").is_file() {
         return Ok(());
     }
-    install(&["chromium"])
+    eprintln!("xtask: cargo install wkg {WKG_VERSION} (wasm-pkg-tools, for the OCI interop test; once per machine)…");
+    let started = std::time::Instant::now();
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["install", "wkg", "--version", WKG_VERSION, "--locked", "--quiet"])
+        .status()?;
+    if !status.success() {
+        bail!("cargo install wkg {WKG_VERSION} failed");
+    }
+    eprintln!("xtask: wkg built in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// Where `cargo install` puts programs: `$CARGO_HOME/bin`, by default `~/.cargo/bin`.
+fn cargo_bin() -> std::path::PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")))
+        .unwrap_or_default()
+        .join("bin")
 }
 
 /// Install `packages` with apt-get (as root), or say how.

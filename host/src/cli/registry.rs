@@ -261,15 +261,15 @@ pub fn inspect_oci(cli: &Cli, text: &str) -> Result<ExitCode> {
     if cli.json {
         return json_success(&remote);
     }
-    let unknown = || "?".to_string();
-    println!(
-        "{} {} — {}",
-        remote.name.clone().unwrap_or_else(unknown),
-        remote.version.clone().unwrap_or_else(unknown),
-        remote.summary.clone().unwrap_or_default()
-    );
+    match (&remote.name, &remote.version) {
+        (Some(name), Some(version)) => println!("{name} {version} — {}", remote.summary.clone().unwrap_or_default()),
+        _ => println!("a wasm component without provisioner's annotations (pushed by another tool, such as `wkg oci push`)"),
+    }
     println!("  reference  {}", remote.reference);
-    println!("  WIT        provisioner:plugin@{}", remote.wit_version.clone().unwrap_or_else(unknown));
+    match &remote.wit_version {
+        Some(wit) => println!("  WIT        provisioner:plugin@{wit}"),
+        None => println!("  WIT        not annotated; `plugins install` reads it from the component"),
+    }
     println!("  sha256     {} ({} bytes)", remote.sha256, remote.size);
     println!("  signature  {}", remote.signature);
     let name = remote.name.clone().unwrap_or_default();
