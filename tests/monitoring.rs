@@ -4,8 +4,10 @@
 //! credentials tried against the data services themselves.
 //!
 //! One stack for the whole suite: every target up within one scrape interval of `run`
-//! finishing; the monitoring identities read statistics and nothing else; stopping
-//! Redis fires its alert and `status` shows it; teardown leaves nothing.
+//! finishing; the monitoring identities read statistics and nothing else; each backend
+//! instance probed on its health path, those `scale` adds too, and one hung instance
+//! among healthy ones fires `ReplicaUnhealthy`; stopping Redis fires its alert and
+//! `status` shows it; teardown leaves nothing.
 
 mod support;
 
@@ -54,6 +56,33 @@ fn firing(prometheus: &str) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// `probe_success` of each backend instance Prometheus probes, by instance.
+fn probes(prometheus: &str) -> std::collections::BTreeMap<String, String> {
+    let answer = get_json(&format!("{prometheus}/api/v1/query?query=probe_success%7Bjob%3D%22instance-health%22%7D"));
+    answer["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r["metric"]["service"] == "backend")
+        .map(|r| (r["metric"]["instance"].as_str().unwrap_or_default().to_string(), r["value"][1].as_str().unwrap_or_default().to_string()))
+        .collect()
+}
+
+/// Wait up to `within` for `probes` to be `want`.
+fn await_probes(prometheus: &str, want: &[(&str, &str)], within: Duration) {
+    let want: std::collections::BTreeMap<String, String> = want.iter().map(|(i, v)| (i.to_string(), v.to_string())).collect();
+    let deadline = Instant::now() + within;
+    loop {
+        let now = probes(prometheus);
+        if now == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the backend's probes are {now:?}, not {want:?}, after {within:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// `docker exec` into the project's container `short` of `service`.
 fn exec(stack: &Stack, service: &str, short: &str, command: &[&str]) -> std::process::Output {
     let name = format!("{}-local-{service}-{short}", stack.name);
@@ -84,6 +113,7 @@ fn the_example_with_prometheus_is_scraped_keeps_exporters_to_statistics_and_aler
             "provisioner-offline/postgres-exporter:0.11",
             "provisioner-offline/redis-exporter:1.45",
             "provisioner-offline/nginx-exporter:0.11",
+            "provisioner-offline/blackbox-exporter:0.23",
         ],
     );
     let stack = Stack::from_file("monitoring", &support::root().join("examples/ticketing/provisioner.toml"));
@@ -128,6 +158,37 @@ fn the_example_with_prometheus_is_scraped_keeps_exporters_to_statistics_and_aler
         results.iter().any(|r| r["metric"]["service"] == "web" && r["value"][1] == "1"),
         "nginx_up of web is 1: {nginx}"
     );
+
+    // The backend's one instance is probed on its health path, and healthy.
+    await_probes(&prometheus, &[("app-1", "1")], SCRAPE_INTERVAL * 3);
+
+    // `scale` adds an instance: the collector is told, and probes it too, by the end
+    // of the command (within one scrape interval of it).
+    let scaled = stack.run(&["scale", "local", "backend=2"]);
+    assert!(scaled.status.success(), "scale: {}", text(&scaled));
+    await_probes(&prometheus, &[("app-1", "1"), ("app-2", "1")], SCRAPE_INTERVAL + Duration::from_millis(1500));
+
+    // One instance hangs (paused): the balancer's own health may still answer through
+    // the other, but the alert names the one.
+    let hung = format!("{}-local-backend-app-2", stack.name);
+    docker(&["pause", &hung]);
+    let paused = Instant::now();
+    let deadline = paused + Duration::from_secs(60);
+    loop {
+        let now = firing(&prometheus);
+        if now.iter().any(|(alert, service)| alert == "ReplicaUnhealthy" && service == "backend") {
+            eprintln!("ReplicaUnhealthy (backend) fired {} ms after app-2 hung: {now:?}", paused.elapsed().as_millis());
+            break;
+        }
+        assert!(Instant::now() < deadline, "ReplicaUnhealthy for backend never fired; firing: {now:?}, probes {:?}", probes(&prometheus));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(probes(&prometheus).get("app-1").map(String::as_str), Some("1"), "the other instance stays healthy");
+    let status = stack.run(&["status", "local"]);
+    let said = text(&status);
+    assert!(said.contains("firing: ReplicaUnhealthy (backend)") && said.contains("instance app-2"), "status shows which instance:\n{said}");
+    docker(&["unpause", &hung]);
+    await_probes(&prometheus, &[("app-1", "1"), ("app-2", "1")], SCRAPE_INTERVAL * 4);
 
     // The exporters' identities: statistics yes, the app's data no.
     let pg_monitor = secret(&stack, "db", "monitor-password");

@@ -30,6 +30,9 @@ pub const LABEL_PORTS: &str = "provisioner.ports";
 pub const LABEL_TARGET_HASH: &str = "provisioner.target-hash";
 /// On a cluster service: `true` for a replicated workload (instances `<short>-<i>`).
 pub const LABEL_REPLICATED: &str = "provisioner.replicated";
+/// `PORT PATH` of an HTTP endpoint each instance answers 2xx on while healthy
+/// (`container-spec.http-health`), which collectors probe (`monitoring.probe-targets`).
+pub const LABEL_HTTP_HEALTH: &str = "provisioner.http-health";
 /// Labels plugins may not set: every `provisioner.*` key is the host's.
 pub const RESERVED_LABEL_PREFIX: &str = "provisioner.";
 

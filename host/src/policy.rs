@@ -237,6 +237,15 @@ pub fn container_request(
         labels.insert(key.clone(), value.clone());
     }
     labels.extend(naming::workload_labels(scope, &spec.name));
+    if let Some(endpoint) = &spec.http_health {
+        if endpoint.port == 0 || !crate::capabilities::monitoring::valid_path(&endpoint.path) {
+            return Err(Refused::Invalid(format!(
+                "http-health {}:{}: a port and an absolute path of printable ASCII without `?` or `#`",
+                endpoint.port, endpoint.path
+            )));
+        }
+        labels.insert(naming::LABEL_HTTP_HEALTH.to_string(), format!("{} {}", endpoint.port, endpoint.path));
+    }
 
     let mut aliases = if spec.answers_for_service { vec![scope.service.clone()] } else { Vec::new() };
     for alias in &spec.aliases {

@@ -71,6 +71,15 @@ pub struct ContainerSpec {
     pub stop_timeout_ms: Option<u32>,
     /// The service's name is one of the workload's DNS names (WIT 0.2; always for 0.1).
     pub answers_for_service: bool,
+    /// Where each instance answers 2xx while healthy, for collectors to probe (WIT 0.2).
+    pub http_health: Option<HttpEndpoint>,
+}
+
+/// An HTTP endpoint of a container: its port and path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpEndpoint {
+    pub port: u16,
+    pub path: String,
 }
 
 impl ContainerSpec {
@@ -93,6 +102,7 @@ impl ContainerSpec {
             replicas: None,
             stop_timeout_ms: None,
             answers_for_service: true,
+            http_health: None,
         }
     }
 }

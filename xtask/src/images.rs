@@ -17,6 +17,7 @@
 //! | `provisioner-offline/postgres-exporter:0.11` | `images/postgres-exporter`: drop-in for upstream `prometheuscommunity/postgres-exporter` (0.11) |
 //! | `provisioner-offline/redis-exporter:1.45` | `images/redis-exporter`: drop-in for upstream `oliver006/redis_exporter` (1.45) |
 //! | `provisioner-offline/nginx-exporter:0.11` | `images/nginx-exporter`: drop-in for upstream `nginx/nginx-prometheus-exporter` (0.11) |
+//! | `provisioner-offline/blackbox-exporter:0.23` | `images/blackbox-exporter`: drop-in for upstream `prom/blackbox-exporter` (0.23), which the prometheus plugin probes instances' health through |
 //! | `provisioner-example/ticketing-backend:dev` | `examples/ticketing/backend`: the example app |
 //!
 //! The plugins name these tags explicitly (their grants match `*/postgres:*`, `*/redis:*`, `*/rabbitmq:*`, `*/garage:*`, `*/nginx:*`).
@@ -61,6 +62,7 @@ const PACKAGES: &[&str] = &[
     "prometheus-postgres-exporter", // 0.11
     "prometheus-redis-exporter",    // 1.45
     "prometheus-nginx-exporter",    // 0.11
+    "prometheus-blackbox-exporter", // 0.23
 ];
 
 /// (build context relative to the repository root, tag)
@@ -76,6 +78,7 @@ const IMAGES: &[(&str, &str)] = &[
     ("images/postgres-exporter", "provisioner-offline/postgres-exporter:0.11"),
     ("images/redis-exporter", "provisioner-offline/redis-exporter:1.45"),
     ("images/nginx-exporter", "provisioner-offline/nginx-exporter:0.11"),
+    ("images/blackbox-exporter", "provisioner-offline/blackbox-exporter:0.23"),
     ("examples/ticketing/backend", "provisioner-example/ticketing-backend:dev"),
 ];
 

@@ -38,7 +38,17 @@ pub fn default_grants(plugin: &str) -> Option<Grants> {
         "prometheus" => Grants {
             scrape_targets: true,
             ..grants(
-                &["prometheus:*", "prom/prometheus:*", "*/prometheus:*", "alertmanager:*", "prom/alertmanager:*", "*/alertmanager:*"],
+                &[
+                    "prometheus:*",
+                    "prom/prometheus:*",
+                    "*/prometheus:*",
+                    "alertmanager:*",
+                    "prom/alertmanager:*",
+                    "*/alertmanager:*",
+                    "blackbox-exporter:*",
+                    "prom/blackbox-exporter:*",
+                    "*/blackbox-exporter:*",
+                ],
                 &[9090],
                 &["data", "alerts"],
                 true,

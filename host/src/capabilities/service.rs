@@ -44,6 +44,9 @@ pub struct ServiceHost {
     pub archive: Option<Arc<super::archive::ArchiveSession>>,
     /// The other services' metrics endpoints, for a plugin holding `scrape-targets`.
     pub scrape_targets: Arc<Vec<super::monitoring::ScrapeTarget>>,
+    /// The probe targets last answered to this service's `monitoring.probe-targets`
+    /// in this operation (`None`: it did not ask).
+    pub probes_seen: Arc<Mutex<Option<Vec<super::monitoring::ProbeTarget>>>>,
 }
 
 impl ServiceHost {
@@ -64,6 +67,7 @@ impl ServiceHost {
             totals: Arc::default(),
             archive: None,
             scrape_targets: Arc::default(),
+            probes_seen: Arc::default(),
         }
     }
 

@@ -199,6 +199,7 @@ impl Stack<'_> {
                 totals: totals.clone(),
                 archive: None,
                 scrape_targets: Arc::default(),
+                probes_seen: Arc::default(),
             };
             let collector = host.effective.collects_metrics();
             prepared.insert(service.name.clone(), Prepared { service: service.clone(), plugin, host: Arc::new(host), collector, monitored: false });
@@ -259,6 +260,7 @@ impl Stack<'_> {
             // Skipped services never reached their plugin; name it anyway.
             report.plugin = prepared[&report.service].service.plugin.clone();
         }
+        self.refresh_collectors(&env, &prepared, &mut results, started);
         let critical_path = critical_path(&results, |name| prepared[name].service.depends_on.clone());
         Ok(Summary {
             environment: self.environment.to_string(),
@@ -266,6 +268,57 @@ impl Stack<'_> {
             elapsed_ms: started.elapsed().as_millis(),
             critical_path,
         })
+    }
+
+    /// A collector that asked for the instances to probe during its `provision` is
+    /// called again once the others are up, when the engine's instances differ from
+    /// what it was told (a replicated workload started alongside it, a `scale`), so
+    /// its probes follow them without polling. Nothing is called when they match, as
+    /// on a run with nothing to do.
+    fn refresh_collectors(&self, env: &Environment, prepared: &BTreeMap<String, Prepared>, results: &mut [ServiceReport], run_started: Instant) {
+        let outputs: HashMap<String, Vec<Output>> = results.iter().map(|r| (r.service.clone(), r.outputs.clone())).collect();
+        for report in results.iter_mut() {
+            let Some(p) = prepared.get(&report.service).filter(|p| p.collector && matches!(report.status, Status::Ready)) else { continue };
+            let Some(seen) = p.host.probes_seen.lock().ok().and_then(|seen| seen.clone()) else { continue };
+            let now = match p.host.probe_targets_now() {
+                Ok(now) => now,
+                Err(error) => {
+                    tracing::warn!(service = %p.service.name, "cannot list the instances to probe: {error}");
+                    continue;
+                }
+            };
+            if now == seen {
+                continue;
+            }
+            let Ok(config) = resolve_references(&p.service.config, &outputs) else { continue };
+            self.note(&p.host, &format!("probing {} instance(s)", now.len()));
+            let ctx = self.context(env, p, &config);
+            let failed = match settle(report, self.runtime.provision(&p.plugin, p.host.clone(), &ctx)) {
+                Ok(_) => self.await_ready(env, p, &ctx, report).err().map(|message| (Hook::Ready, message)),
+                Err(message) => Some((Hook::Provision, message)),
+            };
+            if let Some((hook, message)) = failed {
+                let message = format!("called again for the instances to probe: {message}");
+                report.status = Status::Failed { hook, message: self.mask(p, &message), log_tail: self.log_tail(p) };
+            }
+            report.total_ms = run_started.elapsed().as_millis().saturating_sub(report.started_at_ms);
+        }
+    }
+
+    /// Poll `ready` until it says so, within the environment's readiness timeout.
+    fn await_ready(&self, env: &Environment, p: &Prepared, ctx: &HookContext, report: &mut ServiceReport) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(env.readiness_timeout_secs);
+        loop {
+            let reason = match settle(report, self.runtime.ready(&p.plugin, p.host.clone(), ctx)) {
+                Ok((None, ..)) => return Ok(()),
+                Ok((Some(reason), ..)) => reason,
+                Err(message) => return Err(message),
+            };
+            if Instant::now() >= deadline {
+                return Err(format!("not ready after {} s: {reason}", env.readiness_timeout_secs));
+            }
+            std::thread::sleep(READY_POLL);
+        }
     }
 
     fn bring_up(

@@ -132,6 +132,12 @@ fn spec(config: &Config, ctx: &Context) -> Result<ContainerSpec, String> {
         retries: 3,
         start_period_ms: 0,
     });
+    // A collector probes each instance on the same path (a replica unhealthy among
+    // healthy ones raises an alert); only while monitored, so that adding or removing
+    // monitoring is the only thing that replaces the instances for it.
+    if ctx.monitored && config.health_command.is_none() && !config.health_path.is_empty() {
+        spec = spec.http_health(config.port, &config.health_path);
+    }
     spec.user = config.user.clone();
     if config.memory_mb.is_some() || config.cpu_millis.is_some() {
         spec.resources = Some(Resources { memory_mb: config.memory_mb, cpu_millis: config.cpu_millis, pids: None });
@@ -226,3 +232,35 @@ impl Plugin for Container {
 }
 
 export_plugin!(Container);
+
+#[cfg(test)]
+mod tests {
+    use provisioner_plugin_sdk::testing::{ctx, MockHost};
+    use serde_json::json;
+
+    use super::*;
+
+    fn provisioned(config: serde_json::Value, monitored: bool) -> ContainerSpec {
+        let mock = MockHost::for_plugin::<Container>();
+        let mut context = ctx("backend", config);
+        context.monitored = monitored;
+        context.replicas = 2;
+        Container::provision(context).unwrap();
+        mock.spec(WORKLOAD)
+    }
+
+    #[test]
+    fn monitored_instances_name_their_health_endpoint_for_probes() {
+        let config = json!({"image": "shop/backend:1", "port": 3000});
+        let spec = provisioned(config.clone(), true);
+        assert_eq!(spec.replicas, Some(2));
+        let endpoint = spec.http_health.expect("an http-health endpoint while monitored");
+        assert_eq!((endpoint.port, endpoint.path.as_str()), (3000, "/health"));
+        // Not monitored: the spec is as it always was (nothing replaced for it).
+        assert!(provisioned(config, false).http_health.is_none());
+        // No HTTP health check to probe: none.
+        assert!(provisioned(json!({"image": "shop/backend:1", "port": 3000, "health_path": ""}), true).http_health.is_none());
+        let custom = json!({"image": "shop/backend:1", "port": 3000, "health_command": ["true"]});
+        assert!(provisioned(custom, true).http_health.is_none());
+    }
+}

@@ -17,6 +17,12 @@ pub const TARGETS_DIR: &str = "/etc/prometheus/targets";
 pub const TARGETS_JSON: &str = "/etc/prometheus/targets/targets.json";
 /// Where Alertmanager reads its configuration.
 pub const ALERTMANAGER_YML: &str = "/etc/alertmanager/alertmanager.yml";
+/// Where the blackbox exporter reads its modules (upstream's image's own path).
+pub const BLACKBOX_YML: &str = "/etc/blackbox_exporter/config.yml";
+/// The blackbox module that probes an instance's health endpoint.
+pub const HEALTH_MODULE: &str = "http_2xx";
+/// The job of the instances' health probes (`probe_success` per instance).
+pub const HEALTH_JOB: &str = "instance-health";
 
 /// How often file_sd re-reads the targets file besides its file-system watch (and the
 /// SIGHUP sent after a rewrite into a running server).
@@ -77,6 +83,15 @@ pub fn alertmanager_yml() -> String {
         .to_string()
 }
 
+/// The blackbox exporter's modules: `http_2xx`, a GET answered 2xx within 2 s (3xx
+/// followed), over IPv4 as the project network has it.
+pub fn blackbox_yml() -> String {
+    format!(
+        "# Written by the provisioner plugin `prometheus`.\n\
+         modules:\n  {HEALTH_MODULE}:\n    prober: http\n    timeout: 2s\n    http:\n      preferred_ip_protocol: ip4\n"
+    )
+}
+
 /// The default alert rules, group `provisioner`. `ALERT_AFTER` and `QUEUE_BACKLOG`
 /// are replaced by the config's values.
 const RULES: &str = r#"# Written by the provisioner plugin `prometheus`.
@@ -97,6 +112,13 @@ groups:
           severity: critical
         annotations:
           summary: "{{ $labels.service }}: the exporter cannot reach its server"
+      - alert: ReplicaUnhealthy
+        expr: probe_success{job="instance-health"} == 0
+        for: ALERT_AFTER
+        labels:
+          severity: critical
+        annotations:
+          summary: "{{ $labels.service }}: instance {{ $labels.instance }} fails its health check"
       - alert: MemoryNearLimit
         expr: |
           (redis_memory_used_bytes / redis_memory_max_bytes > 0.9 and redis_memory_max_bytes > 0)
@@ -147,9 +169,16 @@ struct Group {
 
 /// The file_sd targets file for the environment's scrape targets: one group each,
 /// with `job` = the service, labels `service` and `plugin`, and the metrics path (a
-/// query in it becomes `__param_` labels, as Prometheus wants it).
-pub fn targets_json(targets: &[provisioner_plugin_sdk::monitoring::ScrapeTarget]) -> String {
-    let groups: Vec<Group> = targets
+/// query in it becomes `__param_` labels, as Prometheus wants it). Then, with a
+/// blackbox exporter at `blackbox` (`host:port`), one group per instance to probe: job
+/// `instance-health`, labels `service`, `plugin` and `instance` (its short name), the
+/// exporter's `/probe` asked for the instance's health URL.
+pub fn targets_json(
+    targets: &[provisioner_plugin_sdk::monitoring::ScrapeTarget],
+    probes: &[provisioner_plugin_sdk::monitoring::ProbeTarget],
+    blackbox: Option<&str>,
+) -> String {
+    let mut groups: Vec<Group> = targets
         .iter()
         .map(|t| {
             let (path, query) = t.path.split_once('?').unwrap_or((&t.path, ""));
@@ -164,6 +193,20 @@ pub fn targets_json(targets: &[provisioner_plugin_sdk::monitoring::ScrapeTarget]
             Group { targets: vec![t.address.clone()], labels }
         })
         .collect();
+    if let Some(blackbox) = blackbox {
+        for probe in probes {
+            let labels = BTreeMap::from([
+                ("job".to_string(), HEALTH_JOB.to_string()),
+                ("service".to_string(), probe.service.clone()),
+                ("plugin".to_string(), probe.plugin.clone()),
+                ("instance".to_string(), probe.instance.clone()),
+                ("__metrics_path__".to_string(), "/probe".to_string()),
+                ("__param_module".to_string(), HEALTH_MODULE.to_string()),
+                ("__param_target".to_string(), format!("http://{}{}", probe.address, probe.path)),
+            ]);
+            groups.push(Group { targets: vec![blackbox.to_string()], labels });
+        }
+    }
     let mut json = serde_json::to_string_pretty(&groups).unwrap_or_else(|_| "[]".into());
     json.push('\n');
     json
@@ -220,8 +263,32 @@ mod tests {
     #[test]
     fn a_query_in_the_path_becomes_params() {
         let t = ScrapeTarget { service: "q".into(), plugin: "rabbitmq".into(), address: "x:15692".into(), path: "/metrics/detailed?family=queue_coarse_metrics".into() };
-        let json: serde_json::Value = serde_json::from_str(&targets_json(&[t])).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&targets_json(&[t], &[], None)).unwrap();
         assert_eq!(json[0]["labels"]["__metrics_path__"], "/metrics/detailed");
         assert_eq!(json[0]["labels"]["__param_family"], "queue_coarse_metrics");
+    }
+
+    #[test]
+    fn each_instance_is_probed_through_the_blackbox_exporter() {
+        use provisioner_plugin_sdk::monitoring::ProbeTarget;
+        let probe = |instance: &str| ProbeTarget {
+            service: "backend".into(),
+            plugin: "container".into(),
+            instance: instance.into(),
+            address: format!("shop-local-backend-{instance}:3000"),
+            path: "/health".into(),
+        };
+        let probes = [probe("app-1"), probe("app-2")];
+        let json: serde_json::Value = serde_json::from_str(&targets_json(&[], &probes, Some("shop-local-metrics-blackbox:9115"))).unwrap();
+        let groups = json.as_array().unwrap();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[1]["targets"][0], "shop-local-metrics-blackbox:9115");
+        assert_eq!(groups[1]["labels"]["job"], HEALTH_JOB);
+        assert_eq!(groups[1]["labels"]["instance"], "app-2");
+        assert_eq!(groups[1]["labels"]["__metrics_path__"], "/probe");
+        assert_eq!(groups[1]["labels"]["__param_target"], "http://shop-local-backend-app-2:3000/health");
+        // No exporter (nothing to probe when the file was written): no probe groups.
+        assert_eq!(targets_json(&[], &probes, None).trim(), "[]");
+        assert!(rules_yml("1m", 10).contains("probe_success{job=\"instance-health\"} == 0"));
     }
 }

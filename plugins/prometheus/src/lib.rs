@@ -8,6 +8,11 @@
 //!   `provisioner`, see `files.rs`) and sending alerts to the Alertmanager by its
 //!   engine name.
 //!
+//! - `blackbox` (not published), only while some service's instances name an HTTP
+//!   health endpoint (`monitoring::probe_targets`, the container plugin's replicas):
+//!   the blackbox exporter, through which Prometheus probes each instance, so that
+//!   `ReplicaUnhealthy` fires for one failing replica among healthy ones.
+//!
 //! What it scrapes: itself, the Alertmanager, and every endpoint the environment's
 //! other services name (`monitoring::scrape_targets`), each as job = the service's
 //! name with labels `service` and `plugin`. Those are not in `prometheus.yml` (part of
@@ -35,18 +40,24 @@ use serde::Deserialize;
 mod files;
 mod http;
 
-use files::{duration_ms, Settings, ALERTMANAGER_YML, PROMETHEUS_YML, RULES_YML, TARGETS_DIR, TARGETS_JSON};
+use files::{duration_ms, Settings, ALERTMANAGER_YML, BLACKBOX_YML, PROMETHEUS_YML, RULES_YML, TARGETS_DIR, TARGETS_JSON};
 
 const DEFAULT_IMAGE: &str = "provisioner-offline/prometheus:2";
 const DEFAULT_ALERTMANAGER_IMAGE: &str = "provisioner-offline/alertmanager:0.25";
+const DEFAULT_BLACKBOX_IMAGE: &str = "provisioner-offline/blackbox-exporter:0.23";
 const PORT: u16 = 9090;
 const ALERTMANAGER_PORT: u16 = 9093;
 const SERVER: &str = "server";
 const ALERTMANAGER: &str = "alertmanager";
+const BLACKBOX: &str = "blackbox";
+const BLACKBOX_PORT: u16 = 9115;
 /// Both images run as `nobody`; the files placed in the containers are theirs.
 const NOBODY: &str = "65534:65534";
 /// The state file remembering the targets file last written, with the server's id.
 const TARGETS_STATE: &str = "targets";
+/// The state file holding how many instances that file has Prometheus probe, which
+/// `ready` waits for too.
+const PROBES_STATE: &str = "probes";
 /// How long `ready` and `notices` wait for an answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -73,6 +84,9 @@ struct Config {
     image: Option<String>,
     /// Image to run instead of `provisioner-offline/alertmanager:0.25`.
     alertmanager_image: Option<String>,
+    /// Image to run instead of `provisioner-offline/blackbox-exporter:0.23` (upstream:
+    /// `prom/blackbox-exporter`), which probes the instances' health endpoints.
+    blackbox_image: Option<String>,
 }
 
 fn default_scrape_interval() -> String {
@@ -115,7 +129,7 @@ impl Config {
                 problems.push(ConfigProblem::new(key, message));
             }
         }
-        for key in ["image", "alertmanager_image"] {
+        for key in ["image", "alertmanager_image", "blackbox_image"] {
             let Some(value) = raw.get(key).and_then(|v| v.as_str()) else { continue };
             if (value.trim().is_empty() || value.chars().any(char::is_whitespace)) && !problems.iter().any(|p| p.key == key) {
                 problems.push(ConfigProblem::new(key, format!("`{value}`: an image reference, e.g. `prom/prometheus:v2.53.0`")));
@@ -146,6 +160,34 @@ fn alertmanager_spec(config: &Config) -> ContainerSpec {
     spec.resources = Some(Resources { memory_mb: Some(128), cpu_millis: Some(500), pids: Some(256) });
     spec.stop_timeout_ms = Some(5000);
     spec
+}
+
+/// The blackbox exporter that probes the instances' health endpoints for Prometheus.
+fn blackbox_spec(config: &Config) -> ContainerSpec {
+    let mut spec = ContainerSpec::new(BLACKBOX, config.blackbox_image.as_deref().unwrap_or(DEFAULT_BLACKBOX_IMAGE));
+    spec.command = Some(vec![format!("--config.file={BLACKBOX_YML}"), format!("--web.listen-address=:{BLACKBOX_PORT}")]);
+    spec.user = Some(NOBODY.into());
+    spec.answers_for_service = false;
+    spec.files = vec![ContainerFile::new(BLACKBOX_YML, files::blackbox_yml(), 0o644)];
+    spec.resources = Some(Resources { memory_mb: Some(64), cpu_millis: Some(250), pids: Some(128) });
+    spec.stop_timeout_ms = Some(2000);
+    spec
+}
+
+/// The blackbox exporter's `host:port` when there are instances to probe (it is
+/// started for them), else `None` (and it is removed if it ran for earlier ones).
+fn blackbox(config: &Config, probes: &[monitoring::ProbeTarget]) -> Result<Option<String>, String> {
+    if probes.is_empty() {
+        match docker::remove(BLACKBOX) {
+            Ok(()) | Err(Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(format!("removing the blackbox exporter: {e}")),
+        }
+    }
+    progress("ensuring the blackbox exporter");
+    let deployment = docker::ensure(&blackbox_spec(config))?;
+    let exporter = deployment.container()?;
+    exporter.alive()?;
+    Ok(Some(format!("{}:{BLACKBOX_PORT}", exporter.engine_name)))
 }
 
 /// The Prometheus server, sending alerts to the Alertmanager at `alertmanager` (`host:port`).
@@ -330,12 +372,15 @@ impl Plugin for Prometheus {
             .image_and_mirrors("prom/prometheus:*")
             .image("alertmanager:*")
             .image_and_mirrors("prom/alertmanager:*")
+            .image("blackbox-exporter:*")
+            .image_and_mirrors("prom/blackbox-exporter:*")
             // `exec`: the targets file goes in with `write-file`, the reload with `signal`.
             .publish(PORT).volume("data").volume("alerts").exec().net_probe().state_files().scrape_targets()
             .config::<Config>()
             .outputs(&["PROMETHEUS_URL"])
             .default("image", DEFAULT_IMAGE)
             .default("alertmanager_image", DEFAULT_ALERTMANAGER_IMAGE)
+            .default("blackbox_image", DEFAULT_BLACKBOX_IMAGE)
             .default("scrape_interval", default_scrape_interval())
             .default("alert_after", default_alert_after())
             .default("retention", default_retention())
@@ -349,6 +394,8 @@ impl Plugin for Prometheus {
     fn provision(ctx: Context) -> Result<Vec<Output>, String> {
         let config = Config::parse(&ctx.config).map_err(config_error)?;
         let targets = monitoring::scrape_targets().map_err(|e| format!("reading the scrape targets: {e}"))?;
+        let probes = monitoring::probe_targets().map_err(|e| format!("reading the instances to probe: {e}"))?;
+        let blackbox_at = blackbox(&config, &probes)?;
         progress("ensuring the alertmanager container");
         let alertmanager = docker::ensure(&alertmanager_spec(&config))?;
         let alertmanager = alertmanager.container()?;
@@ -358,8 +405,12 @@ impl Plugin for Prometheus {
         let deployment = docker::ensure(&server_spec(&config, &ctx, &alertmanager_at))?;
         let server = deployment.container()?;
         let addr = server.host_addr(PORT)?;
-        update_targets(&deployment, &files::targets_json(&targets))?;
-        info(&format!("scraping {} endpoint(s) of other services", targets.len()));
+        update_targets(&deployment, &files::targets_json(&targets, &probes, blackbox_at.as_deref()))?;
+        let probed = if blackbox_at.is_some() { probes.len() } else { 0 }.to_string();
+        if state::read(PROBES_STATE).as_deref() != Some(probed.as_str()) {
+            state::write(PROBES_STATE, &probed)?;
+        }
+        info(&format!("scraping {} endpoint(s) of other services, probing {} instance(s)", targets.len(), probes.len()));
         // On the network, by the server's engine name: the service's name is an alias
         // of the Alertmanager too.
         let in_network = format!("http://{}:{PORT}", server.engine_name);
@@ -371,7 +422,10 @@ impl Plugin for Prometheus {
             Readiness::Ready => match alertmanager_ready()? {
                 // Prometheus hands discovered targets to its scrapers every 5 s: until
                 // then it would scrape nothing, so it is not ready for the user.
-                Readiness::Ready => targets_discovered(monitoring::scrape_targets()?.len() + OWN_TARGETS),
+                Readiness::Ready => {
+                    let probed: usize = state::read(PROBES_STATE).and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+                    targets_discovered(monitoring::scrape_targets()?.len() + probed + OWN_TARGETS)
+                }
                 not_yet => Ok(not_yet),
             },
             not_yet => Ok(not_yet),
@@ -379,8 +433,9 @@ impl Plugin for Prometheus {
     }
 
     fn teardown(_ctx: Context, keep_volumes: bool) -> Result<(), String> {
-        teardown(&[SERVER, ALERTMANAGER], &["data", "alerts"], keep_volumes)?;
+        teardown(&[SERVER, ALERTMANAGER, BLACKBOX], &["data", "alerts"], keep_volumes)?;
         state::remove(TARGETS_STATE);
+        state::remove(PROBES_STATE);
         Ok(())
     }
 

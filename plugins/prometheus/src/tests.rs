@@ -132,6 +132,34 @@ fn new_targets_are_written_into_the_running_server_without_replacing_it() {
 }
 
 #[test]
+fn instances_to_probe_start_the_blackbox_exporter_and_none_remove_it() {
+    let mock = MockHost::for_plugin::<Prometheus>();
+    mock.set_scrape_targets(&[DB]);
+    mock.set_probe_targets(&[
+        ("backend", "container", "app-1", "shop-local-backend-app-1:3000", "/health"),
+        ("backend", "container", "app-2", "shop-local-backend-app-2:3000", "/health"),
+    ]);
+    Prometheus::provision(ctx("metrics", json!({}))).unwrap();
+    let blackbox = mock.spec(BLACKBOX);
+    assert_eq!(blackbox.image, DEFAULT_BLACKBOX_IMAGE);
+    assert!(blackbox.ports.is_empty() && !blackbox.answers_for_service, "reached only by Prometheus, by its engine name");
+    assert!(file(&blackbox, BLACKBOX_YML).contains("http_2xx:\n    prober: http\n"));
+    let at = format!("{}:9115", mock.container(BLACKBOX).unwrap().engine_name);
+    let groups: serde_json::Value = serde_json::from_str(targets_written(&mock).last().unwrap()).unwrap();
+    assert_eq!(groups.as_array().unwrap().len(), 3);
+    assert_eq!(groups[2]["targets"][0], at.as_str());
+    assert_eq!(groups[2]["labels"]["instance"], "app-2");
+    assert_eq!(groups[2]["labels"]["__param_target"], "http://shop-local-backend-app-2:3000/health");
+
+    // Scaled to zero instances to probe: the exporter goes, the probes too.
+    mock.set_probe_targets(&[]);
+    Prometheus::provision(ctx("metrics", json!({}))).unwrap();
+    assert!(mock.container(BLACKBOX).is_none(), "removed");
+    let groups: serde_json::Value = serde_json::from_str(targets_written(&mock).last().unwrap()).unwrap();
+    assert_eq!(groups.as_array().unwrap().len(), 1);
+}
+
+#[test]
 fn config_keys_and_images() {
     let mock = MockHost::for_plugin::<Prometheus>();
     let config = json!({"scrape_interval": "5s", "alert_after": "30s", "retention": "2h", "queue_backlog": 50, "memory_mb": 512,

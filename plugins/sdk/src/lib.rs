@@ -41,7 +41,7 @@ wit_bindgen::generate!({
 
 pub use docker::{
     ContainerFile, ContainerInfo, ContainerSpec, ContainerState, Deployment, EnsureOutcome, EnvVar, ExecOptions,
-    ExecOutput, HealthCheck, HealthState, Mount, Port, PublishedPort, Resources,
+    ExecOutput, HealthCheck, HealthState, HttpEndpoint, Mount, Port, PublishedPort, Resources,
 };
 pub use host_log::Level;
 /// `#[derive(JsonSchema)]` on a plugin's `Config` (with serde's `Deserialize`) gives
@@ -225,7 +225,7 @@ pub mod docker {
     #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
     pub use crate::provisioner::plugin::docker::{
         ContainerFile, ContainerInfo, ContainerSpec, ContainerState, Deployment, EnsureOutcome, EnvVar, ExecOptions,
-        ExecOutput, HealthCheck, HealthState, KeyValue, Mount, Port, PublishedPort, Resources,
+        ExecOutput, HealthCheck, HealthState, HttpEndpoint, KeyValue, Mount, Port, PublishedPort, Resources,
     };
     #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
     pub use crate::testing::imports::docker::*;
@@ -255,12 +255,13 @@ pub mod archive {
 }
 
 /// The `monitoring` interface (WIT 0.2): where the environment's other services serve
-/// metrics, for a collector holding `scrape-targets`.
+/// metrics, and their instances' health endpoints, for a collector holding
+/// `scrape-targets`.
 pub mod monitoring {
     #[cfg(not(all(feature = "testing", not(target_arch = "wasm32"))))]
     pub use crate::provisioner::plugin::monitoring::*;
     #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
-    pub use crate::provisioner::plugin::monitoring::ScrapeTarget;
+    pub use crate::provisioner::plugin::monitoring::{ProbeTarget, ScrapeTarget};
     #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
     pub use crate::testing::imports::monitoring::*;
     pub use crate::Error;
@@ -658,7 +659,15 @@ impl ContainerSpec {
             labels: Vec::new(),
             replicas: None,
             stop_timeout_ms: None,
+            http_health: None,
         }
+    }
+
+    /// Each instance answers 2xx on `path` at `port` while it is healthy: a collector
+    /// in the environment probes every instance there (`monitoring::probe_targets`).
+    pub fn http_health(mut self, port: u16, path: &str) -> Self {
+        self.http_health = Some(HttpEndpoint { port, path: path.to_string() });
+        self
     }
 }
 

@@ -77,7 +77,7 @@ macro_rules! edge {
                     labels: s.labels.into_iter().map(|kv| (kv.key, kv.value)).collect(),
                     replicas: s.replicas,
                     stop_timeout_ms: s.stop_timeout_ms,
-                    $($($spec_extra: s.$spec_extra,)*)?
+                    $($($spec_extra: crate::runtime::wit::Neutral::neutral(s.$spec_extra),)*)?
                     ..spec::ContainerSpec::new("", "")
                 }
             }

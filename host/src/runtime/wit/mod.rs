@@ -18,6 +18,18 @@ use super::{HookContext, Output, PluginInfo};
 /// a minor bump is breaking, so `0.1` serves every `0.1.x` plugin.
 pub const SUPPORTED: &[&str] = &["0.1", "0.2"];
 
+/// A field a later WIT version adds to a record, in the host's own type: a plain
+/// value as it is, a record by the version's own conversion.
+pub(crate) trait Neutral<T> {
+    fn neutral(self) -> T;
+}
+
+impl<T> Neutral<T> for T {
+    fn neutral(self) -> T {
+        self
+    }
+}
+
 /// The name of the export every plugin must have, before the `@version`.
 pub const HOOKS_EXPORT: &str = "provisioner:plugin/hooks";
 

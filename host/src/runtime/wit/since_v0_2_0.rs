@@ -17,7 +17,13 @@ super::edge::edge!({
         self.calls.trace(|| format!("docker.signal {name} {signal}"), &result, |()| "ok".into());
         Ok(result?)
     }
-}, context: { monitored }, spec: { answers_for_service }, capabilities: { C::ScrapeTargets => crate::capabilities::Capability::ScrapeTargets, });
+}, context: { monitored }, spec: { answers_for_service, http_health }, capabilities: { C::ScrapeTargets => crate::capabilities::Capability::ScrapeTargets, });
+
+impl super::Neutral<Option<spec::HttpEndpoint>> for Option<docker::HttpEndpoint> {
+    fn neutral(self) -> Option<spec::HttpEndpoint> {
+        self.map(|e| spec::HttpEndpoint { port: e.port, path: e.path })
+    }
+}
 
 impl From<types::PluginInfo> for PluginInfo {
     fn from(info: types::PluginInfo) -> Self {
@@ -86,6 +92,15 @@ impl monitoring::Host for HookState {
         Ok(result?
             .into_iter()
             .map(|t| monitoring::ScrapeTarget { service: t.service, plugin: t.plugin, address: t.address, path: t.path })
+            .collect())
+    }
+
+    fn probe_targets(&mut self) -> Result<Vec<monitoring::ProbeTarget>> {
+        let result = self.calls.probe_targets();
+        self.calls.trace(|| "monitoring.probe-targets".into(), &result, |t| format!("{} target(s)", t.len()));
+        Ok(result?
+            .into_iter()
+            .map(|t| monitoring::ProbeTarget { service: t.service, plugin: t.plugin, instance: t.instance, address: t.address, path: t.path })
             .collect())
     }
 }

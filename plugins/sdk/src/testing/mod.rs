@@ -72,6 +72,7 @@ struct State {
     signals: Vec<(String, String)>,
     secrets: BTreeMap<String, String>,
     scrape_targets: Vec<crate::monitoring::ScrapeTarget>,
+    probe_targets: Vec<crate::monitoring::ProbeTarget>,
     log: Vec<(Level, String)>,
     progress: Vec<String>,
     failures: Vec<(String, Option<String>, Error)>,
@@ -277,6 +278,7 @@ pub mod imports {
         let _ = [wit::archive::load_exec, archive::load_exec];
         let _ = [wit::archive::read, archive::read];
         let _ = [wit::monitoring::scrape_targets, monitoring::scrape_targets];
+        let _ = [wit::monitoring::probe_targets, monitoring::probe_targets];
         let _ = [wit::log::log, log::log];
         let _ = [wit::log::progress, log::progress];
     }
