@@ -3,7 +3,8 @@
 //! in one run:
 //! P: `provisioner run local` of the example as it is;
 //! M: the same with `[services.metrics] plugin = "prometheus"` added (Prometheus,
-//!    Alertmanager, the PostgreSQL, Redis and nginx exporters, RabbitMQ's endpoint).
+//!    Alertmanager, the PostgreSQL, Redis and nginx exporters, RabbitMQ's endpoint,
+//!    and the blackbox exporter probing the backend's instance).
 //! Each run is timed twice: to the first `GET /health` 200 (polled while `run` works:
 //! when the app is usable) and to `run` returning. Prints M/P of both (the target,
 //! <= 1.10, is for /health) and the memory the monitoring containers use once the
