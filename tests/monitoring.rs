@@ -20,6 +20,9 @@ use support::{docker, text, Stack};
 /// The suite's scrape interval and the rules' `for`, short so the alert fires quickly.
 const SCRAPE_INTERVAL: Duration = Duration::from_secs(2);
 const ALERT_AFTER: &str = "4s";
+/// How soon after `run` or `scale` a new instance's probe has a result: Prometheus's
+/// 5 s hand-off of new targets to its scrapers, then one scrape interval.
+const PROBES_WITHIN: Duration = Duration::from_secs(5 + 2 * 2 + 2);
 
 fn get_json(url: &str) -> Value {
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
@@ -159,14 +162,16 @@ fn the_example_with_prometheus_is_scraped_keeps_exporters_to_statistics_and_aler
         "nginx_up of web is 1: {nginx}"
     );
 
-    // The backend's one instance is probed on its health path, and healthy.
-    await_probes(&prometheus, &[("app-1", "1")], SCRAPE_INTERVAL * 3);
+    // The backend's one instance is probed on its health path, and healthy. The
+    // instances reach Prometheus after the others (the collector is told about them
+    // once they exist, and Prometheus hands new targets to its scrapers every 5 s).
+    await_probes(&prometheus, &[("app-1", "1")], PROBES_WITHIN);
 
-    // `scale` adds an instance: the collector is told, and probes it too, by the end
-    // of the command (within one scrape interval of it).
+    // `scale` adds an instance: the collector is told before the command returns, and
+    // probes it too.
     let scaled = stack.run(&["scale", "local", "backend=2"]);
     assert!(scaled.status.success(), "scale: {}", text(&scaled));
-    await_probes(&prometheus, &[("app-1", "1"), ("app-2", "1")], SCRAPE_INTERVAL + Duration::from_millis(1500));
+    await_probes(&prometheus, &[("app-1", "1"), ("app-2", "1")], PROBES_WITHIN);
 
     // One instance hangs (paused): the balancer's own health may still answer through
     // the other, but the alert names the one.
@@ -188,7 +193,7 @@ fn the_example_with_prometheus_is_scraped_keeps_exporters_to_statistics_and_aler
     let said = text(&status);
     assert!(said.contains("firing: ReplicaUnhealthy (backend)") && said.contains("instance app-2"), "status shows which instance:\n{said}");
     docker(&["unpause", &hung]);
-    await_probes(&prometheus, &[("app-1", "1"), ("app-2", "1")], SCRAPE_INTERVAL * 4);
+    await_probes(&prometheus, &[("app-1", "1"), ("app-2", "1")], PROBES_WITHIN);
 
     // The exporters' identities: statistics yes, the app's data no.
     let pg_monitor = secret(&stack, "db", "monitor-password");

@@ -274,7 +274,10 @@ impl Stack<'_> {
     /// called again once the others are up, when the engine's instances differ from
     /// what it was told (a replicated workload started alongside it, a `scale`), so
     /// its probes follow them without polling. Nothing is called when they match, as
-    /// on a run with nothing to do.
+    /// on a run with nothing to do. Its `ready` is not awaited again: the collector
+    /// was ready for the metrics, and waiting for the new probes' first scrape
+    /// (Prometheus hands new targets to its scrapers every 5 s) would hold the whole
+    /// command for them.
     fn refresh_collectors(&self, env: &Environment, prepared: &BTreeMap<String, Prepared>, results: &mut [ServiceReport], run_started: Instant) {
         let outputs: HashMap<String, Vec<Output>> = results.iter().map(|r| (r.service.clone(), r.outputs.clone())).collect();
         for report in results.iter_mut() {
@@ -293,31 +296,11 @@ impl Stack<'_> {
             let Ok(config) = resolve_references(&p.service.config, &outputs) else { continue };
             self.note(&p.host, &format!("probing {} instance(s)", now.len()));
             let ctx = self.context(env, p, &config);
-            let failed = match settle(report, self.runtime.provision(&p.plugin, p.host.clone(), &ctx)) {
-                Ok(_) => self.await_ready(env, p, &ctx, report).err().map(|message| (Hook::Ready, message)),
-                Err(message) => Some((Hook::Provision, message)),
-            };
-            if let Some((hook, message)) = failed {
+            if let Err(message) = settle(report, self.runtime.provision(&p.plugin, p.host.clone(), &ctx)) {
                 let message = format!("called again for the instances to probe: {message}");
-                report.status = Status::Failed { hook, message: self.mask(p, &message), log_tail: self.log_tail(p) };
+                report.status = Status::Failed { hook: Hook::Provision, message: self.mask(p, &message), log_tail: self.log_tail(p) };
             }
             report.total_ms = run_started.elapsed().as_millis().saturating_sub(report.started_at_ms);
-        }
-    }
-
-    /// Poll `ready` until it says so, within the environment's readiness timeout.
-    fn await_ready(&self, env: &Environment, p: &Prepared, ctx: &HookContext, report: &mut ServiceReport) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(env.readiness_timeout_secs);
-        loop {
-            let reason = match settle(report, self.runtime.ready(&p.plugin, p.host.clone(), ctx)) {
-                Ok((None, ..)) => return Ok(()),
-                Ok((Some(reason), ..)) => reason,
-                Err(message) => return Err(message),
-            };
-            if Instant::now() >= deadline {
-                return Err(format!("not ready after {} s: {reason}", env.readiness_timeout_secs));
-            }
-            std::thread::sleep(READY_POLL);
         }
     }
 

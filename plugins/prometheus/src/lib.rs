@@ -55,9 +55,6 @@ const BLACKBOX_PORT: u16 = 9115;
 const NOBODY: &str = "65534:65534";
 /// The state file remembering the targets file last written, with the server's id.
 const TARGETS_STATE: &str = "targets";
-/// The state file holding how many instances that file has Prometheus probe, which
-/// `ready` waits for too.
-const PROBES_STATE: &str = "probes";
 /// How long `ready` and `notices` wait for an answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -406,10 +403,6 @@ impl Plugin for Prometheus {
         let server = deployment.container()?;
         let addr = server.host_addr(PORT)?;
         update_targets(&deployment, &files::targets_json(&targets, &probes, blackbox_at.as_deref()))?;
-        let probed = if blackbox_at.is_some() { probes.len() } else { 0 }.to_string();
-        if state::read(PROBES_STATE).as_deref() != Some(probed.as_str()) {
-            state::write(PROBES_STATE, &probed)?;
-        }
         info(&format!("scraping {} endpoint(s) of other services, probing {} instance(s)", targets.len(), probes.len()));
         // On the network, by the server's engine name: the service's name is an alias
         // of the Alertmanager too.
@@ -422,10 +415,9 @@ impl Plugin for Prometheus {
             Readiness::Ready => match alertmanager_ready()? {
                 // Prometheus hands discovered targets to its scrapers every 5 s: until
                 // then it would scrape nothing, so it is not ready for the user.
-                Readiness::Ready => {
-                    let probed: usize = state::read(PROBES_STATE).and_then(|n| n.trim().parse().ok()).unwrap_or(0);
-                    targets_discovered(monitoring::scrape_targets()?.len() + probed + OWN_TARGETS)
-                }
+                // The instances' probes are not waited for: they follow the instances,
+                // which may start after this.
+                Readiness::Ready => targets_discovered(monitoring::scrape_targets()?.len() + OWN_TARGETS),
                 not_yet => Ok(not_yet),
             },
             not_yet => Ok(not_yet),
@@ -435,7 +427,6 @@ impl Plugin for Prometheus {
     fn teardown(_ctx: Context, keep_volumes: bool) -> Result<(), String> {
         teardown(&[SERVER, ALERTMANAGER, BLACKBOX], &["data", "alerts"], keep_volumes)?;
         state::remove(TARGETS_STATE);
-        state::remove(PROBES_STATE);
         Ok(())
     }
 
