@@ -59,6 +59,20 @@ fn firing(prometheus: &str) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// Wait up to a minute for `alert` of `service` to fire, `since` what happened just now.
+fn await_firing(prometheus: &str, alert: &str, service: &str, since: &str) {
+    let started = Instant::now();
+    loop {
+        let now = firing(prometheus);
+        if now.iter().any(|(a, s)| a == alert && s == service) {
+            eprintln!("{alert} ({service}) fired {} ms after {since}: {now:?}", started.elapsed().as_millis());
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{alert} for {service} never fired after {since}; firing: {now:?}, probes {:?}", probes(prometheus));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// `probe_success` of each backend instance Prometheus probes, by instance.
 fn probes(prometheus: &str) -> std::collections::BTreeMap<String, String> {
     let answer = get_json(&format!("{prometheus}/api/v1/query?query=probe_success%7Bjob%3D%22instance-health%22%7D"));
@@ -177,17 +191,7 @@ fn the_example_with_prometheus_is_scraped_keeps_exporters_to_statistics_and_aler
     // the other, but the alert names the one.
     let hung = format!("{}-local-backend-app-2", stack.name);
     docker(&["pause", &hung]);
-    let paused = Instant::now();
-    let deadline = paused + Duration::from_secs(60);
-    loop {
-        let now = firing(&prometheus);
-        if now.iter().any(|(alert, service)| alert == "ReplicaUnhealthy" && service == "backend") {
-            eprintln!("ReplicaUnhealthy (backend) fired {} ms after app-2 hung: {now:?}", paused.elapsed().as_millis());
-            break;
-        }
-        assert!(Instant::now() < deadline, "ReplicaUnhealthy for backend never fired; firing: {now:?}, probes {:?}", probes(&prometheus));
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    await_firing(&prometheus, "ReplicaUnhealthy", "backend", "app-2 hung");
     assert_eq!(probes(&prometheus).get("app-1").map(String::as_str), Some("1"), "the other instance stays healthy");
     let status = stack.run(&["status", "local"]);
     let said = text(&status);
@@ -236,18 +240,8 @@ fn the_example_with_prometheus_is_scraped_keeps_exporters_to_statistics_and_aler
 
     // Redis stops: its exporter sees it down, the alert fires, `status` says so.
     let cache_server = format!("{}-local-cache-server", stack.name);
-    let stopped = Instant::now();
     docker(&["stop", "-t", "1", &cache_server]);
-    let deadline = stopped + Duration::from_secs(60);
-    loop {
-        let now = firing(&prometheus);
-        if now.iter().any(|(alert, service)| alert == "ServiceDown" && service == "cache") {
-            eprintln!("ServiceDown (cache) fired {} ms after Redis stopped: {now:?}", stopped.elapsed().as_millis());
-            break;
-        }
-        assert!(Instant::now() < deadline, "ServiceDown for cache never fired; firing: {now:?}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    await_firing(&prometheus, "ServiceDown", "cache", "Redis stopped");
     let status = stack.run(&["status", "local"]);
     let said = text(&status);
     assert!(said.contains("firing: ServiceDown (cache)"), "status shows the firing alert:\n{said}");

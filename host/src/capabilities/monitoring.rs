@@ -203,19 +203,7 @@ mod tests {
             if let Some(health) = health {
                 labels.insert(naming::LABEL_HTTP_HEALTH.into(), health.into());
             }
-            ContainerDetails {
-                id: format!("id-{service}-{short}"),
-                name: naming::engine_name(&scope, short),
-                image: "img".into(),
-                labels,
-                state,
-                health: None,
-                exit_code: None,
-                oom_killed: false,
-                node: None,
-                ports: Vec::new(),
-                address: None,
-            }
+            ContainerDetails::for_test(&naming::engine_name(&scope, short), labels, state)
         };
         let containers = vec![
             container("backend", "app-10", Some("3000 /health"), State::Running),

@@ -117,17 +117,9 @@ mod tests {
     #[test]
     fn an_address_counts_only_while_a_container_of_the_service_has_it() {
         let container = ContainerDetails {
-            id: "1".into(),
-            name: "shop-local-db-server".into(),
-            image: "postgres:16".into(),
-            labels: Default::default(),
-            state: crate::engine::State::Running,
-            health: None,
-            exit_code: None,
-            oom_killed: false,
-            node: None,
             ports: vec![(5432, "127.0.0.1".into(), 40001)],
             address: Some("172.18.0.5".into()),
+            ..ContainerDetails::for_test("shop-local-db-server", Default::default(), crate::engine::State::Running)
         };
         let cases = [("172.18.0.5:5432", true), ("172.18.0.5:9", true), ("127.0.0.1:40001", true), ("127.0.0.1:40002", false), ("172.18.0.6:5432", false)];
         for (addr, own) in cases {

@@ -122,6 +122,26 @@ pub struct ContainerDetails {
     pub address: Option<String>,
 }
 
+#[cfg(test)]
+impl ContainerDetails {
+    /// A container for unit tests: `name` with `labels` in `state`, nothing else.
+    pub fn for_test(name: &str, labels: BTreeMap<String, String>, state: State) -> Self {
+        ContainerDetails {
+            id: format!("id-{name}"),
+            name: name.into(),
+            image: String::new(),
+            labels,
+            state,
+            health: None,
+            exit_code: None,
+            oom_killed: false,
+            node: None,
+            ports: Vec::new(),
+            address: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeDetails {
     pub name: String,

@@ -191,19 +191,7 @@ mod tests {
     }
 
     fn details(name: &str, labels: BTreeMap<String, String>, state: State) -> ContainerDetails {
-        ContainerDetails {
-            id: format!("id-{name}"),
-            name: name.into(),
-            image: String::new(),
-            labels,
-            state,
-            health: None,
-            exit_code: None,
-            oom_killed: false,
-            node: None,
-            ports: vec![],
-            address: None,
-        }
+        ContainerDetails::for_test(name, labels, state)
     }
 
     fn plan(workload: &Workload, observed: &Observed) -> String {
