@@ -83,8 +83,14 @@ fn postgres_and_redis_up_least_privileged_idempotent_and_kept_across_teardown() 
     // A second run changes nothing.
     let ids = stack.container_ids();
     assert_eq!(ids.lines().count(), 2, "{ids}");
-    let second = stack.run(&["run", "local"]);
+    // It runs with `-vv`, whose engine traces would show each container's environment
+    // (the passwords) if the engine client's debug output were let through.
+    let second = stack.run(&["run", "local", "-vv"]);
     assert!(second.status.success(), "{}", text(&second));
+    assert!(text(&second).contains("DEBUG"), "-vv shows debug output");
+    for secret in &secrets {
+        assert!(!text(&second).contains(secret.as_str()), "a secret was printed with -vv");
+    }
     assert_eq!(stack.container_ids(), ids, "containers were recreated by a no-op run");
     let plan = stack.run(&["plan", "local"]);
     assert!(text(&plan).contains("0 change(s)"), "{}", text(&plan));

@@ -143,7 +143,9 @@ fn main() -> ExitCode {
     let filter = match cli.verbose {
         0 => "warn",
         1 => "info,provisioner=debug",
-        _ => "debug,provisioner=trace,cranelift=info,wasmtime=info",
+        // The engine client's and HTTP stack's debug output holds whole API bodies,
+        // containers' environments (passwords) among them: never at any -v.
+        _ => "debug,provisioner=trace,cranelift=info,wasmtime=info,bollard=info,hyper=info,hyper_util=info,h2=info,reqwest=info",
     };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()))
