@@ -466,6 +466,7 @@ depends_on = ["app"]
     let events = h.engine.take_events();
     removes_in_order(&events);
     assert!(!events.iter().any(|e| e.starts_with("remove volume")), "--keep-volumes keeps them:\n{}", events.join("\n"));
+    assert!(!events.iter().any(|e| e.ends_with("within 0 s")), "kept data: every server stops cleanly:\n{}", events.join("\n"));
     assert_eq!(h.engine.container_names(), foreign);
     assert_eq!(h.engine.volume_names(), volumes);
     assert!(h.engine.network_names().is_empty());
@@ -479,6 +480,12 @@ depends_on = ["app"]
     assert!(summary.succeeded(), "{summary}");
     let events = h.engine.events();
     removes_in_order(&events);
+    // The data goes: what others depended on is stopped at once once they are gone;
+    // web, which nothing depends on, drains within its own stop timeout.
+    for service in ["app", "db", "cache"] {
+        assert_eq!(at(&events, &format!("stop shop-local-{service}-server within 0 s")) + 1, at(&events, &format!("remove shop-local-{service}-server")));
+    }
+    assert!(!events.iter().any(|e| e.starts_with("stop shop-local-web-server")), "web drains:\n{}", events.join("\n"));
     for volume in volumes {
         at(&events, &format!("remove volume {volume}"));
     }

@@ -9,6 +9,9 @@
 #          fresh generated secrets, nginx on 127.0.0.1:PORT, and returns once
 #          `GET http://127.0.0.1:PORT/health` answers 200 (within 180 s, else it fails
 #          with the services' last log lines and leaves the stack for inspection);
+#        compose_up.sh again PROJECT PORT
+#          `docker-compose up -d` once more with the same secrets: with nothing
+#          changed, compose's no-op (the warm baseline);
 #        compose_up.sh down PROJECT
 #          removes the project's containers, networks and volumes.
 # The lb service runs provisioner-offline/nginx:1.22, or the base image when that is
@@ -26,16 +29,28 @@ usage() {
 
 hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
 
-# Every secret the compose file needs: fresh ones for `up`, placeholders for `down`
-# (which only needs the file to parse).
+# Every secret the compose file needs: fresh ones for `up` (kept, 0600, for `again`),
+# the kept ones for `again`, placeholders for `down` (which only needs the file to parse).
 secrets() {
-  local name
+  local name kept=${TMPDIR:-/tmp}/compose_up-$project.env
+  if [ "$1" = kept ]; then
+    set -a
+    # shellcheck disable=SC1090
+    . "$kept"
+    set +a
+    return
+  fi
   for name in POSTGRES_PASSWORD APP_DB_PASSWORD REDIS_ADMIN_PASSWORD REDIS_APP_PASSWORD \
     AMQP_ADMIN_PASSWORD AMQP_APP_PASSWORD; do
     export "$name=$(if [ "$1" = fresh ]; then hex 16; else echo unused; fi)"
   done
   # Garage's formats: a 32-byte hex RPC secret, `GK` + 24 hex digits, 64 hex digits.
   export GARAGE_RPC_SECRET=$(hex 32) S3_ACCESS_KEY_ID=GK$(hex 12) S3_SECRET_ACCESS_KEY=$(hex 32)
+  if [ "$1" = fresh ]; then
+    (umask 077 && env | grep -E '^(POSTGRES_PASSWORD|APP_DB_PASSWORD|REDIS_(ADMIN|APP)_PASSWORD|AMQP_(ADMIN|APP)_PASSWORD|GARAGE_RPC_SECRET|S3_ACCESS_KEY_ID|S3_SECRET_ACCESS_KEY)=' > "$kept")
+  else
+    rm -f "$kept"
+  fi
 }
 
 compose() { docker-compose --ansi never -p "$project" -f "$file" "$@"; }
@@ -84,6 +99,12 @@ case $command in
       sleep 0.1
     done
     echo "compose_up: $project: /health 200 after $(awk "BEGIN { printf \"%.1f\", $(date +%s.%N) - $started }") s" >&2
+    ;;
+  again)
+    [ $# -eq 3 ] || usage
+    export PORT=$3
+    secrets kept
+    docker-compose --ansi never -p "$project" -f "$file" up -d >&2 || failed "docker-compose up failed"
     ;;
   down)
     [ $# -eq 2 ] || usage

@@ -5,7 +5,10 @@
 //! D: the seed's own way — Debian's docker-compose on the same images, a compose file
 //!    with healthchecks and `depends_on: condition: service_healthy`
 //!    (examples/ticketing/compose, driven by compose_up.sh).
-//! Prints P/D. Needs what `cargo xtask test` prepares; run it with `cargo xtask bench`.
+//! Prints P/D. Then, in the same rounds, each tool's no-op (provisioner `run local`
+//! again; compose `up -d` again with the same secrets) and its teardown of the whole
+//! stack, volumes included (provisioner's `--keep-volumes` too), with the ratios.
+//! Needs what `cargo xtask test` prepares; run it with `cargo xtask bench`.
 
 mod common;
 #[path = "../../tests/support/mod.rs"]
@@ -36,41 +39,85 @@ fn ok(command: &mut Command) {
     assert!(out.status.success(), "{command:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
 
-fn provisioner_cold() -> Duration {
+/// One round of each tool on the stack: cold to healthy, then nothing to do (three
+/// times), then the teardowns.
+#[derive(Default)]
+struct Round {
+    cold: Duration,
+    warm: Vec<Duration>,
+    /// `teardown --keep-volumes` (provisioner only; compose has no such measure here).
+    keep: Option<Duration>,
+    /// Everything gone, volumes included.
+    down: Duration,
+}
+
+fn timed(f: impl FnOnce()) -> Duration {
+    let started = Instant::now();
+    f();
+    started.elapsed()
+}
+
+fn provisioner_round() -> Round {
     let port = free_port();
     let stack = support::Stack::from_file("bench-p", &support::root().join("examples/ticketing/provisioner.toml"));
     stack.edit("port = 3000", &format!("port = {port}"));
-    let started = Instant::now();
-    let out = stack.run(&["run", "local"]);
-    assert!(out.status.success(), "provisioner run local: {}", support::text(&out));
-    until_healthy(&format!("http://127.0.0.1:{port}/health"));
-    let took = started.elapsed();
-    drop(stack); // tears down, volumes included
-    took
+    let health = format!("http://127.0.0.1:{port}/health");
+    let run = |args: &[&str]| {
+        let out = stack.run(args);
+        assert!(out.status.success(), "provisioner {args:?}: {}", support::text(&out));
+    };
+    let mut round = Round { cold: timed(|| (run(&["run", "local"]), until_healthy(&health)).1), ..Round::default() };
+    round.warm = (0..3).map(|_| timed(|| run(&["run", "local"]))).collect();
+    round.keep = Some(timed(|| run(&["teardown", "local", "--keep-volumes"])));
+    run(&["run", "local"]);
+    until_healthy(&health);
+    round.down = timed(|| run(&["teardown", "local"]));
+    round
 }
 
-fn compose_cold() -> Duration {
-    let port = free_port();
+fn compose_round() -> Round {
+    let port = free_port().to_string();
     let name = support::unique_name("bench-d").replace('-', "");
     let script = support::root().join("host/benches/compose_up.sh");
-    let started = Instant::now();
-    ok(Command::new("bash").arg(&script).args(["up", &name, &port.to_string()]));
-    until_healthy(&format!("http://127.0.0.1:{port}/health"));
-    let took = started.elapsed();
-    ok(Command::new("bash").arg(&script).args(["down", &name]));
-    took
+    let compose = |args: &[&str]| ok(Command::new("bash").arg(&script).args(args));
+    let health = format!("http://127.0.0.1:{port}/health");
+    let mut round = Round { cold: timed(|| (compose(&["up", &name, &port]), until_healthy(&health)).1), ..Round::default() };
+    round.warm = (0..3).map(|_| timed(|| compose(&["again", &name, &port]))).collect();
+    round.down = timed(|| compose(&["down", &name]));
+    round
 }
 
 fn main() {
     let (mut p, mut d) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {
-        p.push(provisioner_cold());
-        d.push(compose_cold());
+        p.push(provisioner_round());
+        d.push(compose_round());
     }
     let show = |v: &[Duration]| v.iter().map(|d| format!("{:.2}", d.as_secs_f64())).collect::<Vec<_>>().join(", ");
+    let cold = |rounds: &[Round]| rounds.iter().map(|r| r.cold).collect::<Vec<_>>();
+    let warm = |rounds: &[Round]| median(rounds.iter().flat_map(|r| r.warm.clone()).collect());
+    let down = |rounds: &[Round]| median(rounds.iter().map(|r| r.down).collect());
     println!("example stack (examples/ticketing), cold to GET /health 200 through the load balancer:");
-    println!("  P  provisioner run local:        runs [{}] s", show(&p));
-    println!("  D  docker-compose (healthchecks, service_healthy): runs [{}] s", show(&d));
-    let (p, d) = (median(p), median(d));
-    println!("  median P {:.2} s, D {:.2} s;  P / D = {:.2}  (target <= 0.50)", p.as_secs_f64(), d.as_secs_f64(), p.as_secs_f64() / d.as_secs_f64());
+    println!("  P  provisioner run local:        runs [{}] s", show(&cold(&p)));
+    println!("  D  docker-compose (healthchecks, service_healthy): runs [{}] s", show(&cold(&d)));
+    let (pc, dc) = (median(cold(&p)), median(cold(&d)));
+    println!("  median P {:.2} s, D {:.2} s;  P / D = {:.2}  (target <= 0.50)", pc.as_secs_f64(), dc.as_secs_f64(), pc.as_secs_f64() / dc.as_secs_f64());
+    let (pw, dw) = (warm(&p), warm(&d));
+    println!("nothing to do, median of {} each (whole command, wall clock):", 3 * RUNS);
+    println!(
+        "  P  run local {:.0} ms;  D  docker-compose up -d {:.0} ms;  P / D = {:.3}  (target P <= 50 ms)",
+        pw.as_secs_f64() * 1e3,
+        dw.as_secs_f64() * 1e3,
+        pw.as_secs_f64() / dw.as_secs_f64()
+    );
+    let (pd, dd) = (down(&p), down(&d));
+    let keep = median(p.iter().filter_map(|r| r.keep).collect());
+    println!("teardown of the whole stack, median of {RUNS}:");
+    println!(
+        "  P  teardown {:.2} s (--keep-volumes {:.2} s);  D  docker-compose down --volumes {:.2} s;  P / D = {:.2}  (target P <= 2 s)",
+        pd.as_secs_f64(),
+        keep.as_secs_f64(),
+        dd.as_secs_f64(),
+        pd.as_secs_f64() / dd.as_secs_f64()
+    );
 }

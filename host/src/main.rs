@@ -139,6 +139,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let _ = cli::STARTED.set(std::time::Instant::now());
     let cli = Cli::parse();
     let filter = match cli.verbose {
         0 => "warn",

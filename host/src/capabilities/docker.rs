@@ -117,7 +117,7 @@ impl HostCalls {
 
     pub fn remove(&mut self, name: &str) -> Result<(), HostError> {
         Self::short_name(name, "container")?;
-        Ok(self.host.realiser.remove(self.scope(), name)?)
+        Ok(self.host.realiser.remove(self.scope(), name, self.host.stop_grace_secs)?)
     }
 
     pub fn exec(&mut self, name: &str, command: Vec<String>, options: ExecOptions) -> Result<ExecResult, HostError> {

@@ -47,6 +47,9 @@ pub struct ServiceHost {
     /// The probe targets last answered to this service's `monitoring.probe-targets`
     /// in this operation (`None`: it did not ask).
     pub probes_seen: Arc<Mutex<Option<Vec<super::monitoring::ProbeTarget>>>>,
+    /// Replaces the stop timeout of the containers the plugin removes (`None`: each
+    /// container's own). A full teardown sets 0 for a service nothing can reach any more.
+    pub stop_grace_secs: Option<u32>,
 }
 
 impl ServiceHost {
@@ -68,6 +71,7 @@ impl ServiceHost {
             archive: None,
             scrape_targets: Arc::default(),
             probes_seen: Arc::default(),
+            stop_grace_secs: None,
         }
     }
 

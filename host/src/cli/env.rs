@@ -82,9 +82,13 @@ impl Session {
         project.environment(env)?;
         let state = State::load(&project.state_dir(env))?;
         let overrides = Overrides::apply(&mut project, &state);
+        super::phase("project read");
         let runtime = runtime()?;
+        super::phase("runtime");
         let catalog = catalog(cli, &runtime, Some(&project))?;
+        super::phase("plugins loaded");
         let (realiser, engine_error) = realiser(&project, env, &project.environment(env)?, &state.host_ports);
+        super::phase("engine connected");
         Ok(Session { project, runtime, catalog, realiser, engine_error, overrides, host_ports: state.host_ports })
     }
 
@@ -140,9 +144,12 @@ pub fn run(cli: &Cli, env: &str, timings: bool) -> Result<ExitCode> {
     // A fresh clone has the lockfile but not the plugins it pins: fetch them first.
     let found = std::mem::take(&mut session.catalog);
     session.catalog = sync_before_run(cli, &session.project, &session.runtime, found)?;
+    super::phase("plugins synced");
     // A file that does not validate changes nothing: not the lock, not the engine.
     session.checked(env)?;
+    super::phase("validated");
     enforce_lock(cli, &session.project, &session.catalog)?;
+    super::phase("lock enforced");
     let state_dir = session.project.state_dir(env);
     let _lock = EnvLock::acquire(&state_dir)?;
     bring_up(cli, &session, env, timings)
@@ -171,12 +178,15 @@ pub(super) fn bring_up(cli: &Cli, session: &Session, env: &str, timings: bool) -
     let progress = Progress::new(cli.json);
     let stack = session.stack(env, Some(&progress));
     let removed = stack.remove_orphans()?;
+    super::phase("orphans removed");
     let summary = stack.run()?;
     progress.finish();
+    super::phase("stack run");
 
     // Recorded before the summary is shown, but never instead of it: a full disk must
     // not hide which services are up.
     let saved = outcome::save_run(&session.project, env, &session.catalog, &session.overrides.scale, &session.host_ports, &summary);
+    super::phase("outcome saved");
 
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -209,6 +219,7 @@ pub(super) fn bring_up(cli: &Cli, session: &Session, env: &str, timings: bool) -
         return Ok(ExitCode::FAILURE);
     }
     after_run(cli, &session.project, &session.catalog, &summary);
+    super::phase("done");
     Ok(if summary.succeeded() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

@@ -21,6 +21,16 @@ pub mod env;
 pub mod plugins;
 pub mod registry;
 
+/// When the process started, for the phase times `-vv` shows.
+pub static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// At `-vv`: how long after the process started a phase of a command ended.
+fn phase(name: &str) {
+    if let Some(started) = STARTED.get() {
+        tracing::debug!(ms = started.elapsed().as_secs_f64() * 1000.0, "phase: {name}");
+    }
+}
+
 /// provisioner.toml if there is one (`--file`, or here or above).
 fn project(cli: &Cli, required: bool) -> Result<Option<Project>> {
     let file = match &cli.file {

@@ -317,6 +317,16 @@ impl ContainerEngine for Fake {
         inner.removal(gone, format!("remove {name}"), name.to_string())
     }
 
+    /// Logs the grace given, before each removal: `stop NAME within N s`.
+    fn remove_containers(&self, names: &[String], stop_grace_secs: Option<u32>) -> Result<(), EngineError> {
+        names.iter().try_for_each(|name| {
+            if let Some(grace) = stop_grace_secs {
+                self.lock().log(format!("stop {name} within {grace} s"));
+            }
+            self.remove_container(name)
+        })
+    }
+
     fn rename_container(&self, name: &str, new_name: &str) -> Result<(), EngineError> {
         let mut inner = self.lock();
         inner.injected("rename", name)?;

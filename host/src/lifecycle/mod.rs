@@ -200,6 +200,7 @@ impl Stack<'_> {
                 archive: None,
                 scrape_targets: Arc::default(),
                 probes_seen: Arc::default(),
+                stop_grace_secs: None,
             };
             let collector = host.effective.collects_metrics();
             prepared.insert(service.name.clone(), Prepared { service: service.clone(), plugin, host: Arc::new(host), collector, monitored: false });
@@ -395,6 +396,15 @@ impl Stack<'_> {
     }
 
     /// Remove every service, dependents first.
+    ///
+    /// On a full teardown (the volumes go too), a service that others of the project
+    /// depend on is stopped at once when its turn comes: its dependents are gone, so
+    /// no request reaches it through them any more, and its data is being removed. The
+    /// services nothing depends on (the entry points, such as the load balancer, whose
+    /// clients are outside the project) drain within their stop timeout as before, and
+    /// nginx, for one, finishes the requests it is proxying. `--keep-volumes` stops
+    /// everything within its own timeout: the data stays, so every server shuts down
+    /// cleanly.
     pub fn teardown(&self, keep_volumes: bool) -> Result<Summary, PreflightError> {
         let started = Instant::now();
         // Teardown must never be held up by a plugin: configs are not validated (a
@@ -416,7 +426,11 @@ impl Stack<'_> {
             }
             let ctx = self.context(&env, p, &p.service.config);
             self.note(&p.host, "tearing down");
-            let (status, denials) = match self.runtime.teardown(&p.plugin, p.host.clone(), &ctx, keep_volumes, left) {
+            let host = match keep_volumes || self.project.dependents(name).is_empty() {
+                true => p.host.clone(),
+                false => Arc::new(ServiceHost { stop_grace_secs: Some(0), ..(*p.host).clone() }),
+            };
+            let (status, denials) = match self.runtime.teardown(&p.plugin, host, &ctx, keep_volumes, left) {
                 Ok(call) => match call.value {
                     Ok(()) => (Status::TornDown, call.denials),
                     Err(message) => {

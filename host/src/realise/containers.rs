@@ -148,15 +148,15 @@ impl Realiser for Containers {
         self.engine.stop_container(&self.own(scope, short)?.name, timeout_secs)
     }
 
-    fn remove(&self, scope: &Scope, short: &str) -> Result<(), EngineError> {
+    fn remove(&self, scope: &Scope, short: &str, stop_grace_secs: Option<u32>) -> Result<(), EngineError> {
         if let Ok(details) = self.own(scope, short) {
-            return self.engine.remove_container(&details.name);
+            return self.engine.remove_containers(&[details.name], stop_grace_secs);
         }
         let instances = self.engine.list_containers(&naming::workload_labels(scope, short))?;
         if instances.is_empty() {
             return Err(Self::not_found(scope, "container", short));
         }
-        self.engine.remove_containers(&instances.into_iter().map(|i| i.name).collect::<Vec<_>>(), None)
+        self.engine.remove_containers(&instances.into_iter().map(|i| i.name).collect::<Vec<_>>(), stop_grace_secs)
     }
 
     fn exec(&self, scope: &Scope, short: &str, request: &ExecRequest) -> Result<ExecResult, EngineError> {

@@ -104,7 +104,9 @@ pub trait Realiser: Send + Sync {
     fn start(&self, scope: &Scope, short: &str) -> Result<(), EngineError>;
     fn stop(&self, scope: &Scope, short: &str, timeout_secs: u32) -> Result<(), EngineError>;
     /// Remove a container by short name, or every instance of the workload so named.
-    fn remove(&self, scope: &Scope, short: &str) -> Result<(), EngineError>;
+    /// `stop_grace_secs` replaces each container's own stop timeout when given (0: at
+    /// once, as a full teardown stops what has nothing left to drain).
+    fn remove(&self, scope: &Scope, short: &str, stop_grace_secs: Option<u32>) -> Result<(), EngineError>;
     fn exec(&self, scope: &Scope, short: &str, request: &ExecRequest) -> Result<ExecResult, EngineError>;
     /// `exec` with streamed input and output (see [`ContainerEngine::exec_streaming`]).
     fn exec_streaming(

@@ -78,9 +78,13 @@ impl Docker {
     /// Stop a container cleanly within its own stop timeout, or `grace` seconds (a
     /// server killed mid-write, such as RabbitMQ or PostgreSQL, has to recover on its
     /// next start), then remove it. Volumes hold the data a service keeps across
-    /// recreations; they go only through `remove_volume`.
+    /// recreations; they go only through `remove_volume`. A grace of 0 is one request:
+    /// the forced removal kills the container.
     async fn remove_one(&self, name: &str, grace: Option<u32>) -> Result<(), EngineError> {
         let options = RemoveContainerOptionsBuilder::new().force(true).v(false).build();
+        if grace == Some(0) {
+            return self.client.remove_container(name, Some(options)).await.map_err(|e| classify(e, &format!("container {name}")));
+        }
         let wait = Duration::from_secs(u64::from(grace.unwrap_or(crate::policy::MAX_STOP_TIMEOUT_SECS)) + 30);
         let patient = self.client.clone().with_timeout(self.client.timeout().max(wait));
         let stop = grace.map(|t| StopContainerOptionsBuilder::new().t(i32::try_from(t).unwrap_or(i32::MAX)).build());

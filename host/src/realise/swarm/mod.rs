@@ -503,7 +503,9 @@ impl Realiser for Swarm {
         }
     }
 
-    fn remove(&self, scope: &Scope, short: &str) -> Result<(), EngineError> {
+    /// The orchestrator stops a service's tasks within the grace its spec names, so
+    /// `stop_grace_secs` is not used here.
+    fn remove(&self, scope: &Scope, short: &str, _stop_grace_secs: Option<u32>) -> Result<(), EngineError> {
         let name = naming::engine_name(scope, short);
         match self.manager.inspect_service(&name)? {
             Some(s) if naming::owned_by(&s.labels, scope) => {
