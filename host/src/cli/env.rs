@@ -83,12 +83,20 @@ impl Session {
         let state = State::load(&project.state_dir(env))?;
         let overrides = Overrides::apply(&mut project, &state);
         super::phase("project read");
-        let runtime = runtime()?;
-        super::phase("runtime");
-        let catalog = catalog(cli, &runtime, Some(&project))?;
-        super::phase("plugins loaded");
-        let (realiser, engine_error) = realiser(&project, env, &project.environment(env)?, &state.host_ports);
-        super::phase("engine connected");
+        let environment = project.environment(env)?;
+        // The engine's handshake is a few round trips of waiting: it runs while the
+        // plugins load.
+        let (runtime, catalog, (realiser, engine_error)) = std::thread::scope(|scope| {
+            let connecting = scope.spawn(|| {
+                let connected = realiser(&project, env, &environment, &state.host_ports);
+                super::phase("engine connected");
+                connected
+            });
+            let loaded = runtime().and_then(|runtime| catalog(cli, &runtime, Some(&project)).map(|catalog| (runtime, catalog)));
+            super::phase("plugins loaded");
+            let connected = connecting.join().map_err(|_| anyhow::anyhow!("connecting to the engine panicked"));
+            loaded.and_then(|(runtime, catalog)| Ok((runtime, catalog, connected?)))
+        })?;
         Ok(Session { project, runtime, catalog, realiser, engine_error, overrides, host_ports: state.host_ports })
     }
 

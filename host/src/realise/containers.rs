@@ -1,7 +1,7 @@
 //! The plain-container realiser: one engine, one container per instance.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::execute::Executor;
 use super::reconcile::{self, Observed, Operation};
@@ -13,11 +13,14 @@ use crate::policy::Workload;
 pub struct Containers {
     engine: Arc<dyn ContainerEngine>,
     offered: HostPorts,
+    /// Networks this realiser has made sure of: every service of a run needs the same
+    /// one, and the engine takes those requests one at a time. Forgotten by `sweep`.
+    networks: Mutex<HashSet<String>>,
 }
 
 impl Containers {
     pub fn new(engine: Arc<dyn ContainerEngine>) -> Self {
-        Containers { engine, offered: HostPorts::new() }
+        Containers { engine, offered: HostPorts::new(), networks: Mutex::default() }
     }
 
     /// Offer a container that is created anew the host ports it had before (what
@@ -66,9 +69,10 @@ impl Containers {
         Ok(observed)
     }
 
-    fn reconcile(&self, scope: &Scope, workload: &Workload) -> Result<Vec<Operation>, EngineError> {
+    fn reconcile(&self, scope: &Scope, workload: &Workload) -> Result<(Observed, Vec<Operation>), EngineError> {
         let observed = self.observe(scope, workload)?;
-        reconcile::reconcile(scope, workload, &observed).map_err(|c| EngineError::Conflict(c.0))
+        let ops = reconcile::reconcile(scope, workload, &observed).map_err(|c| EngineError::Conflict(c.0))?;
+        Ok((observed, ops))
     }
 
     /// A container of the environment by engine name, if it carries its labels.
@@ -85,7 +89,11 @@ impl Realiser for Containers {
 
     fn network(&self, scope: &Scope) -> Result<String, EngineError> {
         let name = naming::network_name(&scope.project, &scope.environment);
+        if self.networks.lock().unwrap_or_else(PoisonError::into_inner).contains(&name) {
+            return Ok(name);
+        }
         self.engine.ensure_network(&name, &naming::environment_labels(&scope.project, &scope.environment))?;
+        self.networks.lock().unwrap_or_else(PoisonError::into_inner).insert(name.clone());
         Ok(name)
     }
 
@@ -113,20 +121,25 @@ impl Realiser for Containers {
     }
 
     fn plan(&self, scope: &Scope, workload: &Workload) -> Result<Vec<Operation>, EngineError> {
-        self.reconcile(scope, workload)
+        self.reconcile(scope, workload).map(|(_, ops)| ops)
     }
 
     fn ensure(&self, scope: &Scope, workload: &Workload, observer: &mut dyn Observer) -> Result<Deployment, EngineError> {
         self.network(scope)?;
-        let ops = self.reconcile(scope, workload)?;
+        let (mut observed, ops) = self.reconcile(scope, workload)?;
         let requests: BTreeMap<&str, _> = workload.instances.iter().map(|r| (r.name.as_str(), r)).collect();
         Executor { engine: self.engine.as_ref(), scope, requests, offered: &self.offered, observer }.run(&ops)?;
         let mut containers = Vec::new();
         for request in &workload.instances {
-            let details = self
-                .engine
-                .inspect_container(&request.name)?
-                .ok_or_else(|| EngineError::Failed(format!("container {} vanished after start", request.name)))?;
+            // With nothing done, what was just observed is what there is.
+            let unchanged = if ops.is_empty() { observed.containers.remove(&request.name) } else { None };
+            let details = match unchanged {
+                Some(details) => details,
+                None => self
+                    .engine
+                    .inspect_container(&request.name)?
+                    .ok_or_else(|| EngineError::Failed(format!("container {} vanished after start", request.name)))?,
+            };
             containers.push(details);
         }
         Ok(Deployment { outcome: reconcile::outcome(&ops), containers })
@@ -210,7 +223,9 @@ impl Realiser for Containers {
                 removed += 1;
             }
         }
-        self.engine.remove_network(&naming::network_name(project, environment))?;
+        let network = naming::network_name(project, environment);
+        self.networks.lock().unwrap_or_else(PoisonError::into_inner).remove(&network);
+        self.engine.remove_network(&network)?;
         Ok(removed)
     }
 
