@@ -23,6 +23,7 @@
 //! (default 256). Needs what `cargo xtask test` prepares; run it with
 //! `cargo bench --bench backup` (both), `-- postgres` or `-- s3`.
 
+mod common;
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
@@ -41,8 +42,7 @@ plugin = "s3"
 config = { buckets = ["attachments"] }
 "#;
 
-/// Run the provisioner binary in `stack`'s folder; its time and peak RSS (VmHWM,
-/// sampled every 20 ms), and the time the restore hook itself took when it is a restore
+/// Run the provisioner binary in `stack`'s folder; its time and peak RSS, and the time the restore hook itself took when it is a restore
 /// (the rest is checking the archive and the closing `run`).
 fn provisioner(stack: &support::Stack, args: &[&str]) -> (Duration, u64) {
     // Into files, not pipes: the output is read only at the end, and a pipe nobody
@@ -57,19 +57,7 @@ fn provisioner(stack: &support::Stack, args: &[&str]) -> (Duration, u64) {
         .stderr(stderr.try_clone().expect("stderr file"))
         .spawn()
         .expect("starting provisioner");
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0u64;
-    let status = loop {
-        if let Ok(status) = std::fs::read_to_string(&status_file) {
-            if let Some(kib) = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok()) {
-                peak_kib = peak_kib.max(kib);
-            }
-        }
-        if let Some(status) = child.try_wait().expect("waiting for provisioner") {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (status, peak) = common::wait_with_peak_rss(&mut child);
     let took = started.elapsed();
     let read = |mut file: std::fs::File| {
         use std::io::{Read, Seek};
@@ -82,7 +70,7 @@ fn provisioner(stack: &support::Stack, args: &[&str]) -> (Duration, u64) {
     for line in out.lines().filter(|l| l.starts_with("restored ") || l.starts_with("checked every part")) {
         println!("  ({line} of Q's {:.2} s)", took.as_secs_f64());
     }
-    (took, peak_kib * 1024)
+    (took, peak)
 }
 
 fn timed(command: &mut Command) -> Duration {

@@ -5,7 +5,7 @@
 //! D: the seed's own way — Debian's docker-compose on the same images, a compose file
 //!    with healthchecks and `depends_on: condition: service_healthy`
 //!    (examples/ticketing/compose, driven by compose_up.sh).
-//! Prints P/D. Then, in the same rounds, each tool's no-op (provisioner `run local`
+//! Prints P/D and P's peak RSS. Then, in the same rounds, each tool's no-op (provisioner `run local`
 //! again; compose `up -d` again with the same secrets) and its teardown of the whole
 //! stack, volumes included (provisioner's `--keep-volumes` too), with the ratios.
 //! Needs what `cargo xtask test` prepares; run it with `cargo xtask bench`.
@@ -44,6 +44,8 @@ fn ok(command: &mut Command) {
 #[derive(Default)]
 struct Round {
     cold: Duration,
+    /// Peak RSS of the cold `run local` (provisioner only), bytes.
+    cold_rss: u64,
     warm: Vec<Duration>,
     /// `teardown --keep-volumes` (provisioner only; compose has no such measure here).
     keep: Option<Duration>,
@@ -66,7 +68,23 @@ fn provisioner_round() -> Round {
         let out = stack.run(args);
         assert!(out.status.success(), "provisioner {args:?}: {}", support::text(&out));
     };
-    let mut round = Round { cold: timed(|| (run(&["run", "local"]), until_healthy(&health)).1), ..Round::default() };
+    let mut rss = 0;
+    let cold = timed(|| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_provisioner"))
+            .args(["run", "local"])
+            .current_dir(stack.path())
+            .env_remove("CI")
+            .env_remove("PROVISIONER_PLUGIN_PATH")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting provisioner");
+        let (status, peak) = common::wait_with_peak_rss(&mut child);
+        assert!(status.success(), "the cold `provisioner run local` failed (rerun it by hand in {})", stack.path().display());
+        rss = peak;
+        until_healthy(&health);
+    });
+    let mut round = Round { cold, cold_rss: rss, ..Round::default() };
     round.warm = (0..3).map(|_| timed(|| run(&["run", "local"]))).collect();
     round.keep = Some(timed(|| run(&["teardown", "local", "--keep-volumes"])));
     run(&["run", "local"]);
@@ -102,6 +120,8 @@ fn main() {
     println!("  D  docker-compose (healthchecks, service_healthy): runs [{}] s", show(&cold(&d)));
     let (pc, dc) = (median(cold(&p)), median(cold(&d)));
     println!("  median P {:.2} s, D {:.2} s;  P / D = {:.2}  (target <= 0.50)", pc.as_secs_f64(), dc.as_secs_f64(), pc.as_secs_f64() / dc.as_secs_f64());
+    let rss = p.iter().map(|r| r.cold_rss).max().unwrap_or(0);
+    println!("  P's peak RSS (the cold run, largest of {RUNS}): {:.1} MB  (target <= 60 MB)", rss as f64 / 1e6);
     let (pw, dw) = (warm(&p), warm(&d));
     println!("nothing to do, median of {} each (whole command, wall clock):", 3 * RUNS);
     println!(

@@ -23,6 +23,25 @@ pub fn whole_ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1e3)
 }
 
+/// Wait for `child`; its exit status and peak resident memory in bytes (VmHWM, the
+/// kernel's own high-water mark, read every 5 ms while it runs: a peak reached in the
+/// last few milliseconds before it exits may be missed).
+pub fn wait_with_peak_rss(child: &mut std::process::Child) -> (std::process::ExitStatus, u64) {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_file) {
+            if let Some(kib) = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok()) {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        if let Some(status) = child.try_wait().expect("waiting for a benchmarked command") {
+            return (status, peak_kib * 1024);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// CPU time the whole machine spent busy so far (all processes: the containers, the
 /// engine, provisioner), from /proc/stat; None where that is not readable.
 pub fn machine_busy() -> Option<Duration> {
