@@ -155,6 +155,24 @@ impl Stack<'_> {
         self.prepare_services(true)
     }
 
+    /// Every service's config through its plugin's `validate`, all at once (each is its
+    /// own sandboxed call), by service name.
+    fn validate_all(&self, limits: &crate::limits::HookLimits) -> BTreeMap<&str, Result<Vec<(String, String)>, crate::runtime::HookFailure>> {
+        std::thread::scope(|scope| {
+            let calls: Vec<_> = self
+                .project
+                .services
+                .values()
+                .filter_map(|service| self.catalog.plugins.get(&service.plugin).map(|found| (service, found.plugin.clone())))
+                .map(|(service, plugin)| {
+                    let config_json = service.config.to_string();
+                    (service.name.as_str(), scope.spawn(move || self.runtime.validate_within(&plugin, &config_json, limits)))
+                })
+                .collect();
+            calls.into_iter().map(|(name, call)| (name, call.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))).collect()
+        })
+    }
+
     /// Each service whose plugin is loaded, with its host; with `validate`, every
     /// config checked by its plugin first (nothing is prepared if one is wrong).
     fn prepare_services(&self, validate: bool) -> Result<(Environment, BTreeMap<String, Prepared>), PreflightError> {
@@ -163,31 +181,11 @@ impl Stack<'_> {
         let mut problems = if validate { crate::references::check(self.project, self.catalog) } else { Vec::new() };
         let mut prepared = BTreeMap::new();
         let totals = Arc::new(crate::totals::Totals::default());
-        // Every plugin's `validate` at once (each is its own sandboxed call); the
-        // answers are then taken in the services' order, as one at a time would.
-        let mut validated: BTreeMap<&str, Result<Vec<(String, String)>, crate::runtime::HookFailure>> = BTreeMap::new();
-        if validate {
-            let limits = &env.limits;
-            std::thread::scope(|scope| {
-                let calls: Vec<_> = self
-                    .project
-                    .services
-                    .values()
-                    .filter_map(|service| self.catalog.plugins.get(&service.plugin).map(|found| (service, found.plugin.clone())))
-                    .map(|(service, plugin)| {
-                        let config_json = service.config.to_string();
-                        (service.name.as_str(), scope.spawn(move || self.runtime.validate_within(&plugin, &config_json, limits)))
-                    })
-                    .collect();
-                for (name, call) in calls {
-                    let answer = call.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                    validated.insert(name, answer);
-                }
-            });
-        }
+        let mut validated = if validate { self.validate_all(&env.limits) } else { BTreeMap::new() };
         for service in self.project.services.values() {
             let Some(found) = self.catalog.plugins.get(&service.plugin) else { continue };
             let plugin = found.plugin.clone();
+            // Taken in the services' order: the first failure is the one reported.
             let checked = validated.remove(service.name.as_str()).transpose()?.unwrap_or_default();
             for (key, message) in checked {
                 let key = if key.is_empty() { String::new() } else { format!(".{key}") };
