@@ -99,7 +99,9 @@ fn start_node(i: usize) -> Result<()> {
         return Ok(());
     }
     docker(&[
-        "run", "-d", "--name", &name, "--hostname", &format!("node-{i}"), "--network", NETWORK,
+        // --init: the engine inside is not an init and leaves every exited task's shim
+        // behind as a zombie; a cluster kept up across benchmarks gathered dozens.
+        "run", "-d", "--init", "--name", &name, "--hostname", &format!("node-{i}"), "--network", NETWORK,
         "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
         "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
         "--tmpfs", "/run", "-v", &format!("{name}:/var/lib/docker"),

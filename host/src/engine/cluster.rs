@@ -91,6 +91,8 @@ pub struct ServiceDetails {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskDetails {
     pub id: String,
+    /// The id of its service.
+    pub service_id: String,
     pub slot: u64,
     pub node_id: String,
     /// The orchestrator wants it running (not shut down or replaced).
@@ -158,7 +160,8 @@ pub trait ClusterEngine: Send + Sync {
     /// Change only the number of replicas.
     fn scale_service(&self, name: &str, replicas: u64) -> Result<(), EngineError>;
     fn remove_service(&self, name: &str) -> Result<(), EngineError>;
-    fn tasks(&self, service: &str) -> Result<Vec<TaskDetails>, EngineError>;
+    /// The tasks of these services (names or ids), in one request.
+    fn tasks(&self, services: &[&str]) -> Result<Vec<TaskDetails>, EngineError>;
     /// The image's own entrypoint and command (pulled if missing), to run them behind
     /// a wrapper.
     fn image_command(&self, image: &str) -> Result<ImageCommand, EngineError>;

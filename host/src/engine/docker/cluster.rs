@@ -364,12 +364,15 @@ impl ClusterEngine for Docker {
         }
     }
 
-    fn tasks(&self, service: &str) -> Result<Vec<TaskDetails>, EngineError> {
-        let filters = HashMap::from([("service".to_string(), vec![service.to_string()])]);
+    fn tasks(&self, services: &[&str]) -> Result<Vec<TaskDetails>, EngineError> {
+        if services.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filters = HashMap::from([("service".to_string(), services.iter().map(|s| s.to_string()).collect())]);
         let all = self
             .runtime
             .block_on(self.client.list_tasks(Some(ListTasksOptions { filters: Some(filters) })))
-            .map_err(|e| classify(e, &format!("tasks of {service}")))?;
+            .map_err(|e| classify(e, &format!("tasks of {}", services.join(", "))))?;
         Ok(all
             .into_iter()
             .map(|task| {
@@ -377,6 +380,7 @@ impl ClusterEngine for Docker {
                 let container = status.container_status.unwrap_or_default();
                 TaskDetails {
                     id: task.id.unwrap_or_default(),
+                    service_id: task.service_id.unwrap_or_default(),
                     slot: task.slot.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
                     node_id: task.node_id.unwrap_or_default(),
                     desired_running: task.desired_state.as_ref().map(lower).as_deref() == Some("running"),

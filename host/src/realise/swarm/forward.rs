@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use super::{lock, Swarm};
-use crate::engine::cluster::{ClusterEngine, TaskDetails};
+use crate::engine::cluster::TaskDetails;
 use crate::engine::EngineError;
 
 /// The loopback addresses that stand for tasks, and the listeners on them.
@@ -46,7 +46,7 @@ impl Swarm {
         let listener = TcpListener::bind(addr).map_err(|e| EngineError::Failed(format!("port-forward on {addr}: {e}")))?;
         lock(&self.routes).listening.insert(addr);
         let routes = self.routes.clone();
-        let nodes = self.manager.nodes()?;
+        let nodes = self.nodes()?;
         let mut engines = HashMap::new();
         for node in &nodes {
             if let Ok(engine) = self.node_engine(node) {

@@ -68,7 +68,14 @@ pub struct Swarm {
     routes: Arc<Mutex<forward::Routes>>,
     /// Held while a service's volume node is chosen and its first volume made.
     choosing: Mutex<()>,
+    /// The nodes as last listed, and when (see `nodes`).
+    nodes_seen: Mutex<Option<(Instant, Vec<NodeDetails>)>>,
 }
+
+/// How long a listing of the nodes is used again. A node's state on the manager is
+/// itself only as fresh as its last heartbeat (every 5 s by default), so this adds
+/// little; a no-op run of six services asked for it about 28 times.
+const NODES_FRESH: Duration = Duration::from_millis(500);
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -87,7 +94,14 @@ impl Swarm {
     pub fn connect(engine: &EngineAddress, settings: SwarmSettings) -> Result<Swarm, EngineError> {
         let manager = Docker::connect_with(engine)?;
         manager.check_manager()?;
-        Ok(Swarm { manager: Arc::new(manager), settings, nodes: Mutex::new(HashMap::new()), routes: Arc::default(), choosing: Mutex::new(()) })
+        Ok(Swarm {
+            manager: Arc::new(manager),
+            settings,
+            nodes: Mutex::new(HashMap::new()),
+            routes: Arc::default(),
+            choosing: Mutex::new(()),
+            nodes_seen: Mutex::new(None),
+        })
     }
 
     /// The engine of a node, for exec, files, logs, forwards and volumes: reached at
@@ -117,6 +131,20 @@ impl Swarm {
         Ok(engine)
     }
 
+    /// The swarm's nodes, listed at most `NODES_FRESH` ago. Callers at the same moment
+    /// wait for one listing rather than each making their own.
+    fn nodes(&self) -> Result<Vec<NodeDetails>, EngineError> {
+        let mut seen = lock(&self.nodes_seen);
+        if let Some((at, nodes)) = seen.as_ref() {
+            if at.elapsed() < NODES_FRESH {
+                return Ok(nodes.clone());
+            }
+        }
+        let nodes = self.manager.nodes()?;
+        *seen = Some((Instant::now(), nodes.clone()));
+        Ok(nodes)
+    }
+
     fn node(&self, id: &str) -> Result<NodeDetails, EngineError> {
         self.manager
             .nodes()?
@@ -128,7 +156,7 @@ impl Swarm {
     /// Ready nodes, and each one's engine.
     fn node_engines(&self) -> Result<Vec<(NodeDetails, Arc<Docker>)>, EngineError> {
         let mut all = Vec::new();
-        for node in self.manager.nodes()?.into_iter().filter(|n| n.ready) {
+        for node in self.nodes()?.into_iter().filter(|n| n.ready) {
             let engine = self.node_engine(&node)?;
             all.push((node, engine));
         }
@@ -137,12 +165,18 @@ impl Swarm {
 
     /// The service's workloads as they run: (service, its live tasks).
     fn services(&self, labels: &BTreeMap<String, String>) -> Result<Vec<(ServiceDetails, Vec<TaskDetails>)>, EngineError> {
-        let mut all = Vec::new();
-        for service in self.manager.list_services(labels)? {
-            let tasks = self.manager.tasks(&service.name)?.into_iter().filter(|t| t.desired_running).collect();
-            all.push((service, tasks));
-        }
-        Ok(all)
+        let services = self.manager.list_services(labels)?;
+        let ids: Vec<&str> = services.iter().map(|s| s.id.as_str()).collect();
+        // One request for all of them: on a no-op run this listing is on the path.
+        let mut tasks = self.manager.tasks(&ids)?;
+        tasks.retain(|t| t.desired_running);
+        Ok(services
+            .into_iter()
+            .map(|service| {
+                let own = tasks.iter().filter(|t| t.service_id == service.id).cloned().collect();
+                (service, own)
+            })
+            .collect())
     }
 
     /// A task as a container: named as the local target names the instance, with the
@@ -198,7 +232,7 @@ impl Swarm {
     /// Every task of these services as containers: one per slot, the running one
     /// where there is one.
     fn containers(&self, services: &[(ServiceDetails, Vec<TaskDetails>)]) -> Result<Vec<ContainerDetails>, EngineError> {
-        let nodes = self.manager.nodes()?;
+        let nodes = self.nodes()?;
         let mut all = Vec::new();
         for (service, tasks) in services {
             let mut by_slot: BTreeMap<u64, &TaskDetails> = BTreeMap::new();
@@ -220,7 +254,7 @@ impl Swarm {
         }
         let wanted = naming::engine_name(scope, short);
         let services = self.services(&naming::service_labels(scope))?;
-        let nodes = self.manager.nodes()?;
+        let nodes = self.nodes()?;
         for (service, tasks) in &services {
             for task in tasks.iter().filter(|t| t.running()) {
                 let details = self.details(service, task, &nodes);
@@ -258,7 +292,7 @@ impl Swarm {
                 }
             }
             let updating = matches!(service.update_state.as_deref(), Some("updating" | "rollback_started"));
-            let tasks: Vec<TaskDetails> = self.manager.tasks(name)?.into_iter().filter(|t| t.desired_running).collect();
+            let tasks: Vec<TaskDetails> = self.manager.tasks(&[name])?.into_iter().filter(|t| t.desired_running).collect();
             let running = tasks.iter().filter(|t| t.running()).count() as u64;
             if !updating && running == replicas && tasks.len() as u64 == replicas {
                 return Ok((service, tasks));
@@ -266,7 +300,7 @@ impl Swarm {
             // A task that waits for the node holding its volumes, which is down, gone
             // or drained, waits in vain: said at once, with the node.
             if running < replicas && placement::pinned_node(&service).is_some() {
-                if let Some(away) = placement::node_away(&scope.service, &service, &self.manager.nodes()?) {
+                if let Some(away) = placement::node_away(&scope.service, &service, &self.nodes()?) {
                     return Err(away);
                 }
             }
@@ -432,7 +466,7 @@ impl Realiser for Swarm {
                 // again holds the volumes under a new id, and the service follows.
                 && match placement::pinned_node(&service) {
                     None => true,
-                    Some(id) => self.manager.nodes()?.iter().any(|n| n.id == id && n.ready),
+                    Some(id) => self.nodes()?.iter().any(|n| n.id == id && n.ready),
                 };
             if unchanged {
                 observer.phase(Phase::Create, created.elapsed());
@@ -563,7 +597,7 @@ impl Realiser for Swarm {
     fn remove_from_environment(&self, project: &str, environment: &str, name: &str) -> Result<(), EngineError> {
         let labels = naming::environment_labels(project, environment);
         for (service, tasks) in self.services(&labels)? {
-            let nodes = self.manager.nodes()?;
+            let nodes = self.nodes()?;
             if service.name == name || tasks.iter().any(|t| self.details(&service, t, &nodes).name == name) {
                 return self.manager.remove_service(&service.name);
             }
@@ -611,7 +645,7 @@ impl Realiser for Swarm {
 
     fn environment_logs(&self, project: &str, environment: &str, name: &str, lines: u32) -> Result<String, EngineError> {
         let labels = naming::environment_labels(project, environment);
-        let nodes = self.manager.nodes()?;
+        let nodes = self.nodes()?;
         for (service, tasks) in self.services(&labels)? {
             for task in &tasks {
                 let details = self.details(&service, task, &nodes);

@@ -39,7 +39,7 @@ impl Swarm {
         // somewhere else.
         let services = self.manager.list_services(&naming::service_labels(scope))?;
         if services.iter().any(|s| pinned_node(s).is_some()) {
-            let nodes = self.manager.nodes()?;
+            let nodes = self.nodes()?;
             if let Some(away) = services.iter().find_map(|s| node_away(&scope.service, s, &nodes)) {
                 return Err(away);
             }
