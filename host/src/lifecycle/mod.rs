@@ -132,6 +132,9 @@ fn depends_on(project: &Project, service: &str, other: &str) -> bool {
     false
 }
 
+/// A plugin's answer to `validate`: its problems as (key, message), or how it failed.
+type Validation = Result<Vec<(String, String)>, crate::runtime::HookFailure>;
+
 impl Stack<'_> {
     /// The target the environment's workloads are realised on.
     pub fn realiser(&self) -> Arc<dyn Realiser> {
@@ -157,7 +160,7 @@ impl Stack<'_> {
 
     /// Every service's config through its plugin's `validate`, all at once (each is its
     /// own sandboxed call), by service name.
-    fn validate_all(&self, limits: &crate::limits::HookLimits) -> BTreeMap<&str, Result<Vec<(String, String)>, crate::runtime::HookFailure>> {
+    fn validate_all(&self, limits: &crate::limits::HookLimits) -> BTreeMap<&str, Validation> {
         std::thread::scope(|scope| {
             let calls: Vec<_> = self
                 .project
