@@ -10,7 +10,7 @@
 //! failed request, a drained node, data kept across `teardown --keep-volumes`, nothing
 //! left on any node after `teardown`, a second project on the cluster untouched, and
 //! the faults an operator meets (no swarm, no engine, no node fits, no image, a worker
-//! that leaves), each named in one line.
+//! that leaves, a node drained while a run is under way), each named in one line.
 //!
 //! This sandbox's kernel has no IPVS (so no routing mesh) and its nested engines carry
 //! no IPsec: the environment uses host-mode ports and an unencrypted overlay network.
@@ -505,4 +505,65 @@ fn a_worker_that_leaves_stops_only_the_service_whose_volumes_it_holds() {
     project.ok(&["teardown", "swarm"]);
     assert_eq!(cluster.labelled(&project.name), Vec::<String>::new());
     assert_eq!(cluster.docker(None, &["node", "ls", "-q"]).lines().count(), 3, "the swarm has its three nodes again");
+}
+
+/// The node holding a service's volumes is taken out of service while a run is under
+/// way: after the run has started, before that service's turn. The run names the
+/// service, the node and the fix in one line; the service it waited for comes up; once
+/// the node is back, a rerun converges onto it. A drain rather than a leave: the
+/// manager sees a drain at once, while it sees a leave only when the node's heartbeats
+/// stop, so only a drain lands in the same place in every run.
+#[test]
+fn a_node_taken_out_during_a_run_fails_only_the_service_whose_volumes_it_holds() {
+    support::require(&["redis", "container"], &["provisioner-offline/redis:7"]);
+    let cluster = Cluster::from_env_file();
+    let _turn = CLUSTER.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    const HOLDER: &str = "node-2";
+    // `gate` is ready about 10 s after it starts, and `cache` waits for it: the node is
+    // drained in that window.
+    let services = "[services.gate]\nplugin = \"container\"\n\n[services.gate.config]\nimage = \"provisioner-offline/redis:7\"\n\
+                    command = \"sleep 10 && touch /tmp/up && exec sleep 1d\"\nport = 6379\nhealth_path = \"\"\n\
+                    health_command = [\"test\", \"-f\", \"/tmp/up\"]\n\n[services.cache]\nplugin = \"redis\"\ndepends_on = [\"gate\"]\n";
+    let placement = format!("cache = \"node.hostname=={HOLDER}\", gate = \"node.hostname=={DATA_NODE}\"");
+    let project = Project::new(&cluster, "swarmdrain", services, &placement);
+    project.ok(&["run", "swarm"]);
+    assert_eq!(project.placement_of("cache").iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), [HOLDER]);
+    // Ready means its health command passed, as on one engine.
+    let gate = format!("{}-swarm-gate-app", project.name);
+    let status = cluster.docker(Some(DATA_NODE), &["ps", "--filter", &format!("label=com.docker.swarm.service.name={gate}"), "--format", "{{.Status}}"]);
+    assert!(status.ends_with("(healthy)"), "gate is ready only once healthy: {status}");
+    project.ok(&["teardown", "--keep-volumes", "swarm"]);
+
+    let mut run = Command::new(env!("CARGO_BIN_EXE_provisioner"))
+        .args(["run", "swarm"])
+        .current_dir(project.path())
+        .env_remove("PROVISIONER_PLUGIN_PATH")
+        .env_remove("CI")
+        .env_remove("DOCKER_HOST")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting provisioner");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cluster.docker(None, &["service", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == gate) {
+        assert!(Instant::now() < deadline, "the run never made {gate}");
+        assert!(run.try_wait().expect("waiting for provisioner").is_none(), "the run ended before {gate} was made");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let undrain = Undrain(&cluster, HOLDER);
+    cluster.docker(None, &["node", "update", "--availability", "drain", HOLDER]);
+    let out = run.wait_with_output().expect("waiting for provisioner");
+    let shown = text(&out);
+    assert!(!out.status.success(), "the run should have failed:\n{shown}");
+    let line = shown.lines().find(|l| l.contains("service `cache` cannot run on the swarm")).unwrap_or_else(|| panic!("{shown}"));
+    assert!(line.contains(&format!("its volumes are on {HOLDER}, which is set to `drain`")), "{line}");
+    assert!(line.contains(&format!("docker node update --availability active {HOLDER}")), "{line}");
+    assert!(shown.lines().any(|l| l.starts_with("gate ") && l.contains("ready")), "the service it waited for is unaffected:\n{shown}");
+
+    // Back in service, a rerun converges: the cache starts on the node with its volume.
+    drop(undrain);
+    project.ok(&["run", "swarm"]);
+    assert_eq!(project.placement_of("cache").iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), [HOLDER]);
+    project.ok(&["teardown", "swarm"]);
+    assert_eq!(cluster.labelled(&project.name), Vec::<String>::new());
 }

@@ -257,6 +257,12 @@ impl Docker {
         EngineAddress { address: self.address.clone(), tls: self.tls.clone() }
     }
 
+    /// The container with exactly this (full) id. `inspect_container` takes a name and
+    /// answers only for that name; a swarm task's container is known by its id.
+    pub fn inspect_container_id(&self, id: &str) -> Result<Option<ContainerDetails>, EngineError> {
+        self.runtime.block_on(async { Ok(self.container_details(id).await?.filter(|d| d.id == id)) })
+    }
+
     async fn container_details(&self, id_or_name: &str) -> Result<Option<ContainerDetails>, EngineError> {
         match self.client.inspect_container(id_or_name, None::<InspectContainerOptions>).await {
             Ok(response) => Ok(Some(container_details(response))),

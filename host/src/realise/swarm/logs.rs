@@ -110,7 +110,7 @@ impl ContainerEngine for NodeLogs {
     }
     fn inspect_container(&self, name: &str) -> Result<Option<ContainerDetails>, EngineError> {
         let (engine, id) = self.located(name)?;
-        Ok(engine.inspect_container(&id)?.map(|mut d| {
+        Ok(engine.inspect_container_id(&id)?.map(|mut d| {
             d.name = name.to_string();
             d
         }))

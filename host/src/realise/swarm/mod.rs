@@ -210,7 +210,7 @@ impl Swarm {
             (Some(id), Some(node)) if task.running() => self
                 .node_engine(node)
                 .ok()
-                .and_then(|engine| engine.inspect_container(id).ok().flatten())
+                .and_then(|engine| engine.inspect_container_id(id).ok().flatten())
                 .and_then(|c| c.health),
             _ => None,
         };
