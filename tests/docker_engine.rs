@@ -304,6 +304,12 @@ fn a_container_runs_publishes_execs_logs_and_is_removed_without_its_volume() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].name, name);
     assert_eq!(listed[0].ports, engine.inspect_container(&name).unwrap().unwrap().ports);
+    // By its full id (as a swarm task names its container): found, with its health;
+    // by a prefix of it or by its name, not.
+    let id = listed[0].id.clone();
+    assert_eq!(engine.inspect_container_id(&id).unwrap().map(|d| (d.name, d.health)), Some((name.clone(), Some(Health::Healthy))));
+    assert_eq!(engine.inspect_container_id(&id[..12]).unwrap(), None);
+    assert_eq!(engine.inspect_container_id(&name).unwrap(), None);
     assert!(engine.list_containers(&labels(&[(RUN_LABEL, "someone-else")])).unwrap().is_empty());
 
     // exec: output, exit codes, stdin, environment, working folder, user.
