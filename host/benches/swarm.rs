@@ -120,16 +120,13 @@ fn stack_cold(cluster: &Cluster, port: u16) -> (Duration, Option<Duration>) {
 /// Every node pulls the example's images before the first round, unmeasured: otherwise
 /// the first deployment also pays the pulls and the ones after it do not.
 fn pull_everywhere(cluster: &Cluster) {
-    let images = [
-        "provisioner-offline/postgres:15",
-        "provisioner-offline/redis:7",
-        "provisioner-offline/garage:2.5.0",
-        "provisioner-offline/rabbitmq:3",
-        "provisioner-offline/nginx:1.22",
-        "provisioner-example/ticketing-backend:dev",
-    ];
+    let images: Vec<&str> = support::OFFLINE_IMAGES
+        .iter()
+        .map(|(_, image)| *image)
+        .chain(["provisioner-offline/nginx:1.22", "provisioner-example/ticketing-backend:dev"])
+        .collect();
     for node in &cluster.nodes {
-        for image in images {
+        for image in &images {
             ok(Command::new("docker").args(["-H", &format!("tcp://{node}:2375"), "pull", "-q", &format!("{}/{image}", cluster.registry)]));
         }
     }
