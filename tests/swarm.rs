@@ -343,7 +343,16 @@ fn the_example_stack_runs_on_a_three_node_swarm() {
     let down = stack.ok(&["teardown", "swarm", "--keep-volumes"]);
     assert!(down.contains("volumes kept"), "{down}");
     let left = cluster.labelled(&stack.name);
-    assert!(left.iter().all(|l| l.starts_with("volume ")) && !left.is_empty(), "only the volumes stay: {left:?}");
+    let records: Vec<String> = cluster
+        .docker(None, &["config", "ls", "-q", "--filter", &format!("label=provisioner.project={}", stack.name), "--filter", "label=provisioner.volumes-node"])
+        .lines()
+        .map(|id| format!("config {id}"))
+        .collect();
+    assert!(left.iter().any(|l| l.starts_with("volume ")), "the volumes stay: {left:?}");
+    assert!(
+        left.iter().all(|l| l.starts_with("volume ") || records.contains(l)),
+        "only the volumes stay, and the records of which node holds them: {left:?}"
+    );
     stack.ok(&["run", "swarm"]);
     healthy(&base, Duration::from_secs(30)).unwrap_or_else(|e| panic!("/health after the rerun: {e}"));
     let (status, _, body) = request(&agent, "GET", &ticket_url, None).unwrap();
@@ -502,6 +511,25 @@ fn a_worker_that_leaves_stops_only_the_service_whose_volumes_it_holds() {
     rejoin.rejoin().unwrap_or_else(|e| panic!("{e}"));
     project.ok(&["run", "swarm"]);
     assert_eq!(project.placement_of("cache").iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), [LEAVING]);
+
+    // With its services removed and its volumes kept, nothing pins the cache any
+    // more, and without a placement any node would do: the record of where its
+    // volumes are still stops it from starting empty elsewhere while the node is away.
+    project.ok(&["teardown", "--keep-volumes", "swarm"]);
+    project.edit(&format!("cache = \"node.hostname=={LEAVING}\", "), "");
+    cluster.docker(Some(LEAVING), &["swarm", "leave"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !cluster.docker(None, &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"]).lines().any(|l| l == format!("{LEAVING} Down")) {
+        assert!(Instant::now() < deadline, "the manager still counts {LEAVING} as up");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let shown = failure(&project, &["run", "swarm"]);
+    let line = shown.lines().find(|l| l.contains("service `cache` cannot run on the swarm")).unwrap_or_else(|| panic!("{shown}"));
+    assert!(line.contains(&format!("its volumes are on {LEAVING}, which is down or has left the swarm")), "{line}");
+    assert!(shown.lines().any(|l| l.starts_with("sessions ") && l.contains("ready")), "the other service is unaffected:\n{shown}");
+    rejoin.rejoin().unwrap_or_else(|e| panic!("{e}"));
+    project.ok(&["run", "swarm"]);
+    assert_eq!(project.placement_of("cache").iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), [LEAVING], "back on its volumes");
     project.ok(&["teardown", "swarm"]);
     assert_eq!(cluster.labelled(&project.name), Vec::<String>::new());
     assert_eq!(cluster.docker(None, &["node", "ls", "-q"]).lines().count(), 3, "the swarm has its three nodes again");

@@ -33,6 +33,12 @@ pub const LABEL_REPLICATED: &str = "provisioner.replicated";
 /// `PORT PATH` of an HTTP endpoint each instance answers 2xx on while healthy
 /// (`container-spec.http-health`), which collectors probe (`monitoring.probe-targets`).
 pub const LABEL_HTTP_HEALTH: &str = "provisioner.http-health";
+/// On a cluster config that records where a stateful service's volumes are (volumes
+/// are node-local): the node's id, and its hostname for messages. The record stays
+/// with the volumes through `teardown --keep-volumes`, so a later run still knows
+/// where the data is while that node is away.
+pub const LABEL_VOLUMES_NODE: &str = "provisioner.volumes-node";
+pub const LABEL_VOLUMES_NODE_NAME: &str = "provisioner.volumes-node-name";
 /// Labels plugins may not set: every `provisioner.*` key is the host's.
 pub const RESERVED_LABEL_PREFIX: &str = "provisioner.";
 

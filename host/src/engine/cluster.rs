@@ -149,8 +149,12 @@ pub trait ClusterEngine: Send + Sync {
     /// Create the secret (or config) unless one of that name exists; names carry a
     /// hash of their contents, so an existing one holds the same bytes. Its id.
     fn ensure_object(&self, secret: bool, name: &str, data: &[u8], labels: &BTreeMap<String, String>) -> Result<String, EngineError>;
+    /// Secrets (or configs) carrying all of these labels: each one's name and labels.
+    fn labelled_objects(&self, secret: bool, labels: &BTreeMap<String, String>) -> Result<Vec<(String, BTreeMap<String, String>)>, EngineError>;
     /// Secrets (or configs) carrying all of these labels, by name.
-    fn list_objects(&self, secret: bool, labels: &BTreeMap<String, String>) -> Result<Vec<String>, EngineError>;
+    fn list_objects(&self, secret: bool, labels: &BTreeMap<String, String>) -> Result<Vec<String>, EngineError> {
+        Ok(self.labelled_objects(secret, labels)?.into_iter().map(|(name, _)| name).collect())
+    }
     fn remove_object(&self, secret: bool, name: &str) -> Result<(), EngineError>;
 
     fn inspect_service(&self, name: &str) -> Result<Option<ServiceDetails>, EngineError>;

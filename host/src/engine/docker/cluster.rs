@@ -280,15 +280,15 @@ impl ClusterEngine for Docker {
         }
     }
 
-    fn list_objects(&self, secret: bool, labels: &BTreeMap<String, String>) -> Result<Vec<String>, EngineError> {
+    fn labelled_objects(&self, secret: bool, labels: &BTreeMap<String, String>) -> Result<Vec<(String, BTreeMap<String, String>)>, EngineError> {
         let filters = Some(label_filter(labels));
         self.runtime.block_on(async {
             if secret {
                 let all = self.client.list_secrets(Some(ListSecretsOptions { filters })).await.map_err(|e| classify(e, "secrets"))?;
-                Ok(all.into_iter().filter_map(|s| s.spec.and_then(|s| s.name)).collect())
+                Ok(all.into_iter().filter_map(|s| s.spec.and_then(|s| Some((s.name?, labels_of(s.labels))))).collect())
             } else {
                 let all = self.client.list_configs(Some(ListConfigsOptions { filters })).await.map_err(|e| classify(e, "configs"))?;
-                Ok(all.into_iter().filter_map(|s| s.spec.and_then(|s| s.name)).collect())
+                Ok(all.into_iter().filter_map(|s| s.spec.and_then(|s| Some((s.name?, labels_of(s.labels))))).collect())
             }
         })
     }

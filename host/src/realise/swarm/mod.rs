@@ -70,6 +70,8 @@ pub struct Swarm {
     choosing: Mutex<()>,
     /// The nodes as last listed, and when (see `nodes`).
     nodes_seen: Mutex<Option<(Instant, Vec<NodeDetails>)>>,
+    /// Services whose volumes' node this process has recorded (`record_volumes_node`).
+    recorded: Mutex<BTreeSet<String>>,
 }
 
 /// How long a listing of the nodes is used again. A node's state on the manager is
@@ -101,6 +103,7 @@ impl Swarm {
             routes: Arc::default(),
             choosing: Mutex::new(()),
             nodes_seen: Mutex::new(None),
+            recorded: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -419,6 +422,17 @@ impl Realiser for Swarm {
             }
         }
         if found {
+            // The service's last volume gone, from every node its record could name:
+            // nothing is left to record.
+            let engines = self.node_engines()?;
+            let mut left = 0;
+            for (_, engine) in &engines {
+                left += engine.list_volumes(&naming::service_labels(scope))?.len();
+            }
+            let all_seen = self.volume_records(scope)?.iter().all(|(_, id, _)| engines.iter().any(|(n, _)| n.id == *id));
+            if left == 0 && all_seen {
+                self.forget_volumes_node(scope)?;
+            }
             Ok(())
         } else {
             Err(EngineError::NotFound(format!("volume `{short}` of service `{}`", scope.service)))
@@ -617,11 +631,16 @@ impl Realiser for Swarm {
         self.wait_for_containers_gone(&labels)?;
         let engines = self.node_engines()?;
         for secret in [true, false] {
-            for object in self.manager.list_objects(secret, &labels)? {
+            for (object, object_labels) in self.manager.labelled_objects(secret, &labels)? {
+                // Where kept volumes are stays known (see `volume_records`).
+                if keep_volumes && object_labels.contains_key(naming::LABEL_VOLUMES_NODE) {
+                    continue;
+                }
                 self.manager.remove_object(secret, &object)?;
                 removed += 1;
             }
         }
+        lock(&self.recorded).clear();
         if !keep_volumes {
             for (_, engine) in &engines {
                 for volume in engine.list_volumes(&labels)? {

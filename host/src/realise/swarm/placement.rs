@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{lock, Swarm};
 use crate::engine::cluster::{ClusterEngine, NodeDetails, ServiceDetails};
 use crate::engine::{ContainerEngine, Docker, EngineError};
-use crate::naming::{self, Scope};
+use crate::naming::{self, Scope, LABEL_VOLUMES_NODE, LABEL_VOLUMES_NODE_NAME};
 
 impl Swarm {
     /// The node that holds the service's volumes (or should): where one of them is,
@@ -18,6 +18,7 @@ impl Swarm {
     pub(super) fn volume_node(&self, scope: &Scope, create: Option<&str>) -> Result<(NodeDetails, Arc<Docker>), EngineError> {
         let _turn = lock(&self.choosing);
         let made = |node: NodeDetails, engine: Arc<Docker>| -> Result<(NodeDetails, Arc<Docker>), EngineError> {
+            self.record_volumes_node(scope, &node)?;
             if let Some(short) = create {
                 let name = naming::engine_name(scope, short);
                 match engine.inspect_volume(&name)? {
@@ -44,6 +45,13 @@ impl Swarm {
                 return Err(away);
             }
         }
+        // Nor is it pinned when its services were removed with the volumes kept
+        // (`teardown --keep-volumes`): the record says where they are.
+        if let Some((_, id, hostname)) = self.volume_records(scope)?.into_iter().next() {
+            if let Some(away) = volumes_away(&scope.service, &id, &hostname, &self.nodes()?) {
+                return Err(away);
+            }
+        }
         let placement = self.settings.placement.get(&scope.service);
         let mut best: Option<(usize, &(NodeDetails, Arc<Docker>))> = None;
         for candidate in engines.iter().filter(|(n, _)| n.availability == "active" && placement.is_none_or(|p| satisfies(n, p))) {
@@ -62,6 +70,54 @@ impl Swarm {
     }
 }
 
+impl Swarm {
+    /// The service's records of the node holding its volumes: (config name, node id,
+    /// hostname). One, unless a run was cut short while replacing it.
+    pub(super) fn volume_records(&self, scope: &Scope) -> Result<Vec<(String, String, String)>, EngineError> {
+        Ok(self
+            .manager
+            .labelled_objects(false, &naming::service_labels(scope))?
+            .into_iter()
+            .filter_map(|(name, labels)| {
+                let id = labels.get(LABEL_VOLUMES_NODE)?.clone();
+                let hostname = labels.get(LABEL_VOLUMES_NODE_NAME).cloned().unwrap_or_else(|| id.clone());
+                Some((name, id, hostname))
+            })
+            .collect())
+    }
+
+    /// Record that `node` holds the service's volumes (once per process and service;
+    /// a record of another node is replaced: the node rejoined under a new id).
+    fn record_volumes_node(&self, scope: &Scope, node: &NodeDetails) -> Result<(), EngineError> {
+        let key = naming::engine_name(scope, "volumes");
+        if lock(&self.recorded).contains(&key) {
+            return Ok(());
+        }
+        let records = self.volume_records(scope)?;
+        if !records.iter().any(|(_, id, _)| *id == node.id) {
+            let mut labels = naming::service_labels(scope);
+            labels.insert(LABEL_VOLUMES_NODE.into(), node.id.clone());
+            labels.insert(LABEL_VOLUMES_NODE_NAME.into(), node.hostname.clone());
+            let name = naming::object_name(&key, &super::request::short_digest(node.id.as_bytes()));
+            self.manager.ensure_object(false, &name, node.hostname.as_bytes(), &labels)?;
+        }
+        for (name, _, _) in records.iter().filter(|(_, id, _)| *id != node.id) {
+            self.manager.remove_object(false, name)?;
+        }
+        lock(&self.recorded).insert(key);
+        Ok(())
+    }
+
+    /// Forget where the service's volumes are: it has none left.
+    pub(super) fn forget_volumes_node(&self, scope: &Scope) -> Result<(), EngineError> {
+        for (name, _, _) in self.volume_records(scope)? {
+            self.manager.remove_object(false, &name)?;
+        }
+        lock(&self.recorded).remove(&naming::engine_name(scope, "volumes"));
+        Ok(())
+    }
+}
+
 /// The node a service is pinned to by its volumes (`node.id==…`), if it is.
 pub(super) fn pinned_node(service: &ServiceDetails) -> Option<&str> {
     service.constraints.iter().find_map(|c| {
@@ -74,6 +130,12 @@ pub(super) fn pinned_node(service: &ServiceDetails) -> Option<&str> {
 /// has left the swarm, or is drained. One line with the service, the cause and the fix.
 pub(super) fn node_away(service: &str, details: &ServiceDetails, nodes: &[NodeDetails]) -> Option<EngineError> {
     let id = pinned_node(details)?;
+    volumes_away(service, id, id, nodes)
+}
+
+/// Why a service whose volumes are on node `id` (`hostname` when the swarm no longer
+/// lists it) cannot run there now, if it cannot.
+pub(super) fn volumes_away(service: &str, id: &str, hostname: &str, nodes: &[NodeDetails]) -> Option<EngineError> {
     let (cause, fix) = match nodes.iter().find(|n| n.id == id) {
         Some(n) if n.ready && n.availability == "active" => return None,
         Some(n) if n.ready => (
@@ -86,6 +148,10 @@ pub(super) fn node_away(service: &str, details: &ServiceDetails, nodes: &[NodeDe
                 "bring {} back (if it left: `docker swarm join` on it, then `docker node rm` its old entry on a manager)",
                 n.hostname
             ),
+        ),
+        None if hostname != id => (
+            format!("its volumes are on {hostname} (node {id}), which is no longer in the swarm"),
+            format!("join {hostname} to the swarm again (`docker swarm join` on it)"),
         ),
         None => (
             format!("its volumes are on node {id}, which is no longer in the swarm"),
@@ -187,6 +253,11 @@ mod tests {
         assert!(drained.contains("set to `drain`") && drained.contains("--availability active host-n2"), "{drained}");
         let gone = node_away("cache", &service, &[node("n1", true, "active")]).expect("away").to_string();
         assert!(gone.contains("node n2, which is no longer in the swarm"), "{gone}");
+        // From a record, which also knows the node's hostname.
+        let recorded = volumes_away("cache", "n2", "node-2", &[node("n1", true, "active")]).expect("away").to_string();
+        assert!(recorded.contains("its volumes are on node-2 (node n2), which is no longer in the swarm"), "{recorded}");
+        assert!(recorded.contains("join node-2 to the swarm again"), "{recorded}");
+        assert!(volumes_away("cache", "n2", "node-2", &[node("n2", true, "active")]).is_none());
 
         let replicated = ServiceDetails { constraints: vec!["node.role==worker".into()], ..service };
         assert_eq!(pinned_node(&replicated), None);

@@ -14,7 +14,7 @@ use crate::policy::Workload;
 /// the image's own command: mounts are read-only, and an entrypoint that takes
 /// ownership of its files (RabbitMQ's, PostgreSQL's) must be able to.
 const STAGING_DIR: &str = "/run/provisioner";
-fn short_digest(bytes: &[u8]) -> String {
+pub(super) fn short_digest(bytes: &[u8]) -> String {
     crate::digest::sha256_hex(bytes)[..12].to_string()
 }
 
