@@ -440,7 +440,29 @@ fn swarm_faults_name_the_service_the_cause_and_the_fix() {
 /// node that joins again gets a new id), however the test ends.
 struct Rejoin<'a>(&'a Cluster, &'a str);
 
+/// `run` fails for `service` alone, in one line naming `node`, which holds its volumes,
+/// as away; `other` comes up. That line.
+fn waits_for_its_node(project: &Project, service: &str, node: &str, other: &str) -> String {
+    let shown = failure(project, &["run", "swarm"]);
+    let line = shown.lines().find(|l| l.contains(&format!("service `{service}` cannot run on the swarm"))).unwrap_or_else(|| panic!("{shown}"));
+    assert!(line.contains(&format!("its volumes are on {node}, which is down or has left the swarm")), "{line}");
+    assert!(shown.lines().any(|l| l.starts_with(&format!("{other} ")) && l.contains("ready")), "the other service is unaffected:\n{shown}");
+    line.to_string()
+}
+
 impl Rejoin<'_> {
+    /// The node leaves the swarm; back once the manager counts it down (within its
+    /// heartbeats).
+    fn leave(&self) {
+        let Rejoin(cluster, node) = *self;
+        cluster.docker(Some(node), &["swarm", "leave"]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cluster.docker(None, &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"]).lines().any(|l| l == format!("{node} Down")) {
+            assert!(Instant::now() < deadline, "the manager still counts {node} as up");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     fn rejoin(&self) -> Result<(), String> {
         let Rejoin(cluster, node) = *self;
         let run = |host: &str, args: &[&str]| -> Result<String, String> {
@@ -492,19 +514,12 @@ fn a_worker_that_leaves_stops_only_the_service_whose_volumes_it_holds() {
     // The worker holding the cache's volume leaves; the manager notices it within
     // its heartbeats.
     let rejoin = Rejoin(&cluster, LEAVING);
-    cluster.docker(Some(LEAVING), &["swarm", "leave"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cluster.docker(None, &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"]).lines().any(|l| l == format!("{LEAVING} Down")) {
-        assert!(Instant::now() < deadline, "the manager still counts {LEAVING} as up");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    rejoin.leave();
 
     // The cache cannot run without it: one line with the service, the node and the
     // fix, not an empty cache elsewhere; the other service is unaffected.
-    let shown = failure(&project, &["run", "swarm"]);
-    let line = shown.lines().find(|l| l.contains("service `cache` cannot run on the swarm")).unwrap_or_else(|| panic!("{shown}"));
-    assert!(line.contains(&format!("its volumes are on {LEAVING}, which is down or has left the swarm")) && line.contains("docker swarm join"), "{line}");
-    assert!(shown.lines().any(|l| l.starts_with("sessions ") && l.contains("ready")), "the other service is unaffected:\n{shown}");
+    let line = waits_for_its_node(&project, "cache", LEAVING, "sessions");
+    assert!(line.contains("docker swarm join"), "{line}");
 
     // Back in the swarm (under a new node id), a rerun converges: the cache follows
     // its volume back to the node.
@@ -517,16 +532,8 @@ fn a_worker_that_leaves_stops_only_the_service_whose_volumes_it_holds() {
     // volumes are still stops it from starting empty elsewhere while the node is away.
     project.ok(&["teardown", "--keep-volumes", "swarm"]);
     project.edit(&format!("cache = \"node.hostname=={LEAVING}\", "), "");
-    cluster.docker(Some(LEAVING), &["swarm", "leave"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !cluster.docker(None, &["node", "ls", "--format", "{{.Hostname}} {{.Status}}"]).lines().any(|l| l == format!("{LEAVING} Down")) {
-        assert!(Instant::now() < deadline, "the manager still counts {LEAVING} as up");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let shown = failure(&project, &["run", "swarm"]);
-    let line = shown.lines().find(|l| l.contains("service `cache` cannot run on the swarm")).unwrap_or_else(|| panic!("{shown}"));
-    assert!(line.contains(&format!("its volumes are on {LEAVING}, which is down or has left the swarm")), "{line}");
-    assert!(shown.lines().any(|l| l.starts_with("sessions ") && l.contains("ready")), "the other service is unaffected:\n{shown}");
+    rejoin.leave();
+    waits_for_its_node(&project, "cache", LEAVING, "sessions");
     rejoin.rejoin().unwrap_or_else(|e| panic!("{e}"));
     project.ok(&["run", "swarm"]);
     assert_eq!(project.placement_of("cache").iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), [LEAVING], "back on its volumes");
